@@ -1,0 +1,595 @@
+//! Detectors: the built-in pack (data in `builtin.toml`) and custom classes, compiled once.
+//!
+//! Scanning one text is three cheap gates before any regex runs:
+//! 1. key hints: a JSON/form key such as `email` or `dob` selects the value detectors for it;
+//! 2. an Aho-Corasick prefilter over every detector keyword (`@`, `AKIA`, `eyJ`, ...), run once
+//!    per text, tells which keyword-gated detectors can match at all;
+//! 3. a digit count gates the digit-shaped detectors (cards need 13 digits, SSNs 9, ...).
+//!
+//! Only the detectors that pass run their regex; each match then passes a boundary check, a
+//! validator (Luhn, mod-97, SSN rules, ...) and a confidence threshold that key hints and nearby
+//! context words can raise.
+
+pub(crate) mod validate;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use crate::error::PolicyError;
+use crate::manifest::{ClassSpec, Validator};
+
+/// The built-in detector pack, embedded at build time.
+pub const BUILTIN_PACK: &str = include_str!("builtin.toml");
+
+/// At most this many detectors (built-in and custom) per policy: detector sets are `u128` masks.
+pub(crate) const MAX_DETECTORS: usize = 128;
+
+pub(crate) type ClassId = u16;
+
+/// A set of detector indices.
+pub(crate) type DetectorMask = u128;
+
+/// How a match must be separated from its surroundings.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Boundary {
+    None,
+    #[default]
+    Word,
+    Token,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    detector: Vec<PackDetector>,
+}
+
+/// One detector as written in the pack file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PackDetector {
+    id: String,
+    class: String,
+    pattern: Option<String>,
+    group: usize,
+    keywords: Vec<String>,
+    min_digits: usize,
+    validator: Option<Validator>,
+    boundary: Boundary,
+    confidence: f32,
+    hint_boost: Option<f32>,
+    context_boost: Option<f32>,
+    key_hints: Vec<String>,
+    negative_key_hints: Vec<String>,
+    context: Vec<String>,
+    value_pattern: Option<String>,
+    parent_hints: Vec<String>,
+    allow: Vec<String>,
+}
+
+/// A compiled detector.
+#[derive(Debug)]
+pub(crate) struct Detector {
+    pub(crate) id: Arc<str>,
+    pub(crate) class: ClassId,
+    regex: Option<Regex>,
+    group: usize,
+    has_keywords: bool,
+    min_digits: usize,
+    validator: Option<Validator>,
+    boundary: Boundary,
+    confidence: f32,
+    hint_boost: f32,
+    context_boost: f32,
+    key_hints: HashSet<String>,
+    negative_key_hints: HashSet<String>,
+    context: Vec<Vec<u8>>,
+    value_regex: Option<Regex>,
+    parent_hints: HashSet<String>,
+    allow: HashSet<Vec<u8>>,
+}
+
+/// Where a text sits: the normalized JSON/form key and the key of its parent object.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyCtx<'a> {
+    pub(crate) key: Option<&'a str>,
+    pub(crate) parent: Option<&'a str>,
+}
+
+/// A detector match in a scanned text (offsets into that text).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Hit {
+    pub(crate) detector: u16,
+    pub(crate) class: ClassId,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) confidence: f32,
+}
+
+/// Class names, interned.
+#[derive(Debug, Default)]
+pub(crate) struct ClassTable {
+    names: Vec<Arc<str>>,
+    index: HashMap<String, ClassId>,
+}
+
+impl ClassTable {
+    pub(crate) fn id(&self, name: &str) -> Option<ClassId> {
+        self.index.get(name).copied()
+    }
+    pub(crate) fn name(&self, id: ClassId) -> &Arc<str> {
+        &self.names[usize::from(id)]
+    }
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| n.as_ref())
+    }
+    fn intern(&mut self, name: &str) -> ClassId {
+        if let Some(id) = self.index.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as ClassId;
+        self.names.push(Arc::from(name));
+        self.index.insert(name.to_string(), id);
+        id
+    }
+}
+
+/// All detectors of a policy, with their shared prefilter.
+#[derive(Debug)]
+pub(crate) struct Detectors {
+    pub(crate) list: Vec<Detector>,
+    pub(crate) classes: ClassTable,
+    prefilter: Option<AhoCorasick>,
+    /// For each prefilter pattern, the detectors it triggers.
+    keyword_owner: Vec<DetectorMask>,
+    keyword_gated: DetectorMask,
+    pattern_detectors: DetectorMask,
+    /// Normalized key name -> value detectors hinted by it.
+    value_hints: HashMap<String, DetectorMask>,
+}
+
+/// Lower-cases ASCII and drops `_`, `-`, `.` and spaces: `phoneNumber`, `phone_number` and
+/// `Phone-Number` all become `phonenumber`.
+pub(crate) fn normalize_key(key: &str, out: &mut String) {
+    out.clear();
+    out.extend(
+        key.chars()
+            .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+            .map(|c| c.to_ascii_lowercase()),
+    );
+}
+
+fn normalized(key: &str) -> String {
+    let mut s = String::new();
+    normalize_key(key, &mut s);
+    s
+}
+
+fn compile_regex(pattern: &str, anchored: bool) -> Result<Regex, String> {
+    let p = if anchored {
+        format!("^(?:{pattern})$")
+    } else {
+        pattern.to_string()
+    };
+    RegexBuilder::new(&p)
+        .size_limit(4 << 20)
+        .dfa_size_limit(8 << 20)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => {
+                format!("regex is too large (compiled size exceeds {limit} bytes)")
+            }
+            other => format!("invalid regex: {}", other.to_string().replace('\n', " ")),
+        })
+}
+
+impl Detectors {
+    /// Compiles the built-in pack plus the manifest's custom classes.
+    pub(crate) fn compile(custom: &[ClassSpec]) -> Result<Detectors, PolicyError> {
+        let pack: PackFile = toml::from_str(BUILTIN_PACK)
+            .map_err(|e| PolicyError::new("<builtin pack>", e.to_string()))?;
+        let mut classes = ClassTable::default();
+        let mut specs = Vec::with_capacity(pack.detector.len() + custom.len());
+        for d in pack.detector {
+            let loc = format!("<builtin pack>.detector[{}]", d.id);
+            specs.push((loc, d));
+        }
+        for c in &pack_classes_sorted(&specs) {
+            classes.intern(c);
+        }
+        for (i, c) in custom.iter().enumerate() {
+            let loc = format!("classes[{i}]");
+            if classes.id(&c.name).is_some() {
+                return Err(PolicyError::new(
+                    format!("{loc}.name"),
+                    format!("class `{}` is already defined (built-in or earlier)", c.name),
+                ));
+            }
+            if !valid_class_name(&c.name) {
+                return Err(PolicyError::new(
+                    format!("{loc}.name"),
+                    format!("`{}` is not a valid class name ([a-z][a-z0-9_]*, at most 64)", c.name),
+                ));
+            }
+            classes.intern(&c.name);
+            specs.push((loc, custom_to_pack(c)?));
+        }
+        if specs.len() > MAX_DETECTORS {
+            return Err(PolicyError::new(
+                "classes",
+                format!("too many detectors ({}; at most {MAX_DETECTORS})", specs.len()),
+            ));
+        }
+        let mut list = Vec::with_capacity(specs.len());
+        let mut keywords: Vec<String> = Vec::new();
+        let mut keyword_owner: Vec<DetectorMask> = Vec::new();
+        let mut keyword_gated = 0;
+        let mut pattern_detectors = 0;
+        let mut value_hints: HashMap<String, DetectorMask> = HashMap::new();
+        for (i, (loc, d)) in specs.into_iter().enumerate() {
+            let bit: DetectorMask = 1 << i;
+            let class = classes.intern(&d.class);
+            let regex = d
+                .pattern
+                .as_deref()
+                .map(|p| compile_regex(p, false))
+                .transpose()
+                .map_err(|m| PolicyError::new(format!("{loc}.pattern"), m))?;
+            if let Some(r) = &regex {
+                if d.group >= r.captures_len() {
+                    return Err(PolicyError::new(
+                        format!("{loc}.group"),
+                        format!("the pattern has no capture group {}", d.group),
+                    ));
+                }
+                pattern_detectors |= bit;
+            }
+            let value_regex = d
+                .value_pattern
+                .as_deref()
+                .map(|p| compile_regex(p, true))
+                .transpose()
+                .map_err(|m| PolicyError::new(format!("{loc}.value_pattern"), m))?;
+            if value_regex.is_some() {
+                for h in &d.key_hints {
+                    *value_hints.entry(normalized(h)).or_default() |= bit;
+                }
+            }
+            if regex.is_some() && !d.keywords.is_empty() {
+                keyword_gated |= bit;
+                for k in &d.keywords {
+                    if let Some(pos) = keywords.iter().position(|x| x.eq_ignore_ascii_case(k)) {
+                        keyword_owner[pos] |= bit;
+                    } else {
+                        keywords.push(k.clone());
+                        keyword_owner.push(bit);
+                    }
+                }
+            }
+            list.push(Detector {
+                id: Arc::from(d.id.as_str()),
+                class,
+                regex,
+                group: d.group,
+                has_keywords: !d.keywords.is_empty(),
+                min_digits: d.min_digits,
+                validator: d.validator,
+                boundary: d.boundary,
+                confidence: d.confidence,
+                hint_boost: d.hint_boost.unwrap_or(0.1),
+                context_boost: d.context_boost.unwrap_or(0.1),
+                key_hints: d.key_hints.iter().map(|h| normalized(h)).collect(),
+                negative_key_hints: d.negative_key_hints.iter().map(|h| normalized(h)).collect(),
+                context: d.context.iter().map(|w| w.to_lowercase().into_bytes()).collect(),
+                value_regex,
+                parent_hints: d.parent_hints.iter().map(|h| normalized(h)).collect(),
+                allow: d.allow.iter().map(|a| a.to_lowercase().into_bytes()).collect(),
+            });
+        }
+        let prefilter = if keywords.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&keywords)
+                    .map_err(|e| PolicyError::new("classes", format!("keyword prefilter: {e}")))?,
+            )
+        };
+        Ok(Detectors {
+            list,
+            classes,
+            prefilter,
+            keyword_owner,
+            keyword_gated,
+            pattern_detectors,
+            value_hints,
+        })
+    }
+
+    /// Every detector.
+    pub(crate) fn all(&self) -> DetectorMask {
+        if self.list.len() == MAX_DETECTORS {
+            DetectorMask::MAX
+        } else {
+            (1 << self.list.len()) - 1
+        }
+    }
+
+    /// The detectors of the given classes.
+    pub(crate) fn for_classes(&self, classes: &HashSet<ClassId>) -> DetectorMask {
+        self.list
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| classes.contains(&d.class))
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+
+    /// Scans `text`, appending hits of the `enabled` detectors at or above `min_confidence`.
+    pub(crate) fn scan(
+        &self,
+        text: &[u8],
+        ctx: KeyCtx<'_>,
+        enabled: DetectorMask,
+        min_confidence: f32,
+        out: &mut Vec<Hit>,
+    ) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(key) = ctx.key {
+            if let Some(mask) = self.value_hints.get(key) {
+                let m = mask & enabled;
+                if m != 0 {
+                    self.scan_value(text, ctx, m, min_confidence, out);
+                }
+            }
+        }
+        let candidates = enabled & self.pattern_detectors;
+        if candidates == 0 {
+            return;
+        }
+        let mut triggered: DetectorMask = 0;
+        let wanted = candidates & self.keyword_gated;
+        if wanted != 0 {
+            if let Some(ac) = &self.prefilter {
+                for m in ac.find_overlapping_iter(text) {
+                    triggered |= self.keyword_owner[m.pattern().as_usize()];
+                    if triggered & wanted == wanted {
+                        break;
+                    }
+                }
+            }
+        }
+        let digits = count_digits(text);
+        let mut m = candidates;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let d = &self.list[i];
+            if d.has_keywords && triggered & (1 << i) == 0 {
+                continue;
+            }
+            if digits < d.min_digits {
+                continue;
+            }
+            self.run_pattern(i, d, text, ctx, min_confidence, out);
+        }
+    }
+
+    fn run_pattern(
+        &self,
+        index: usize,
+        d: &Detector,
+        text: &[u8],
+        ctx: KeyCtx<'_>,
+        min_confidence: f32,
+        out: &mut Vec<Hit>,
+    ) {
+        let Some(re) = &d.regex else { return };
+        let mut caps = (d.group > 0).then(|| re.capture_locations());
+        let mut pos = 0;
+        while pos <= text.len() {
+            let (mstart, mend, vstart, vend) = match &mut caps {
+                None => match re.find_at(text, pos) {
+                    Some(m) => (m.start(), m.end(), m.start(), m.end()),
+                    None => break,
+                },
+                Some(locs) => match re.captures_read_at(locs, text, pos) {
+                    Some(m) => match locs.get(d.group) {
+                        Some((s, e)) => (m.start(), m.end(), s, e),
+                        None => (m.start(), m.end(), m.end(), m.end()),
+                    },
+                    None => break,
+                },
+            };
+            let accepted = if vend > vstart { self.accept(d, text, vstart, vend, ctx) } else { None };
+            match accepted {
+                Some(confidence) if confidence >= min_confidence => {
+                    out.push(Hit {
+                        detector: index as u16,
+                        class: d.class,
+                        start: vstart,
+                        end: vend,
+                        confidence,
+                    });
+                    pos = if mend > mstart { mend } else { mend + 1 };
+                }
+                // A rejected candidate may hide a real one starting inside it (e.g. a card
+                // number after an order number): retry from the next token.
+                _ => pos = next_token_start(text, mstart),
+            }
+        }
+    }
+
+    /// Checks a candidate match; returns its confidence when it is a finding.
+    fn accept(&self, d: &Detector, text: &[u8], s: usize, e: usize, ctx: KeyCtx<'_>) -> Option<f32> {
+        if !boundary_ok(text, s, e, d.boundary) {
+            return None;
+        }
+        let value = &text[s..e];
+        if let Some(v) = d.validator {
+            if !validate::check(v, value) {
+                return None;
+            }
+        }
+        if !d.allow.is_empty() && d.allow.contains(&value.to_ascii_lowercase()) {
+            return None;
+        }
+        let mut confidence = d.confidence;
+        if let Some(key) = ctx.key {
+            if d.key_hints.contains(key) {
+                confidence += d.hint_boost;
+            }
+            if d.negative_key_hints.contains(key) {
+                confidence -= 0.5;
+            }
+        }
+        if !d.context.is_empty() {
+            let window = text[s.saturating_sub(48)..s].to_ascii_lowercase();
+            if d.context.iter().any(|w| contains(&window, w)) {
+                confidence += d.context_boost;
+            }
+        }
+        Some(confidence.min(1.0))
+    }
+
+    /// Value detectors: the whole (trimmed) value of a hinted key.
+    fn scan_value(
+        &self,
+        text: &[u8],
+        ctx: KeyCtx<'_>,
+        mask: DetectorMask,
+        min_confidence: f32,
+        out: &mut Vec<Hit>,
+    ) {
+        let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
+        let end = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |p| p + 1);
+        if start >= end {
+            return;
+        }
+        let value = &text[start..end];
+        let mut m = mask;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let d = &self.list[i];
+            if !d.parent_hints.is_empty() && !ctx.parent.is_some_and(|p| d.parent_hints.contains(p)) {
+                continue;
+            }
+            let Some(re) = &d.value_regex else { continue };
+            if !re.is_match(value) {
+                continue;
+            }
+            if let Some(v) = d.validator {
+                if !validate::check(v, value) {
+                    continue;
+                }
+            }
+            if !d.allow.is_empty() && d.allow.contains(&value.to_ascii_lowercase()) {
+                continue;
+            }
+            if d.confidence >= min_confidence {
+                out.push(Hit {
+                    detector: i as u16,
+                    class: d.class,
+                    start,
+                    end,
+                    confidence: d.confidence,
+                });
+            }
+        }
+    }
+}
+
+fn pack_classes_sorted(specs: &[(String, PackDetector)]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for (_, d) in specs {
+        if !seen.contains(&d.class) {
+            seen.push(d.class.clone());
+        }
+    }
+    seen
+}
+
+pub(crate) fn valid_class_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn custom_to_pack(c: &ClassSpec) -> Result<PackDetector, PolicyError> {
+    let confidence = c.confidence.unwrap_or(0.8);
+    if c.pattern.is_none() && c.key_hints.is_empty() {
+        return Err(PolicyError::new(
+            format!("classes[{}]", c.name),
+            "a class needs a `pattern`, `keyHints`, or both",
+        ));
+    }
+    Ok(PackDetector {
+        id: format!("custom.{}", c.name),
+        class: c.name.clone(),
+        pattern: c.pattern.clone(),
+        keywords: c.keywords.clone(),
+        validator: c.validator,
+        boundary: Boundary::None,
+        confidence,
+        key_hints: c.key_hints.clone(),
+        context: c.context_words.clone(),
+        // With a pattern, key hints raise confidence; without, the hinted value is the finding.
+        value_pattern: if c.pattern.is_none() {
+            Some("(?s:.+)".to_string())
+        } else {
+            None
+        },
+        allow: c.allow.clone(),
+        ..PackDetector::default()
+    })
+}
+
+fn count_digits(text: &[u8]) -> usize {
+    text.iter().filter(|b| b.is_ascii_digit()).count()
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn boundary_ok(text: &[u8], s: usize, e: usize, boundary: Boundary) -> bool {
+    let before = s.checked_sub(1).map(|i| text[i]);
+    let after = text.get(e).copied();
+    match boundary {
+        Boundary::None => true,
+        Boundary::Word => !before.is_some_and(is_word) && !after.is_some_and(is_word),
+        Boundary::Token => {
+            let joins = |b: Option<u8>, beyond: Option<u8>| {
+                b.is_some_and(is_word)
+                    || (b.is_some_and(|c| matches!(c, b'-' | b'.' | b'_'))
+                        && beyond.is_some_and(|c| c.is_ascii_alphanumeric()))
+            };
+            let before2 = s.checked_sub(2).map(|i| text[i]);
+            let after2 = text.get(e + 1).copied();
+            !joins(before, before2) && !joins(after, after2)
+        }
+    }
+}
+
+/// The position after the alphanumeric run that starts at `from` (at least `from + 1`).
+fn next_token_start(text: &[u8], from: usize) -> usize {
+    let mut p = from + 1;
+    while p < text.len() && text[p].is_ascii_alphanumeric() && text[p - 1].is_ascii_alphanumeric() {
+        p += 1;
+    }
+    p
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,368 @@
+//! Checksums and structural checks run on a regex match before it becomes a finding.
+//!
+//! Each validator answers one question: "is this match really a value of the class?" They are
+//! what separates a card number from a 16-digit order number, an SSN from any nine digits, an
+//! IBAN from a SKU.
+
+use std::net::Ipv6Addr;
+
+use crate::manifest::Validator;
+
+/// Runs `validator` on the matched bytes.
+pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
+    match validator {
+        Validator::Luhn => luhn(&digits(m)),
+        Validator::Mod97 => iban_mod97(m),
+        Validator::CreditCard => credit_card(m),
+        Validator::UsSsn => us_ssn(m),
+        Validator::Iban => iban(m),
+        Validator::Ipv4 => ipv4(m),
+        Validator::Ipv6 => ipv6(m),
+        Validator::Mac => mac(m),
+        Validator::Email => email(m),
+        Validator::Phone => phone(m),
+        Validator::Entropy => secret_like(m),
+        Validator::Date => date(m),
+        Validator::Street => street(m),
+    }
+}
+
+/// Street addresses (by key hint): some letters and a house number or a second line.
+fn street(m: &[u8]) -> bool {
+    let letters = m.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    let has_digit = m.iter().any(u8::is_ascii_digit);
+    let non_ascii = m.iter().any(|b| *b >= 0x80);
+    (letters >= 3 || non_ascii) && has_digit && !m.contains(&b'@') && !m.starts_with(b"http")
+}
+
+fn digits(m: &[u8]) -> Vec<u8> {
+    m.iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| b - b'0')
+        .collect()
+}
+
+/// The Luhn (mod 10) checksum over decimal digits.
+pub(crate) fn luhn(d: &[u8]) -> bool {
+    if d.len() < 2 {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, &x) in d.iter().rev().enumerate() {
+        let mut v = u32::from(x);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+fn credit_card(m: &[u8]) -> bool {
+    // Separators must be consistent: none, or all spaces, or all dashes.
+    let seps: Vec<u8> = m.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
+    if let Some(first) = seps.first() {
+        if seps.iter().any(|s| s != first) {
+            return false;
+        }
+    }
+    let d = digits(m);
+    if !(13..=19).contains(&d.len()) || !luhn(&d) {
+        return false;
+    }
+    // All the same digit (0000 0000 ...) passes Luhn but is no card.
+    if d.iter().all(|x| *x == d[0]) {
+        return false;
+    }
+    let n = |k: usize| d[..k].iter().fold(0u32, |a, x| a * 10 + u32::from(*x));
+    let len = d.len();
+    let (p1, p2, p3, p4, p6) = (n(1), n(2), n(3), n(4), n(6));
+    match p1 {
+        4 => matches!(len, 13 | 16 | 19),                                     // Visa
+        5 if (51..=55).contains(&p2) => len == 16,                            // Mastercard
+        5 if p2 == 50 || (56..=59).contains(&p2) => (12..=19).contains(&len), // Maestro
+        2 if (2221..=2720).contains(&p4) => len == 16,                        // Mastercard 2-series
+        3 if p2 == 34 || p2 == 37 => len == 15,                               // Amex
+        3 if (3528..=3589).contains(&p4) => (16..=19).contains(&len),         // JCB
+        3 if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 => {
+            (14..=19).contains(&len) // Diners
+        }
+        6 if p4 == 6011 || p2 == 65 || (644..=649).contains(&p3) => (16..=19).contains(&len), // Discover
+        6 if (622126..=622925).contains(&p6) || p2 == 62 => (16..=19).contains(&len), // UnionPay
+        6 if p2 == 63 || p2 == 67 || p2 == 68 || p2 == 69 || p2 == 60 || p2 == 61 => {
+            (12..=19).contains(&len) // Maestro
+        }
+        _ => false,
+    }
+}
+
+fn us_ssn(m: &[u8]) -> bool {
+    let d = digits(m);
+    if d.len() != 9 {
+        return false;
+    }
+    // Separators, if any, must be the same ("123-45 6789" is not an SSN).
+    let seps: Vec<u8> = m.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
+    if seps.len() == 2 && seps[0] != seps[1] {
+        return false;
+    }
+    let area = u32::from(d[0]) * 100 + u32::from(d[1]) * 10 + u32::from(d[2]);
+    let group = u32::from(d[3]) * 10 + u32::from(d[4]);
+    let serial = d[5..].iter().fold(0u32, |a, x| a * 10 + u32::from(*x));
+    if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
+        return false;
+    }
+    // Numbers the SSA never issued and that appear in documentation everywhere.
+    !matches!(
+        (area, group, serial),
+        (78, 5, 1120) | (219, 9, 9999) | (123, 45, 6789)
+    )
+}
+
+/// IBAN length per country (ISO 13616 registry).
+fn iban_length(country: &[u8]) -> Option<usize> {
+    const TABLE: &[(&[u8; 2], usize)] = &[
+        (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16),
+        (b"BG", 22), (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22), (b"CY", 28),
+        (b"CZ", 24), (b"DE", 22), (b"DK", 18), (b"DO", 28), (b"EE", 20), (b"EG", 29), (b"ES", 24),
+        (b"FI", 18), (b"FO", 18), (b"FR", 27), (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18),
+        (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28), (b"IE", 22), (b"IL", 23), (b"IQ", 23),
+        (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30), (b"KZ", 20), (b"LB", 28), (b"LC", 32),
+        (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"MC", 27), (b"MD", 24), (b"ME", 22),
+        (b"MK", 19), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"NL", 18), (b"NO", 15), (b"PK", 24),
+        (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"SA", 24),
+        (b"SC", 31), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"ST", 25), (b"SV", 28),
+        (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20),
+    ];
+    TABLE
+        .iter()
+        .find(|(c, _)| c.as_slice() == country)
+        .map(|(_, n)| *n)
+}
+
+fn compact(m: &[u8]) -> Vec<u8> {
+    m.iter().copied().filter(|b| *b != b' ').collect()
+}
+
+fn iban(m: &[u8]) -> bool {
+    let s = compact(m);
+    s.len() >= 4 && iban_length(&s[..2]) == Some(s.len()) && iban_mod97(&s)
+}
+
+/// ISO 7064 mod 97-10 over an IBAN-shaped string (country, check digits, BBAN).
+fn iban_mod97(m: &[u8]) -> bool {
+    let s = compact(m);
+    if s.len() < 5 || !s.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let mut rem: u32 = 0;
+    for &b in s[4..].iter().chain(&s[..4]) {
+        let v = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            b'a'..=b'z' => u32::from(b - b'a') + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+    }
+    rem == 1
+}
+
+fn ipv4(m: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(m) else {
+        return false;
+    };
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.len() <= 3 && (p.len() == 1 || !p.starts_with('0')) && p.parse::<u8>().is_ok()
+        })
+        // 0.0.0.0 and x.0.0.0 forms are masks/placeholders far more often than addresses.
+        && !s.starts_with("0.")
+}
+
+fn ipv6(m: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(m) else {
+        return false;
+    };
+    let addr = s.split('%').next().unwrap_or(s);
+    let groups = addr.split(':').filter(|g| !g.is_empty()).count();
+    // "a::b" or "10:30:00" parse or nearly do; real addresses have three groups or more.
+    if groups < 3 && !addr.starts_with("::") {
+        return false;
+    }
+    if addr.starts_with("::") && groups < 1 {
+        return false;
+    }
+    addr.parse::<Ipv6Addr>().is_ok()
+}
+
+fn mac(m: &[u8]) -> bool {
+    if m.contains(&b'.') {
+        return m.len() == 14;
+    }
+    // Consistent separator, and not all-zero / all-ff placeholders? Those are real MACs, keep.
+    let seps: Vec<u8> = m.iter().copied().filter(|b| *b == b':' || *b == b'-').collect();
+    seps.len() == 5 && seps.iter().all(|s| *s == seps[0])
+}
+
+fn email(m: &[u8]) -> bool {
+    let Some(at) = m.iter().position(|b| *b == b'@') else {
+        return false;
+    };
+    let local = &m[..at];
+    let domain = &m[at + 1..];
+    if local.ends_with(b".") || local.windows(2).any(|w| w == b"..") {
+        return false;
+    }
+    let tld = domain.rsplit(|b| *b == b'.').next().unwrap_or(b"");
+    let tld = tld.to_ascii_lowercase();
+    // Asset references such as "logo@2x.png" look like addresses but end in a file extension.
+    const FILE_EXTENSIONS: &[&[u8]] = &[
+        b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"css", b"js", b"json", b"map",
+        b"woff", b"woff2", b"ttf", b"bmp", b"tiff", b"mp4", b"mp3", b"txt", b"yaml", b"yml",
+    ];
+    !FILE_EXTENSIONS.contains(&tld.as_slice())
+}
+
+fn phone(m: &[u8]) -> bool {
+    let d = digits(m);
+    if !(7..=15).contains(&d.len()) {
+        return false;
+    }
+    if d.iter().all(|x| *x == d[0]) {
+        return false;
+    }
+    // Dates written with separators look like national numbers: 03-12-2024, 2024.01.15.
+    let parts: Vec<&[u8]> = m
+        .split(|b| matches!(b, b'-' | b'.' | b'/' | b' '))
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.len() == 3 && parts.iter().all(|p| p.iter().all(u8::is_ascii_digit)) {
+        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        let year_last = lens == [2, 2, 4] && (parts[2].starts_with(b"19") || parts[2].starts_with(b"20"));
+        let year_first = lens == [4, 2, 2] && (parts[0].starts_with(b"19") || parts[0].starts_with(b"20"));
+        if year_last || year_first {
+            return false;
+        }
+    }
+    true
+}
+
+/// Secret-looking values: long enough, varied enough, not a placeholder.
+fn secret_like(m: &[u8]) -> bool {
+    if m.len() < 6 {
+        return false;
+    }
+    let lower = m.to_ascii_lowercase();
+    const PLACEHOLDERS: &[&[u8]] = &[
+        b"redacted", b"<redacted>", b"[redacted]", b"null", b"none", b"undefined", b"true",
+        b"false", b"changeme", b"password", b"example", b"xxxxxx", b"your_api_key", b"<token>",
+    ];
+    if PLACEHOLDERS.contains(&lower.as_slice()) || lower.starts_with(b"${") || lower.starts_with(b"{{") {
+        return false;
+    }
+    if m.iter().all(|b| *b == m[0]) || m.starts_with(b"[REDACTED") || m.starts_with(b"hmac:") || m.starts_with(b"tok:") {
+        return false;
+    }
+    shannon_entropy(m) >= 2.5
+}
+
+/// Shannon entropy in bits per byte.
+pub(crate) fn shannon_entropy(m: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &b in m {
+        counts[b as usize] += 1;
+    }
+    let n = m.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// A plausible calendar date (for dates of birth found by key hint or context).
+fn date(m: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(m) else {
+        return false;
+    };
+    let nums: Vec<u32> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let plausible_year = |y: u32| (1900..=2100).contains(&y) || y < 100;
+    match nums.as_slice() {
+        [ymd] if s.len() == 8 => {
+            let (y, mo, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
+            (1900..=2100).contains(&y) && (1..=12).contains(&mo) && (1..=31).contains(&d)
+        }
+        // "12 March 1985", "March 12, 1985", "1985" alone is not enough
+        [a, y] => plausible_year(*y) && (1..=31).contains(a) && s.chars().any(char::is_alphabetic),
+        [a, b, c, ..] => {
+            if *a >= 1000 {
+                plausible_year(*a) && (1..=12).contains(b) && (1..=31).contains(c)
+            } else {
+                plausible_year(*c) && (1..=31).contains(a) && (1..=31).contains(b) && (*a <= 12 || *b <= 12)
+            }
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_accepts_test_cards_and_rejects_off_by_one() {
+        assert!(credit_card(b"4111111111111111"));
+        assert!(credit_card(b"5500 0000 0000 0004"));
+        assert!(credit_card(b"2223-0031-2200-3222"));
+        assert!(credit_card(b"378282246310005"));
+        assert!(!credit_card(b"4111111111111112"));
+        assert!(!credit_card(b"4111-1111 1111-1111"), "mixed separators");
+        assert!(!credit_card(b"1234567812345670"), "no brand starts with 1");
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert!(us_ssn(b"536-22-1234"));
+        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "536-00-1234", "536-22-0000", "536-22 1234"] {
+            assert!(!us_ssn(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn iban_checksum_and_length() {
+        assert!(iban(b"DE89370400440532013000"));
+        assert!(iban(b"GB82 WEST 1234 5698 7654 32"));
+        assert!(!iban(b"DE89370400440532013001"));
+        assert!(!iban(b"DE8937040044053201300"), "wrong length");
+    }
+
+    #[test]
+    fn ip_forms() {
+        assert!(ipv4(b"192.168.1.20"));
+        assert!(!ipv4(b"192.168.01.20"));
+        assert!(ipv6(b"2001:db8::8a2e:370:7334"));
+        assert!(ipv6(b"fe80::1ff:fe23:4567:890a%eth0"));
+        assert!(!ipv6(b"10:30:00"));
+        assert!(!ipv6(b"00:1A:2B:3C:4D:5E"));
+    }
+
+    #[test]
+    fn dates() {
+        assert!(date(b"1985-03-12"));
+        assert!(date(b"12/03/1985"));
+        assert!(date(b"March 12, 1985"));
+        assert!(!date(b"1985-13-45"));
+    }
+}

@@ -1,0 +1,510 @@
+//! A validating JSON walker that reports every value with its raw byte span and path.
+//!
+//! No DOM is built and nothing is re-serialised: the inspector rewrites bodies by splicing raw
+//! bytes, so the output is byte-identical outside the replaced spans. The walker is iterative (an
+//! explicit stack), so deep nesting cannot overflow the call stack; depth is capped anyway.
+
+use crate::detect::normalize_key;
+use crate::jsonpath::Step;
+
+/// Nesting deeper than this is rejected as malformed.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// What a value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A string; `escaped` when it contains backslash escapes.
+    String { escaped: bool },
+    Number,
+    Literal,
+    Object,
+    Array { len: usize },
+}
+
+/// A value and where it is in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Value {
+    pub(crate) kind: Kind,
+    /// Start of the whole value (the opening quote / brace / first digit).
+    pub(crate) outer_start: usize,
+    /// End of the whole value (after the closing quote / brace / last digit).
+    pub(crate) outer_end: usize,
+    /// Where the member starts: the key's opening quote for object members, else `outer_start`.
+    pub(crate) member_start: usize,
+}
+
+impl Value {
+    /// The content span: inside the quotes for strings, the whole value otherwise.
+    pub(crate) fn inner(&self) -> (usize, usize) {
+        match self.kind {
+            Kind::String { .. } => (self.outer_start + 1, self.outer_end - 1),
+            _ => (self.outer_start, self.outer_end),
+        }
+    }
+}
+
+/// A malformed document: byte offset and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyntaxError {
+    pub(crate) offset: usize,
+    pub(crate) message: &'static str,
+}
+
+#[derive(Debug, Default)]
+struct Segment {
+    is_key: bool,
+    index: usize,
+    key_start: usize,
+    key_end: usize,
+    /// The decoded key when it contains escapes.
+    decoded: Option<String>,
+    /// The key normalized for hint lookups.
+    normalized: String,
+}
+
+/// The path of the current value. Segments are reused between members to avoid allocating.
+#[derive(Debug, Default)]
+pub(crate) struct PathStack {
+    segments: Vec<Segment>,
+    depth: usize,
+}
+
+impl PathStack {
+    fn push_key(&mut self, body: &[u8], start: usize, end: usize, escaped: bool) -> Result<(), SyntaxError> {
+        if self.depth == self.segments.len() {
+            self.segments.push(Segment::default());
+        }
+        let seg = &mut self.segments[self.depth];
+        self.depth += 1;
+        seg.is_key = true;
+        seg.key_start = start;
+        seg.key_end = end;
+        seg.decoded = None;
+        let raw = &body[start..end];
+        if escaped {
+            let mut out = Vec::new();
+            decode_string(raw, &mut out, None).map_err(|at| SyntaxError {
+                offset: start + at,
+                message: "invalid escape in key",
+            })?;
+            let s = String::from_utf8(out).map_err(|_| SyntaxError {
+                offset: start,
+                message: "key is not valid UTF-8",
+            })?;
+            normalize_key(&s, &mut seg.normalized);
+            seg.decoded = Some(s);
+        } else {
+            let s = std::str::from_utf8(raw).map_err(|_| SyntaxError {
+                offset: start,
+                message: "key is not valid UTF-8",
+            })?;
+            normalize_key(s, &mut seg.normalized);
+        }
+        Ok(())
+    }
+
+    fn push_index(&mut self, index: usize) {
+        if self.depth == self.segments.len() {
+            self.segments.push(Segment::default());
+        }
+        let seg = &mut self.segments[self.depth];
+        self.depth += 1;
+        seg.is_key = false;
+        seg.index = index;
+    }
+
+    fn pop(&mut self) {
+        self.depth -= 1;
+    }
+
+    fn set_index(&mut self, index: usize) {
+        if let Some(seg) = self.depth.checked_sub(1).map(|d| &mut self.segments[d]) {
+            seg.index = index;
+        }
+    }
+
+    /// Whether the current value is the document itself.
+    pub(crate) fn is_root(&self) -> bool {
+        self.depth == 0
+    }
+
+    /// The normalized key of the current value, if it is an object member.
+    pub(crate) fn key(&self) -> Option<&str> {
+        let seg = &self.segments[..self.depth].last()?;
+        seg.is_key.then_some(seg.normalized.as_str())
+    }
+
+    /// The normalized key of the nearest enclosing member above the current value.
+    pub(crate) fn parent_key(&self) -> Option<&str> {
+        let segs = &self.segments[..self.depth];
+        let above = segs.len().checked_sub(1)?;
+        segs[..above].iter().rev().find(|s| s.is_key).map(|s| s.normalized.as_str())
+    }
+
+    /// The concrete path, for matching patterns and rendering.
+    pub(crate) fn steps<'s>(&'s self, body: &'s [u8]) -> Vec<Step<'s>> {
+        self.segments[..self.depth]
+            .iter()
+            .map(|s| {
+                if !s.is_key {
+                    Step::Index(s.index)
+                } else if let Some(d) = &s.decoded {
+                    Step::Key(d.as_str())
+                } else {
+                    // Validated as UTF-8 when pushed.
+                    Step::Key(std::str::from_utf8(&body[s.key_start..s.key_end]).unwrap_or(""))
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    Object { start: usize, member_start: usize },
+    Array { start: usize, member_start: usize, count: usize },
+}
+
+/// Walks `body`, calling `visit` for every value (containers after their children).
+pub(crate) fn walk<F>(body: &[u8], path: &mut PathStack, mut visit: F) -> Result<(), SyntaxError>
+where
+    F: FnMut(&PathStack, &Value),
+{
+    let err = |offset: usize, message: &'static str| SyntaxError { offset, message };
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = skip_ws(body, 0);
+    let mut member_start = i;
+    'value: loop {
+        // Parse one value at `i`.
+        let Some(&c) = body.get(i) else {
+            return Err(err(i, "unexpected end of input, expected a value"));
+        };
+        let value = match c {
+            b'{' | b'[' => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(err(i, "nesting too deep"));
+                }
+                let start = i;
+                i = skip_ws(body, i + 1);
+                if c == b'{' {
+                    stack.push(Frame::Object { start, member_start });
+                    if body.get(i) == Some(&b'}') {
+                        i += 1;
+                        stack.pop();
+                        Value { kind: Kind::Object, outer_start: start, outer_end: i, member_start }
+                    } else {
+                        member_start = i;
+                        i = parse_key(body, i, path)?;
+                        continue 'value;
+                    }
+                } else {
+                    stack.push(Frame::Array { start, member_start, count: 0 });
+                    if body.get(i) == Some(&b']') {
+                        i += 1;
+                        stack.pop();
+                        Value { kind: Kind::Array { len: 0 }, outer_start: start, outer_end: i, member_start }
+                    } else {
+                        path.push_index(0);
+                        member_start = i;
+                        continue 'value;
+                    }
+                }
+            }
+            b'"' => {
+                let (end, escaped) = scan_string(body, i)?;
+                let v = Value { kind: Kind::String { escaped }, outer_start: i, outer_end: end, member_start };
+                i = end;
+                v
+            }
+            b'-' | b'0'..=b'9' => {
+                let end = scan_number(body, i)?;
+                let v = Value { kind: Kind::Number, outer_start: i, outer_end: end, member_start };
+                i = end;
+                v
+            }
+            b't' | b'f' | b'n' => {
+                let lit: &[u8] = match c {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !body[i..].starts_with(lit) {
+                    return Err(err(i, "invalid literal"));
+                }
+                let v = Value { kind: Kind::Literal, outer_start: i, outer_end: i + lit.len(), member_start };
+                i += lit.len();
+                v
+            }
+            _ => return Err(err(i, "unexpected character, expected a value")),
+        };
+        visit(path, &value);
+        // After a value: close containers as far as they end here, or move to the next member.
+        loop {
+            i = skip_ws(body, i);
+            let Some(frame) = stack.last_mut() else {
+                return if i == body.len() { Ok(()) } else { Err(err(i, "trailing characters after the document")) };
+            };
+            match frame {
+                Frame::Object { start, member_start: ms } => {
+                    path.pop();
+                    match body.get(i) {
+                        Some(b',') => {
+                            i = skip_ws(body, i + 1);
+                            member_start = i;
+                            i = parse_key(body, i, path)?;
+                            continue 'value;
+                        }
+                        Some(b'}') => {
+                            i += 1;
+                            let v = Value { kind: Kind::Object, outer_start: *start, outer_end: i, member_start: *ms };
+                            stack.pop();
+                            visit(path, &v);
+                        }
+                        _ => return Err(err(i, "expected ',' or '}'")),
+                    }
+                }
+                Frame::Array { start, member_start: ms, count } => {
+                    *count += 1;
+                    match body.get(i) {
+                        Some(b',') => {
+                            path.set_index(*count);
+                            i = skip_ws(body, i + 1);
+                            member_start = i;
+                            continue 'value;
+                        }
+                        Some(b']') => {
+                            path.pop();
+                            i += 1;
+                            let v = Value { kind: Kind::Array { len: *count }, outer_start: *start, outer_end: i, member_start: *ms };
+                            stack.pop();
+                            visit(path, &v);
+                        }
+                        _ => return Err(err(i, "expected ',' or ']'")),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parses `"key" :` at `i`, pushes the key, returns the position of the member's value.
+fn parse_key(body: &[u8], i: usize, path: &mut PathStack) -> Result<usize, SyntaxError> {
+    if body.get(i) != Some(&b'"') {
+        return Err(SyntaxError { offset: i, message: "expected a string key" });
+    }
+    let (end, escaped) = scan_string(body, i)?;
+    path.push_key(body, i + 1, end - 1, escaped)?;
+    let j = skip_ws(body, end);
+    if body.get(j) != Some(&b':') {
+        return Err(SyntaxError { offset: j, message: "expected ':'" });
+    }
+    Ok(skip_ws(body, j + 1))
+}
+
+fn skip_ws(body: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = body.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Finds the end of the string starting at the quote at `i`; returns (end after the closing
+/// quote, whether it has escapes).
+fn scan_string(body: &[u8], i: usize) -> Result<(usize, bool), SyntaxError> {
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        let Some(off) = body[j..].iter().position(|b| *b == b'"' || *b == b'\\' || *b < 0x20) else {
+            return Err(SyntaxError { offset: i, message: "unterminated string" });
+        };
+        j += off;
+        match body[j] {
+            b'"' => return Ok((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                if j + 1 >= body.len() {
+                    return Err(SyntaxError { offset: j, message: "unterminated string" });
+                }
+                j += 2;
+            }
+            _ => return Err(SyntaxError { offset: j, message: "control character in string" }),
+        }
+    }
+}
+
+fn scan_number(body: &[u8], i: usize) -> Result<usize, SyntaxError> {
+    let bad = |o| SyntaxError { offset: o, message: "invalid number" };
+    let mut j = i;
+    if body.get(j) == Some(&b'-') {
+        j += 1;
+    }
+    match body.get(j) {
+        Some(b'0') => j += 1,
+        Some(b'1'..=b'9') => {
+            while body.get(j).is_some_and(u8::is_ascii_digit) {
+                j += 1;
+            }
+        }
+        _ => return Err(bad(j)),
+    }
+    if body.get(j) == Some(&b'.') {
+        j += 1;
+        let s = j;
+        while body.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
+        }
+        if j == s {
+            return Err(bad(j));
+        }
+    }
+    if let Some(b'e' | b'E') = body.get(j) {
+        j += 1;
+        if let Some(b'+' | b'-') = body.get(j) {
+            j += 1;
+        }
+        let s = j;
+        while body.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
+        }
+        if j == s {
+            return Err(bad(j));
+        }
+    }
+    Ok(j)
+}
+
+fn hex4(raw: &[u8], at: usize) -> Option<u32> {
+    let h = raw.get(at..at + 4)?;
+    let s = std::str::from_utf8(h).ok()?;
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// Decodes the contents of a JSON string (without quotes). With `map`, records for every decoded
+/// byte the raw offset of the escape or byte it came from, plus a final entry for the end.
+/// Returns the offset of a bad escape on error.
+pub(crate) fn decode_string(raw: &[u8], out: &mut Vec<u8>, mut map: Option<&mut Vec<usize>>) -> Result<(), usize> {
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' {
+            out.push(b);
+            if let Some(m) = map.as_deref_mut() {
+                m.push(i);
+            }
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let esc = *raw.get(i + 1).ok_or(i)?;
+        let mut utf8 = [0u8; 4];
+        let bytes: &[u8] = match esc {
+            b'"' => b"\"",
+            b'\\' => b"\\",
+            b'/' => b"/",
+            b'b' => b"\x08",
+            b'f' => b"\x0c",
+            b'n' => b"\n",
+            b'r' => b"\r",
+            b't' => b"\t",
+            b'u' => {
+                let hi = hex4(raw, i + 2).ok_or(i)?;
+                let (cp, len) = if (0xD800..0xDC00).contains(&hi) {
+                    // A surrogate pair: "\uD83D\uDE00".
+                    let lo = (raw.get(i + 6..i + 8) == Some(b"\\u")).then(|| hex4(raw, i + 8)).flatten();
+                    match lo {
+                        Some(lo) if (0xDC00..0xE000).contains(&lo) => (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12),
+                        _ => (0xFFFD, 6), // lone surrogate: decoded as U+FFFD, as browsers do
+                    }
+                } else if (0xDC00..0xE000).contains(&hi) {
+                    (0xFFFD, 6)
+                } else {
+                    (hi, 6)
+                };
+                let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                i += len;
+                let s = ch.encode_utf8(&mut utf8);
+                let n = s.len();
+                out.extend_from_slice(&utf8[..n]);
+                if let Some(m) = map.as_deref_mut() {
+                    m.extend(std::iter::repeat(start).take(n));
+                }
+                continue;
+            }
+            _ => return Err(i),
+        };
+        out.extend_from_slice(bytes);
+        if let Some(m) = map.as_deref_mut() {
+            m.push(start);
+        }
+        i += 2;
+    }
+    if let Some(m) = map {
+        m.push(raw.len());
+    }
+    Ok(())
+}
+
+/// Escapes `s` for use inside a JSON string.
+pub(crate) fn escape_into(s: &str, out: &mut Vec<u8>) {
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(body: &str) -> Result<Vec<(String, Kind, String)>, SyntaxError> {
+        let mut path = PathStack::default();
+        let mut out = Vec::new();
+        walk(body.as_bytes(), &mut path, |p, v| {
+            let steps = p.steps(body.as_bytes());
+            out.push((
+                crate::jsonpath::render(&steps),
+                v.kind,
+                body[v.outer_start..v.outer_end].to_string(),
+            ));
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn walks_paths_and_spans() {
+        let v = collect(r#" {"a": [1, {"b\u0041": "x\"y"}], "c": true} "#).unwrap();
+        let paths: Vec<&str> = v.iter().map(|(p, _, _)| p.as_str()).collect();
+        assert_eq!(paths, ["$.a[0]", "$.a[1].bA", "$.a[1]", "$.a", "$.c", "$"]);
+        assert_eq!(v[1].2, r#""x\"y""#);
+        assert_eq!(v[3].1, Kind::Array { len: 2 });
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in ["{", "[1,]", "{\"a\" 1}", "01", "\"abc", "[1] x", "{\"a\":1,}", "tru", "\"\u{1}\""] {
+            assert!(collect(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1);
+        assert_eq!(collect(&deep).unwrap_err().message, "nesting too deep");
+    }
+
+    #[test]
+    fn decodes_with_offsets() {
+        let mut out = Vec::new();
+        let mut map = Vec::new();
+        decode_string(br"a\u0040b\n\uD83D\uDE00", &mut out, Some(&mut map)).unwrap();
+        assert_eq!(std::str::from_utf8(&out).unwrap(), "a@b\n\u{1F600}");
+        assert_eq!(&map[..4], &[0, 1, 7, 8]);
+        assert_eq!(*map.last().unwrap(), 22);
+    }
+}

@@ -1,0 +1,398 @@
+//! Validation and compilation: [`Manifest`] (as written) -> [`Policy`] (validated, compiled,
+//! immutable, cheap to clone and share across threads).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::detect::{ClassId, DetectorMask, Detectors};
+use crate::error::PolicyError;
+use crate::jsonpath::PathPattern;
+use crate::manifest::{
+    ActionSpec, BodyKind, DirectionSpec, ErrorAction, Manifest, Mode, RouteRules, ScopeSpec, ViolationAction,
+};
+use crate::route::RouteMatcher;
+use crate::transform::{Action, KeyRing, Warning};
+
+/// Default confidence threshold.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.5;
+
+/// A compiled policy. Cloning is a reference-count increment.
+///
+/// ```
+/// let policy = meshdlp::Policy::from_json(br#"{"mode": "enforce"}"#).unwrap();
+/// let route = policy.route("GET", "/users/7", "api.local");
+/// let inspection = policy.inspect(&meshdlp::Exchange {
+///     route,
+///     direction: meshdlp::Direction::Response,
+///     content_type: Some("application/json"),
+///     scopes: &[],
+///     body: br#"{"email": "ada@example.com"}"#,
+/// });
+/// assert_eq!(inspection.body_or(b"").as_ref(), br#"{"email": "[REDACTED:email]"}"#);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) min_confidence: f32,
+    pub(crate) detectors: Detectors,
+    pub(crate) keys: KeyRing,
+    /// Matched routes in order; the last one is the default route (no matcher).
+    pub(crate) routes: Vec<Route>,
+    pub(crate) warnings: Vec<Warning>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) name: Arc<str>,
+    pub(crate) matcher: Option<RouteMatcher>,
+    pub(crate) mode: Mode,
+    pub(crate) request: Option<Plan>,
+    pub(crate) response: Option<Plan>,
+}
+
+/// Compiled rules for one direction of one route.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) enabled: DetectorMask,
+    pub(crate) fields: Vec<FieldRule>,
+    pub(crate) class_actions: HashMap<ClassId, Action>,
+    pub(crate) default_action: Action,
+    pub(crate) scope: Option<Scope>,
+    pub(crate) on_violation: ViolationAction,
+    pub(crate) on_error: ErrorAction,
+    pub(crate) body_kind: Option<BodyKind>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FieldRule {
+    pub(crate) path: PathPattern,
+    pub(crate) action: Action,
+    pub(crate) class: Option<ClassId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Scope {
+    pub(crate) allow: HashSet<ClassId>,
+    pub(crate) grants: HashMap<String, HashSet<ClassId>>,
+    pub(crate) max_body_bytes: Option<u64>,
+    pub(crate) max_records: Option<(PathPattern, u64)>,
+}
+
+impl Scope {
+    pub(crate) fn permits(&self, class: ClassId, scopes: &[String]) -> bool {
+        self.allow.contains(&class)
+            || scopes
+                .iter()
+                .any(|s| self.grants.get(s).is_some_and(|g| g.contains(&class)))
+    }
+}
+
+/// Identifies a route of a policy (index; the default route is the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(pub(crate) usize);
+
+/// Which body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Request,
+    Response,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
+
+/// Deserializes a manifest from JSON, with the location of any error.
+pub fn parse_manifest_json(bytes: &[u8]) -> Result<Manifest, PolicyError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    deserialize_located(&mut de)
+}
+
+/// Deserializes with `serde_path_to_error`, turning its path into the error location.
+pub fn deserialize_located<'de, D, T>(de: D) -> Result<T, PolicyError>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let location = if path == "." { String::new() } else { path };
+        PolicyError::new(location, e.into_inner().to_string())
+    })
+}
+
+/// The default policy used when the filter has no configuration: every class detected in
+/// responses; private keys and cloud credentials block the response, cards are masked to their
+/// last four digits, everything else is redacted. Requests are not inspected.
+pub const BUILTIN_DEFAULT_POLICY: &str = include_str!("default_policy.json");
+
+impl Policy {
+    /// Parses and compiles a JSON manifest; keys come from the process environment.
+    pub fn from_json(bytes: &[u8]) -> Result<Policy, PolicyError> {
+        Policy::compile(&parse_manifest_json(bytes)?)
+    }
+
+    /// The built-in default policy.
+    pub fn builtin_default() -> Result<Policy, PolicyError> {
+        Policy::from_json(BUILTIN_DEFAULT_POLICY.as_bytes())
+    }
+
+    /// Compiles a manifest; keys referenced by `env` come from the process environment.
+    pub fn compile(m: &Manifest) -> Result<Policy, PolicyError> {
+        Policy::compile_with_env(m, &|var| std::env::var(var).ok())
+    }
+
+    /// Compiles a manifest, resolving key environment variables with `env`.
+    pub fn compile_with_env(m: &Manifest, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, PolicyError> {
+        let mut warnings = Vec::new();
+        let min_confidence = m.min_confidence.unwrap_or(DEFAULT_MIN_CONFIDENCE);
+        if !(0.0..=1.0).contains(&min_confidence) {
+            return Err(PolicyError::new("minConfidence", "must be between 0 and 1"));
+        }
+        for (i, c) in m.classes.iter().enumerate() {
+            if let Some(conf) = c.confidence {
+                if !(0.0..=1.0).contains(&conf) {
+                    return Err(PolicyError::new(format!("classes[{i}].confidence"), "must be between 0 and 1"));
+                }
+            }
+        }
+        let detectors = Detectors::compile(&m.classes)?;
+        let keys = KeyRing::compile(&m.keys, env, &mut warnings)?;
+        let ctx = Ctx { detectors: &detectors, keys: &keys };
+        let mut routes = Vec::with_capacity(m.routes.len() + 1);
+        let mut names = HashSet::new();
+        for (i, r) in m.routes.iter().enumerate() {
+            let loc = format!("routes[{i}]");
+            if r.name.is_empty() || r.name.len() > 64 || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(PolicyError::new(format!("{loc}.name"), format!("`{}` is not a valid route name ([A-Za-z0-9-_.], 1 to 64)", r.name)));
+            }
+            if !names.insert(r.name.as_str()) || r.name == "default" {
+                return Err(PolicyError::new(format!("{loc}.name"), format!("duplicate route name `{}`", r.name)));
+            }
+            let matcher = RouteMatcher::compile(&r.matcher, &format!("{loc}.match"))?;
+            routes.push(ctx.route(&r.name, Some(matcher), &r.rules(), m.mode, &loc)?);
+        }
+        let default_rules = m.default_route.clone().unwrap_or_else(|| RouteRules {
+            response: Some(DirectionSpec::default()),
+            ..RouteRules::default()
+        });
+        routes.push(ctx.route("default", None, &default_rules, m.mode, "defaultRoute")?);
+        Ok(Policy {
+            inner: Arc::new(Inner { min_confidence, detectors, keys, routes, warnings }),
+        })
+    }
+
+    /// Non-fatal remarks (e.g. inline keys).
+    pub fn warnings(&self) -> &[Warning] {
+        &self.inner.warnings
+    }
+
+    /// The route for a request: the first that matches, else the default route.
+    pub fn route(&self, method: &str, path: &str, host: &str) -> RouteId {
+        let routes = &self.inner.routes;
+        let i = routes
+            .iter()
+            .position(|r| r.matcher.as_ref().is_some_and(|m| m.matches(method, path, host)))
+            .unwrap_or(routes.len() - 1);
+        RouteId(i)
+    }
+
+    /// The route's name (`default` for the default route).
+    pub fn route_name(&self, route: RouteId) -> &str {
+        self.inner.routes.get(route.0).map_or("default", |r| &r.name)
+    }
+
+    /// Whether bodies of this route and direction are inspected at all.
+    pub fn inspects(&self, route: RouteId, direction: Direction) -> bool {
+        self.inner.routes.get(route.0).is_some_and(|r| r.plan(direction).is_some())
+    }
+
+    /// The effective mode of a route.
+    pub fn mode(&self, route: RouteId) -> Mode {
+        self.inner.routes.get(route.0).map_or(Mode::Enforce, |r| r.mode)
+    }
+
+    /// The body limit of a route and direction, if its scope declares one.
+    pub fn max_body_bytes(&self, route: RouteId, direction: Direction) -> Option<u64> {
+        self.inner.routes.get(route.0)?.plan(direction)?.scope.as_ref()?.max_body_bytes
+    }
+
+    /// What a body error does on this route and direction.
+    pub fn on_error(&self, route: RouteId, direction: Direction) -> ErrorAction {
+        self.inner
+            .routes
+            .get(route.0)
+            .and_then(|r| r.plan(direction))
+            .map_or(ErrorAction::Block, |p| p.on_error)
+    }
+
+    /// Every class id known to this policy (built-in and custom).
+    pub fn classes(&self) -> Vec<&str> {
+        self.inner.detectors.classes.names().collect()
+    }
+}
+
+impl Route {
+    pub(crate) fn plan(&self, direction: Direction) -> Option<&Plan> {
+        match direction {
+            Direction::Request => self.request.as_ref(),
+            Direction::Response => self.response.as_ref(),
+        }
+    }
+}
+
+struct Ctx<'a> {
+    detectors: &'a Detectors,
+    keys: &'a KeyRing,
+}
+
+impl Ctx<'_> {
+    fn route(&self, name: &str, matcher: Option<RouteMatcher>, rules: &RouteRules, mode: Mode, loc: &str) -> Result<Route, PolicyError> {
+        Ok(Route {
+            name: Arc::from(name),
+            matcher,
+            mode: rules.mode.unwrap_or(mode),
+            request: rules.request.as_ref().map(|d| self.plan(d, &format!("{loc}.request"))).transpose()?,
+            response: rules.response.as_ref().map(|d| self.plan(d, &format!("{loc}.response"))).transpose()?,
+        })
+    }
+
+    fn class(&self, name: &str, loc: &str) -> Result<ClassId, PolicyError> {
+        self.detectors.classes.id(name).ok_or_else(|| {
+            let known: Vec<&str> = self.detectors.classes.names().collect();
+            PolicyError::new(loc, format!("unknown class `{name}` (known: {})", known.join(", ")))
+        })
+    }
+
+    fn classes(&self, names: &[String], loc: &str) -> Result<HashSet<ClassId>, PolicyError> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| self.class(n, &format!("{loc}[{i}]")))
+            .collect()
+    }
+
+    fn action(&self, spec: &ActionSpec, loc: &str) -> Result<Action, PolicyError> {
+        Action::compile(spec, self.keys, loc)
+    }
+
+    fn plan(&self, d: &DirectionSpec, loc: &str) -> Result<Plan, PolicyError> {
+        let enabled = match &d.detect {
+            None => self.detectors.all(),
+            Some(list) if list.iter().any(|c| c == "*") => {
+                if list.len() > 1 {
+                    return Err(PolicyError::new(format!("{loc}.detect"), "`*` already means every class"));
+                }
+                self.detectors.all()
+            }
+            Some(list) => {
+                let mut seen = HashSet::new();
+                for (i, c) in list.iter().enumerate() {
+                    if !seen.insert(c) {
+                        return Err(PolicyError::new(format!("{loc}.detect[{i}]"), format!("duplicate class `{c}`")));
+                    }
+                }
+                self.detectors.for_classes(&self.classes(list, &format!("{loc}.detect"))?)
+            }
+        };
+        let mut fields = Vec::with_capacity(d.fields.len());
+        for (i, f) in d.fields.iter().enumerate() {
+            let floc = format!("{loc}.fields[{i}]");
+            let path = PathPattern::parse(&f.path).map_err(|e| PolicyError::new(format!("{floc}.path"), e.to_string()))?;
+            let class = f.class.as_deref().map(|c| self.class(c, &format!("{floc}.class"))).transpose()?;
+            fields.push(FieldRule { path, action: self.action(&f.action, &format!("{floc}.action"))?, class });
+        }
+        let mut class_actions = HashMap::new();
+        for (class, spec) in &d.actions {
+            let aloc = format!("{loc}.actions.{class}");
+            class_actions.insert(self.class(class, &aloc)?, self.action(spec, &aloc)?);
+        }
+        let default_action = match &d.default_action {
+            Some(spec) => self.action(spec, &format!("{loc}.defaultAction"))?,
+            None => Action::redact(),
+        };
+        let scope = d.scope.as_ref().map(|s| self.scope(s, &format!("{loc}.scope"))).transpose()?;
+        Ok(Plan {
+            enabled,
+            fields,
+            class_actions,
+            default_action,
+            scope,
+            on_violation: d.on_violation.unwrap_or(ViolationAction::Block),
+            on_error: d.on_error.unwrap_or(ErrorAction::Block),
+            body_kind: d.content_type,
+        })
+    }
+
+    fn scope(&self, s: &ScopeSpec, loc: &str) -> Result<Scope, PolicyError> {
+        let allow = self.classes(&s.allow, &format!("{loc}.allow"))?;
+        let mut grants = HashMap::new();
+        for (scope, classes) in &s.grants as &BTreeMap<String, Vec<String>> {
+            if scope.is_empty() || scope.chars().any(char::is_whitespace) {
+                return Err(PolicyError::new(format!("{loc}.grants"), format!("`{scope}` is not a valid scope name")));
+            }
+            grants.insert(scope.clone(), self.classes(classes, &format!("{loc}.grants.{scope}"))?);
+        }
+        let max_records = s
+            .max_records
+            .as_ref()
+            .map(|r| {
+                PathPattern::parse(&r.path)
+                    .map(|p| (p, r.max))
+                    .map_err(|e| PolicyError::new(format!("{loc}.maxRecords.path"), e.to_string()))
+            })
+            .transpose()?;
+        Ok(Scope { allow, grants, max_body_bytes: s.max_body_bytes, max_records })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        Policy::from_json(json.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn policy_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Policy>();
+    }
+
+    #[test]
+    fn errors_carry_locations() {
+        assert_eq!(
+            err(r#"{"routes": [{"name": "a", "match": {"prefix": "/"}, "response": {"fields": [{"path": "$.items[*]]", "action": "redact"}]}}]}"#),
+            "routes[0].response.fields[0].path: unexpected ']' at column 11"
+        );
+        assert!(err(r#"{"modes": "enforce"}"#).contains("unknown field `modes`"));
+        assert!(err(r#"{"routes": [{"name": "a", "match": {}, "response": {"detect": ["emial"]}}]}"#)
+            .starts_with("routes[0].response.detect[0]: unknown class `emial`"));
+        assert!(err(r#"{"routes": [{"name": "a", "match": {}}, {"name": "a", "match": {}}]}"#).starts_with("routes[1].name: duplicate"));
+        assert!(err(r#"{"classes": [{"name": "email", "pattern": "x"}]}"#).starts_with("classes[0].name: class `email` is already defined"));
+        assert!(err(r#"{"classes": [{"name": "emp", "pattern": "(x"}]}"#).starts_with("classes[0].pattern: invalid regex"));
+        assert!(err(r#"{"classes": [{"name": "emp", "pattern": "\\w{1000}{1000}"}]}"#).contains("too large"));
+        assert!(err(r#"{"routes": [{"name": "a", "match": {}, "response": {"actions": {"email": "tokenize"}}}]}"#)
+            .contains("tokenize needs a key"));
+        assert!(err(r#"{"routes": [{"name": "a", "match": {}, "response": {"actions": {"email": "scramble"}}}]}"#)
+            .starts_with("routes[0].response.actions.email"));
+    }
+
+    #[test]
+    fn builtin_default_compiles() {
+        let p = Policy::builtin_default().unwrap();
+        assert!(p.classes().contains(&"email"));
+    }
+}
