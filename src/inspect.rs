@@ -237,9 +237,11 @@ impl Policy {
         let Some(plan) = route.plan(ex.direction) else {
             return out;
         };
-        let kind = plan
-            .body_kind
-            .unwrap_or_else(|| ex.content_type.map_or(BodyKind::Text, BodyKind::from_content_type));
+        // Without a declared type, a body that looks like JSON is read as JSON (key hints, paths)
+        // and falls back to text if it is not; a declared type is held to.
+        let declared = plan.body_kind.or_else(|| ex.content_type.map(BodyKind::from_content_type));
+        let sniffed = declared.is_none();
+        let kind = declared.unwrap_or_else(|| sniff(ex.body));
         out.body_kind = kind;
         if let Some(max) = plan.scope.as_ref().and_then(|s| s.max_body_bytes) {
             if ex.body.len() as u64 > max {
@@ -250,6 +252,15 @@ impl Policy {
         }
         let mut scan = Scanner { policy: self, plan, body: ex.body, candidates: Vec::new(), records: 0, hits: Vec::new(), buf: Vec::new(), map: Vec::new() };
         let parsed = match kind {
+            BodyKind::Json if sniffed => {
+                if scan.json(0, ex.body).is_err() {
+                    scan.candidates.clear();
+                    scan.records = 0;
+                    out.body_kind = BodyKind::Text;
+                    scan.text(0, ex.body);
+                }
+                Ok(())
+            }
             BodyKind::Json => scan.json(0, ex.body),
             BodyKind::Ndjson => scan.ndjson(),
             BodyKind::Form => {
@@ -357,6 +368,13 @@ impl Policy {
             None if edits.is_empty() => Decision::Allow,
             None => Decision::Rewrite(apply_edits(ex.body, edits)),
         };
+    }
+}
+
+fn sniff(body: &[u8]) -> BodyKind {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[') => BodyKind::Json,
+        _ => BodyKind::Text,
     }
 }
 

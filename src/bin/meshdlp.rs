@@ -1,1 +1,454 @@
-fn main(){}
+//! `meshdlp`: test policies and bodies before they reach a cluster. Glue only: all decisions are
+//! the engine's.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use meshdlp::manifest::Manifest;
+use meshdlp::{Decision, Detokenizer, Direction, Exchange, Finding, Inspection, Policy, PolicyError};
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(name = "meshdlp", version, about = "Data-loss prevention for service meshes: check policies, redact and scan bodies")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate and compile a policy; print errors with their location.
+    Check {
+        /// Policy file (YAML or JSON).
+        policy: PathBuf,
+    },
+    /// Print a policy as compact JSON (the form Envoy's plugin configuration takes).
+    Compile {
+        policy: PathBuf,
+    },
+    /// Apply a policy to a body from stdin and print the result (exit 3 when blocked).
+    Redact {
+        #[command(flatten)]
+        target: Target,
+        /// Print the findings to stderr.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Print findings only.
+    Scan {
+        #[command(flatten)]
+        target: Target,
+        /// Read lines {"id", "body", "content_type"?} and write one line of findings per input.
+        #[arg(long)]
+        jsonl: bool,
+    },
+    /// Reverse tokens (`tok:<keyId>:...`) in stdin, for authorised use.
+    Detokenize {
+        /// Environment variable holding the key secret.
+        #[arg(long)]
+        key_env: String,
+        /// Only reverse tokens of this key id (default: any id, with this secret).
+        #[arg(long)]
+        key_id: Option<String>,
+    },
+    /// Run a policy's test cases (body in, expected verdict/body out).
+    Test {
+        /// Test file(s) (YAML or JSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the policy manifest.
+    Schema,
+}
+
+#[derive(Args)]
+struct Target {
+    /// Policy file (YAML or JSON). Default: every built-in class, redact.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Request path, for route selection.
+    #[arg(long, default_value = "/")]
+    route_path: String,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    #[arg(long, value_parser = ["request", "response"], default_value = "response")]
+    direction: String,
+    /// Caller scopes, space separated.
+    #[arg(long, default_value = "")]
+    scopes: String,
+    /// Content type of the body (default: sniffed).
+    #[arg(long)]
+    content_type: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check { policy } => {
+            let p = load_policy(&policy)?;
+            for w in p.warnings() {
+                eprintln!("warning: {}: {w}", policy.display());
+            }
+            println!("ok: {} ({} classes)", policy.display(), p.classes().len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compile { policy } => {
+            let m = load_manifest(&policy)?;
+            compile_manifest(&m, &policy)?;
+            println!("{}", serde_json::to_string(&m)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Redact { target, explain } => {
+            let policy = target_policy(&target)?;
+            let body = read_stdin()?;
+            let insp = inspect(&policy, &target, &body, target.content_type.as_deref());
+            if explain {
+                for f in &insp.findings {
+                    eprintln!("{}", finding_line(f));
+                }
+                if let Some(e) = &insp.error {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("decision: {} (mode {:?})", insp.decision.name(), insp.mode);
+            }
+            let mut out = std::io::stdout().lock();
+            match insp.effective() {
+                Decision::Block(b) => {
+                    out.write_all(&b.problem_json(None))?;
+                    out.write_all(b"\n")?;
+                    return Ok(ExitCode::from(3));
+                }
+                Decision::Rewrite(new) => out.write_all(new)?,
+                Decision::Allow => out.write_all(&body)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan { target, jsonl } => {
+            let policy = match &target.policy {
+                Some(_) => target_policy(&target)?,
+                None => Policy::from_json(br#"{"defaultRoute": {"request": {}, "response": {}}}"#)?,
+            };
+            if jsonl {
+                scan_jsonl(&policy, &target)
+            } else {
+                let body = read_stdin()?;
+                let insp = inspect(&policy, &target, &body, target.content_type.as_deref());
+                println!("{}", serde_json::to_string_pretty(&findings_json(&insp.findings))?);
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::Detokenize { key_env, key_id } => {
+            let secret = std::env::var(&key_env).with_context(|| format!("environment variable {key_env} is not set"))?;
+            let d = Detokenizer::new(secret.as_bytes(), key_id.as_deref());
+            let input = String::from_utf8(read_stdin()?).context("input is not UTF-8")?;
+            let (text, n, errors) = d.detokenize_text(&input);
+            print!("{text}");
+            eprintln!("detokenized {n} token(s)");
+            if let Some(e) = errors.first() {
+                eprintln!("error: {} token(s) not reversed: {e}", errors.len());
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { files } => {
+            let (mut passed, mut failed) = (0, 0);
+            for f in &files {
+                let (p, fl) = run_test_file(f)?;
+                passed += p;
+                failed += fl;
+            }
+            println!("{passed} passed, {failed} failed");
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Schema => {
+            let schema = schemars::schema_for!(Manifest);
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    std::io::stdin().read_to_end(&mut body).context("reading stdin")?;
+    Ok(body)
+}
+
+/// Reads a manifest (JSON by extension or leading brace, else YAML), with error locations.
+fn load_manifest(path: &Path) -> Result<Manifest> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_manifest(&text, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn parse_manifest(text: &str, path: &Path) -> Result<Manifest, PolicyError> {
+    let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    if is_json {
+        meshdlp::parse_manifest_json(text.as_bytes())
+    } else {
+        meshdlp::deserialize_located(serde_yaml_ng::Deserializer::from_str(text))
+    }
+}
+
+fn compile_manifest(m: &Manifest, path: &Path) -> Result<Policy> {
+    Policy::compile(m).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn load_policy(path: &Path) -> Result<Policy> {
+    compile_manifest(&load_manifest(path)?, path)
+}
+
+fn target_policy(t: &Target) -> Result<Policy> {
+    match &t.policy {
+        Some(p) => load_policy(p),
+        None => Ok(Policy::from_json(br#"{"defaultRoute": {"request": {}, "response": {}}}"#)?),
+    }
+}
+
+fn direction(s: &str) -> Direction {
+    if s == "request" {
+        Direction::Request
+    } else {
+        Direction::Response
+    }
+}
+
+fn inspect(policy: &Policy, t: &Target, body: &[u8], content_type: Option<&str>) -> Inspection {
+    let scopes: Vec<String> = t.scopes.split_whitespace().map(str::to_string).collect();
+    let route = policy.route(&t.method, &t.route_path, &t.host);
+    policy.inspect(&Exchange { route, direction: direction(&t.direction), content_type, scopes: &scopes, body })
+}
+
+fn finding_line(f: &Finding) -> String {
+    format!(
+        "finding class={} path={} span={}..{} detector={} confidence={:.2} action={:?}{}",
+        f.class,
+        f.path.as_deref().unwrap_or("-"),
+        f.start,
+        f.end,
+        f.detector,
+        f.confidence,
+        f.action,
+        if f.out_of_scope { " out_of_scope" } else { "" }
+    )
+}
+
+fn findings_json(findings: &[Finding]) -> Vec<serde_json::Value> {
+    findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "class": f.class.as_ref(),
+                "start": f.start,
+                "end": f.end,
+                "path": f.path,
+                "detector": f.detector.as_ref(),
+                "confidence": (f64::from(f.confidence) * 1000.0).round() / 1000.0,
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct ScanLine {
+    id: serde_json::Value,
+    body: String,
+    #[serde(default)]
+    content_type: Option<String>,
+}
+
+fn scan_jsonl(policy: &Policy, t: &Target) -> Result<ExitCode> {
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (n, line) in stdin.lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input: ScanLine = serde_json::from_str(&line).with_context(|| format!("line {}: not a scan request", n + 1))?;
+        let ct = input.content_type.as_deref().or(t.content_type.as_deref());
+        let insp = inspect(policy, t, input.body.as_bytes(), ct);
+        let row = serde_json::json!({"id": input.id, "findings": findings_json(&insp.findings)});
+        serde_json::to_writer(&mut out, &row)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A policy test file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestFile {
+    /// Policy file, relative to the test file; or an inline manifest.
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    manifest: Option<Manifest>,
+    cases: Vec<TestCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TestCase {
+    name: String,
+    #[serde(default = "default_path")]
+    path: String,
+    #[serde(default = "default_method")]
+    method: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default = "default_direction")]
+    direction: String,
+    #[serde(default)]
+    content_type: Option<String>,
+    /// The body as text, or `json` as structured data (serialised compactly).
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    json: Option<serde_json::Value>,
+    expect: Expect,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_direction() -> String {
+    "response".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Expect {
+    /// allow | rewrite | block (in monitor mode: what would happen).
+    #[serde(default)]
+    decision: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    json: Option<serde_json::Value>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    reason: Option<String>,
+    /// Exactly these classes found (sorted, deduplicated).
+    #[serde(default)]
+    classes: Option<Vec<String>>,
+}
+
+fn run_test_file(file: &Path) -> Result<(usize, usize)> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let tf: TestFile = if file.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?
+    } else {
+        serde_yaml_ng::from_str(&text).with_context(|| format!("{}", file.display()))?
+    };
+    let policy = match (&tf.policy, &tf.manifest) {
+        (Some(p), None) => load_policy(&file.parent().unwrap_or(Path::new(".")).join(p))?,
+        (None, Some(m)) => compile_manifest(m, file)?,
+        _ => bail!("{}: give exactly one of `policy` (a file) or `manifest` (inline)", file.display()),
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for case in &tf.cases {
+        let problems = run_case(&policy, case);
+        if problems.is_empty() {
+            passed += 1;
+            println!("ok   {}: {}", file.display(), case.name);
+        } else {
+            failed += 1;
+            println!("FAIL {}: {}", file.display(), case.name);
+            for p in problems {
+                println!("     {p}");
+            }
+        }
+    }
+    Ok((passed, failed))
+}
+
+fn run_case(policy: &Policy, c: &TestCase) -> Vec<String> {
+    let body = match (&c.body, &c.json) {
+        (Some(b), None) => b.clone().into_bytes(),
+        (None, Some(j)) => serde_json::to_vec(j).unwrap_or_default(),
+        (None, None) => Vec::new(),
+        _ => return vec!["give one of `body` or `json`".into()],
+    };
+    let content_type = c.content_type.clone().or_else(|| c.json.as_ref().map(|_| "application/json".to_string()));
+    let route = policy.route(&c.method, &c.path, &c.host);
+    let insp = policy.inspect(&Exchange {
+        route,
+        direction: direction(&c.direction),
+        content_type: content_type.as_deref(),
+        scopes: &c.scopes,
+        body: &body,
+    });
+    let mut problems = Vec::new();
+    let e = &c.expect;
+    if let Some(d) = &e.decision {
+        if d != insp.decision.name() {
+            problems.push(format!("decision: expected {d}, got {}", insp.decision.name()));
+        }
+    }
+    let out_body: Option<Vec<u8>> = match &insp.decision {
+        Decision::Rewrite(b) => Some(b.clone()),
+        Decision::Allow => Some(body.clone()),
+        Decision::Block(_) => None,
+    };
+    if let Some(want) = &e.body {
+        match &out_body {
+            Some(got) if got == want.as_bytes() => {}
+            Some(got) => problems.push(format!("body: expected {want}\n          got {}", String::from_utf8_lossy(got))),
+            None => problems.push("body: expected a body, got a block".into()),
+        }
+    }
+    if let Some(want) = &e.json {
+        let got: Option<serde_json::Value> = out_body.as_ref().and_then(|b| serde_json::from_slice(b).ok());
+        if got.as_ref() != Some(want) {
+            problems.push(format!("json: expected {want}, got {}", got.map_or("(not JSON)".to_string(), |g| g.to_string())));
+        }
+    }
+    if let Decision::Block(b) = &insp.decision {
+        if let Some(s) = e.status {
+            if s != b.status {
+                problems.push(format!("status: expected {s}, got {}", b.status));
+            }
+        }
+        if let Some(r) = &e.reason {
+            if r != b.reason.code() {
+                problems.push(format!("reason: expected {r}, got {}", b.reason.code()));
+            }
+        }
+    } else if e.status.is_some() || e.reason.is_some() {
+        problems.push(format!("expected a block, got {}", insp.decision.name()));
+    }
+    if let Some(want) = &e.classes {
+        let mut got: Vec<String> = insp.findings.iter().map(|f| f.class.to_string()).collect();
+        got.sort();
+        got.dedup();
+        let mut want = want.clone();
+        want.sort();
+        want.dedup();
+        if got != want {
+            problems.push(format!("classes: expected {want:?}, got {got:?}"));
+        }
+    }
+    problems
+}

@@ -70,6 +70,10 @@ struct PackDetector {
     value_pattern: Option<String>,
     parent_hints: Vec<String>,
     allow: Vec<String>,
+    negative_context: Vec<String>,
+    joiners: Option<String>,
+    match_digits: Option<[usize; 2]>,
+    shrink: bool,
 }
 
 /// A compiled detector.
@@ -92,6 +96,10 @@ pub(crate) struct Detector {
     value_regex: Option<Regex>,
     parent_hints: HashSet<String>,
     allow: HashSet<Vec<u8>>,
+    negative_context: Vec<Vec<u8>>,
+    joiners: Vec<u8>,
+    match_digits: [usize; 2],
+    shrink: bool,
 }
 
 /// Where a text sits: the normalized JSON/form key and the key of its parent object.
@@ -289,6 +297,10 @@ impl Detectors {
                 value_regex,
                 parent_hints: d.parent_hints.iter().map(|h| normalized(h)).collect(),
                 allow: d.allow.iter().map(|a| a.to_lowercase().into_bytes()).collect(),
+                negative_context: d.negative_context.iter().map(|w| w.to_lowercase().into_bytes()).collect(),
+                joiners: d.joiners.map_or_else(|| b"-._".to_vec(), String::into_bytes),
+                match_digits: d.match_digits.unwrap_or([0, usize::MAX]),
+                shrink: d.shrink,
             });
         }
         let prefilter = if keywords.is_empty() {
@@ -409,7 +421,22 @@ impl Detectors {
                     None => break,
                 },
             };
-            let accepted = if vend > vstart { self.accept(d, text, vstart, vend, ctx) } else { None };
+            let mut accepted = if vend > vstart { self.accept(d, text, vstart, vend, ctx) } else { None };
+            let mut vend = vend;
+            let mut mend = mend;
+            if accepted.is_none() && d.shrink {
+                // A greedy match may run into the next token ("DE89 ... 00 ES91 ..."): try the
+                // longest prefix that ends at a separator and validates.
+                let seps = (vstart + 1..vend).rev().filter(|&p| matches!(text[p], b' ' | b'-'));
+                for p in seps {
+                    if let Some(c) = self.accept(d, text, vstart, p, ctx) {
+                        accepted = Some(c);
+                        vend = p;
+                        mend = p;
+                        break;
+                    }
+                }
+            }
             match accepted {
                 Some(confidence) if confidence >= min_confidence => {
                     out.push(Hit {
@@ -430,10 +457,16 @@ impl Detectors {
 
     /// Checks a candidate match; returns its confidence when it is a finding.
     fn accept(&self, d: &Detector, text: &[u8], s: usize, e: usize, ctx: KeyCtx<'_>) -> Option<f32> {
-        if !boundary_ok(text, s, e, d.boundary) {
+        if !boundary_ok(text, s, e, d.boundary, &d.joiners) {
             return None;
         }
         let value = &text[s..e];
+        if d.match_digits != [0, usize::MAX] {
+            let n = count_digits(value);
+            if n < d.match_digits[0] || n > d.match_digits[1] {
+                return None;
+            }
+        }
         if let Some(v) = d.validator {
             if !validate::check(v, value) {
                 return None;
@@ -455,6 +488,12 @@ impl Detectors {
             let window = text[s.saturating_sub(48)..s].to_ascii_lowercase();
             if d.context.iter().any(|w| contains(&window, w)) {
                 confidence += d.context_boost;
+            }
+        }
+        if !d.negative_context.is_empty() {
+            let window = text[s.saturating_sub(24)..s].to_ascii_lowercase();
+            if d.negative_context.iter().any(|w| contains(&window, w)) {
+                confidence -= 0.5;
             }
         }
         Some(confidence.min(1.0))
@@ -562,7 +601,7 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-fn boundary_ok(text: &[u8], s: usize, e: usize, boundary: Boundary) -> bool {
+fn boundary_ok(text: &[u8], s: usize, e: usize, boundary: Boundary, joiners: &[u8]) -> bool {
     let before = s.checked_sub(1).map(|i| text[i]);
     let after = text.get(e).copied();
     match boundary {
@@ -571,8 +610,7 @@ fn boundary_ok(text: &[u8], s: usize, e: usize, boundary: Boundary) -> bool {
         Boundary::Token => {
             let joins = |b: Option<u8>, beyond: Option<u8>| {
                 b.is_some_and(is_word)
-                    || (b.is_some_and(|c| matches!(c, b'-' | b'.' | b'_'))
-                        && beyond.is_some_and(|c| c.is_ascii_alphanumeric()))
+                    || (b.is_some_and(|c| joiners.contains(&c)) && beyond.is_some_and(|c| c.is_ascii_alphanumeric()))
             };
             let before2 = s.checked_sub(2).map(|i| text[i]);
             let after2 = text.get(e + 1).copied();
