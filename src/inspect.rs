@@ -88,7 +88,10 @@ impl Reason {
         match (self, direction) {
             (Reason::BodyTooLarge, _) => 413,
             (Reason::MalformedBody | Reason::UndecodableBody, Direction::Request) => 400,
-            (Reason::MalformedBody | Reason::UndecodableBody | Reason::TransformFailed, Direction::Response) => 502,
+            (
+                Reason::MalformedBody | Reason::UndecodableBody | Reason::TransformFailed,
+                Direction::Response,
+            ) => 502,
             (Reason::TransformFailed, Direction::Request) => 500,
             _ => 403,
         }
@@ -116,7 +119,10 @@ pub struct Block {
 
 impl Block {
     pub fn new(reason: Reason, direction: Direction) -> Block {
-        Block { status: reason.status(direction), reason }
+        Block {
+            status: reason.status(direction),
+            reason,
+        }
     }
 
     /// An `application/problem+json` body (RFC 9457): reason code and request id, never a value.
@@ -165,6 +171,8 @@ pub struct Inspection {
     pub body_kind: BodyKind,
     /// A body error (malformed, undecodable, oversize), described without values.
     pub error: Option<String>,
+    /// The kind of body error, when there is one.
+    pub error_reason: Option<Reason>,
     pub route: RouteId,
     pub direction: Direction,
 }
@@ -231,6 +239,7 @@ impl Policy {
             records: None,
             body_kind: BodyKind::Text,
             error: None,
+            error_reason: None,
             route: ex.route,
             direction: ex.direction,
         };
@@ -239,18 +248,33 @@ impl Policy {
         };
         // Without a declared type, a body that looks like JSON is read as JSON (key hints, paths)
         // and falls back to text if it is not; a declared type is held to.
-        let declared = plan.body_kind.or_else(|| ex.content_type.map(BodyKind::from_content_type));
+        let declared = plan
+            .body_kind
+            .or_else(|| ex.content_type.map(BodyKind::from_content_type));
         let sniffed = declared.is_none();
         let kind = declared.unwrap_or_else(|| sniff(ex.body));
         out.body_kind = kind;
         if let Some(max) = plan.scope.as_ref().and_then(|s| s.max_body_bytes) {
             if ex.body.len() as u64 > max {
-                out.error = Some(format!("body of {} bytes exceeds maxBodyBytes {max}", ex.body.len()));
+                out.error = Some(format!(
+                    "body of {} bytes exceeds maxBodyBytes {max}",
+                    ex.body.len()
+                ));
+                out.error_reason = Some(Reason::BodyTooLarge);
                 out.decision = Decision::Block(Block::new(Reason::BodyTooLarge, ex.direction));
                 return out;
             }
         }
-        let mut scan = Scanner { policy: self, plan, body: ex.body, candidates: Vec::new(), records: 0, hits: Vec::new(), buf: Vec::new(), map: Vec::new() };
+        let mut scan = Scanner {
+            policy: self,
+            plan,
+            body: ex.body,
+            candidates: Vec::new(),
+            records: 0,
+            hits: Vec::new(),
+            buf: Vec::new(),
+            map: Vec::new(),
+        };
         let parsed = match kind {
             BodyKind::Json if sniffed => {
                 if scan.json(0, ex.body).is_err() {
@@ -274,6 +298,7 @@ impl Policy {
         };
         if let Err(e) = parsed {
             out.error = Some(e);
+            out.error_reason = Some(Reason::MalformedBody);
             if plan.on_error == ErrorAction::Block {
                 out.decision = Decision::Block(Block::new(Reason::MalformedBody, ex.direction));
             }
@@ -293,7 +318,14 @@ impl Policy {
         out
     }
 
-    fn decide(&self, plan: &Plan, ex: &Exchange<'_>, kind: BodyKind, candidates: Vec<Candidate>, out: &mut Inspection) {
+    fn decide(
+        &self,
+        plan: &Plan,
+        ex: &Exchange<'_>,
+        kind: BodyKind,
+        candidates: Vec<Candidate>,
+        out: &mut Inspection,
+    ) {
         let classes = &self.inner.detectors.classes;
         let redact = Action::redact();
         let allow = Action::Allow;
@@ -301,7 +333,10 @@ impl Policy {
         let mut edits: Vec<Edit> = Vec::new();
         for c in candidates {
             let mut out_of_scope = false;
-            let action: &Action = if let Some(rule) = c.rule_action.or(if c.from_field { Some(c.source) } else { None }) {
+            let action: &Action = if let Some(rule) =
+                c.rule_action
+                    .or(if c.from_field { Some(c.source) } else { None })
+            {
                 &plan.fields[rule].action
             } else if let Some(a) = plan.class_actions.get(&c.class) {
                 a
@@ -329,17 +364,31 @@ impl Policy {
             match action {
                 Action::Drop if kind == BodyKind::Json || kind == BodyKind::Ndjson => {
                     edits.push(match c.member {
-                        Some((member_start, value_end)) => Edit::drop(ex.body, member_start, value_end),
-                        None => Edit { start: c.start, end: c.end, text: b"null".to_vec(), drop: false },
+                        Some((member_start, value_end)) => {
+                            Edit::drop(ex.body, member_start, value_end)
+                        }
+                        None => Edit {
+                            start: c.start,
+                            end: c.end,
+                            text: b"null".to_vec(),
+                            drop: false,
+                        },
                     });
                 }
                 _ => {
                     let replacement = match action {
-                        Action::Drop => Action::redact().replacement(class_name, value, &self.inner.keys),
+                        Action::Drop => {
+                            Action::redact().replacement(class_name, value, &self.inner.keys)
+                        }
                         a => a.replacement(class_name, value, &self.inner.keys),
                     };
                     match replacement {
-                        Ok(Some(text)) => edits.push(Edit { start: c.start, end: c.end, text: encode(&text, c.site), drop: false }),
+                        Ok(Some(text)) => edits.push(Edit {
+                            start: c.start,
+                            end: c.end,
+                            text: encode(&text, c.site),
+                            drop: false,
+                        }),
                         Ok(None) => {}
                         Err(_) => {
                             block.get_or_insert(Reason::TransformFailed);
@@ -359,7 +408,11 @@ impl Policy {
                 end: c.end,
                 detector,
                 confidence: c.confidence,
-                action: if out_of_scope && plan.on_violation == ViolationAction::Block { ActionKind::Block } else { action.kind() },
+                action: if out_of_scope && plan.on_violation == ViolationAction::Block {
+                    ActionKind::Block
+                } else {
+                    action.kind()
+                },
                 out_of_scope,
             });
         }
@@ -417,8 +470,14 @@ fn resolve_overlaps(mut c: Vec<Candidate>) -> Vec<Candidate> {
     let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
     let mut kept = Vec::with_capacity(c.len());
     for cand in c {
-        let overlaps_before = taken.range(..=cand.start).next_back().is_some_and(|(_, &e)| e > cand.start);
-        let overlaps_after = taken.range(cand.start..cand.end.max(cand.start + 1)).next().is_some();
+        let overlaps_before = taken
+            .range(..=cand.start)
+            .next_back()
+            .is_some_and(|(_, &e)| e > cand.start);
+        let overlaps_after = taken
+            .range(cand.start..cand.end.max(cand.start + 1))
+            .next()
+            .is_some();
         if overlaps_before || overlaps_after {
             continue;
         }
@@ -450,23 +509,43 @@ impl Edit {
             while end < body.len() && ws(body[end]) {
                 end += 1;
             }
-            return Edit { start: member_start, end, text: Vec::new(), drop: true };
+            return Edit {
+                start: member_start,
+                end,
+                text: Vec::new(),
+                drop: true,
+            };
         }
         let mut before = member_start;
         while before > 0 && ws(body[before - 1]) {
             before -= 1;
         }
         if before > 0 && body[before - 1] == b',' {
-            return Edit { start: before - 1, end: value_end, text: Vec::new(), drop: true };
+            return Edit {
+                start: before - 1,
+                end: value_end,
+                text: Vec::new(),
+                drop: true,
+            };
         }
-        Edit { start: member_start, end: value_end, text: Vec::new(), drop: true }
+        Edit {
+            start: member_start,
+            end: value_end,
+            text: Vec::new(),
+            drop: true,
+        }
     }
 }
 
 /// Splices edits into the body. Drops win over replacements inside them; overlapping drops
 /// merge (which keeps the commas of a JSON container consistent).
 fn apply_edits(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
-    edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.drop.cmp(&a.drop)).then(b.end.cmp(&a.end)));
+    edits.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.drop.cmp(&a.drop))
+            .then(b.end.cmp(&a.end))
+    });
     let mut merged: Vec<Edit> = Vec::with_capacity(edits.len());
     for e in edits {
         if let Some(last) = merged.last_mut() {
@@ -481,7 +560,12 @@ fn apply_edits(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
                 if e.drop {
                     // A drop that starts inside a replacement (its comma): extend the drop over it.
                     let start = last.start;
-                    *last = Edit { start, end: e.end.max(last.end), text: Vec::new(), drop: true };
+                    *last = Edit {
+                        start,
+                        end: e.end.max(last.end),
+                        text: Vec::new(),
+                        drop: true,
+                    };
                     continue;
                 }
                 continue; // overlapping replacement: resolved earlier, keep the first
@@ -536,7 +620,11 @@ impl Scanner<'_, '_> {
                     return RuleVerdict::Skip;
                 }
             } else if r.path.matches_within(steps) {
-                return if matches!(r.action, Action::Allow) { RuleVerdict::Skip } else { RuleVerdict::Override(i) };
+                return if matches!(r.action, Action::Allow) {
+                    RuleVerdict::Skip
+                } else {
+                    RuleVerdict::Override(i)
+                };
             }
         }
         RuleVerdict::None
@@ -549,7 +637,11 @@ impl Scanner<'_, '_> {
         let plan = self.plan;
         let mut path = PathStack::default();
         let has_rules = !plan.fields.is_empty();
-        let records_path = plan.scope.as_ref().and_then(|s| s.max_records.as_ref()).map(|(p, _)| p);
+        let records_path = plan
+            .scope
+            .as_ref()
+            .and_then(|s| s.max_records.as_ref())
+            .map(|(p, _)| p);
         let mut records = 0u64;
         let result = json::walk(doc, &mut path, |p, v| {
             if let (Some(rp), Kind::Array { len }) = (records_path, v.kind) {
@@ -578,7 +670,11 @@ impl Scanner<'_, '_> {
         };
         let member = (!p.is_root()).then_some((base + v.member_start, base + v.outer_end));
         let path_string = |_: &Self| -> Option<String> {
-            Some(if has_rules { jsonpath::render(&steps_owned) } else { jsonpath::render(&p.steps(doc)) })
+            Some(if has_rules {
+                jsonpath::render(&steps_owned)
+            } else {
+                jsonpath::render(&p.steps(doc))
+            })
         };
         match verdict {
             RuleVerdict::Skip => {}
@@ -621,7 +717,10 @@ impl Scanner<'_, '_> {
                     RuleVerdict::Override(r) => Some(r),
                     _ => None,
                 };
-                let ctx = KeyCtx { key: p.key(), parent: p.parent_key() };
+                let ctx = KeyCtx {
+                    key: p.key(),
+                    parent: p.parent_key(),
+                };
                 let (s, e) = v.inner();
                 let raw = &doc[s..e];
                 self.hits.clear();
@@ -633,10 +732,22 @@ impl Scanner<'_, '_> {
                         return;
                     }
                     let det = &self.policy.inner.detectors;
-                    det.scan(&self.buf, ctx, self.plan.enabled, self.policy.inner.min_confidence, &mut self.hits);
+                    det.scan(
+                        &self.buf,
+                        ctx,
+                        self.plan.enabled,
+                        self.policy.inner.min_confidence,
+                        &mut self.hits,
+                    );
                 } else {
                     let det = &self.policy.inner.detectors;
-                    det.scan(raw, ctx, self.plan.enabled, self.policy.inner.min_confidence, &mut self.hits);
+                    det.scan(
+                        raw,
+                        ctx,
+                        self.plan.enabled,
+                        self.policy.inner.min_confidence,
+                        &mut self.hits,
+                    );
                 }
                 if self.hits.is_empty() {
                     return;
@@ -678,14 +789,21 @@ impl Scanner<'_, '_> {
         let mut start = 0;
         let mut line_no = 0;
         while start < body.len() {
-            let end = body[start..].iter().position(|b| *b == b'\n').map_or(body.len(), |p| start + p);
+            let end = body[start..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(body.len(), |p| start + p);
             line_no += 1;
             let line = &body[start..end];
-            let trimmed_len = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+            let trimmed_len = line
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())
+                .map_or(0, |p| p + 1);
             if line[..trimmed_len].iter().any(|b| !b.is_ascii_whitespace()) {
                 self.records += 1;
                 let saved = self.records;
-                self.json(start, &line[..trimmed_len]).map_err(|e| format!("line {line_no}: {e}"))?;
+                self.json(start, &line[..trimmed_len])
+                    .map_err(|e| format!("line {line_no}: {e}"))?;
                 // Record-limit arrays inside lines are not records of an NDJSON stream.
                 self.records = saved;
             }
@@ -697,7 +815,13 @@ impl Scanner<'_, '_> {
     fn text(&mut self, base: usize, text: &[u8]) {
         self.hits.clear();
         let det = &self.policy.inner.detectors;
-        det.scan(text, KeyCtx::default(), self.plan.enabled, self.policy.inner.min_confidence, &mut self.hits);
+        det.scan(
+            text,
+            KeyCtx::default(),
+            self.plan.enabled,
+            self.policy.inner.min_confidence,
+            &mut self.hits,
+        );
         for h in &self.hits {
             self.candidates.push(Candidate {
                 class: h.class,
@@ -720,7 +844,10 @@ impl Scanner<'_, '_> {
         let mut start = 0;
         let mut key_norm = String::new();
         while start <= body.len() {
-            let end = body[start..].iter().position(|b| *b == b'&').map_or(body.len(), |p| start + p);
+            let end = body[start..]
+                .iter()
+                .position(|b| *b == b'&')
+                .map_or(body.len(), |p| start + p);
             let pair = &body[start..end];
             let (k, v_start) = match pair.iter().position(|b| *b == b'=') {
                 Some(eq) => (&pair[..eq], start + eq + 1),
@@ -732,7 +859,11 @@ impl Scanner<'_, '_> {
             crate::detect::normalize_key(&key, &mut key_norm);
             let raw = &body[v_start..end];
             let steps = [Step::Key(key.as_str())];
-            let verdict = if self.plan.fields.is_empty() { RuleVerdict::None } else { self.rule_for(&steps) };
+            let verdict = if self.plan.fields.is_empty() {
+                RuleVerdict::None
+            } else {
+                self.rule_for(&steps)
+            };
             let path = Some(jsonpath::render(&steps));
             self.buf.clear();
             self.map.clear();
@@ -758,11 +889,24 @@ impl Scanner<'_, '_> {
                     }
                 }
                 RuleVerdict::None | RuleVerdict::Override(_) => {
-                    let rule_action = if let RuleVerdict::Override(r) = verdict { Some(r) } else { None };
+                    let rule_action = if let RuleVerdict::Override(r) = verdict {
+                        Some(r)
+                    } else {
+                        None
+                    };
                     self.hits.clear();
-                    let ctx = KeyCtx { key: Some(key_norm.as_str()), parent: None };
+                    let ctx = KeyCtx {
+                        key: Some(key_norm.as_str()),
+                        parent: None,
+                    };
                     let det = &self.policy.inner.detectors;
-                    det.scan(&self.buf, ctx, self.plan.enabled, self.policy.inner.min_confidence, &mut self.hits);
+                    det.scan(
+                        &self.buf,
+                        ctx,
+                        self.plan.enabled,
+                        self.policy.inner.min_confidence,
+                        &mut self.hits,
+                    );
                     for h in &self.hits {
                         self.candidates.push(Candidate {
                             class: h.class,
@@ -792,7 +936,10 @@ fn percent_decode(raw: &[u8], out: &mut Vec<u8>, mut map: Option<&mut Vec<usize>
     while i < raw.len() {
         let (byte, len) = match raw[i] {
             b'+' => (b' ', 1),
-            b'%' => match (raw.get(i + 1).and_then(|b| hex(*b)), raw.get(i + 2).and_then(|b| hex(*b))) {
+            b'%' => match (
+                raw.get(i + 1).and_then(|b| hex(*b)),
+                raw.get(i + 2).and_then(|b| hex(*b)),
+            ) {
                 (Some(h), Some(l)) => ((h * 16 + l) as u8, 3),
                 _ => (b'%', 1),
             },

@@ -14,11 +14,15 @@ pub(crate) const MAX_DEPTH: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A string; `escaped` when it contains backslash escapes.
-    String { escaped: bool },
+    String {
+        escaped: bool,
+    },
     Number,
     Literal,
     Object,
-    Array { len: usize },
+    Array {
+        len: usize,
+    },
 }
 
 /// A value and where it is in the body.
@@ -70,7 +74,13 @@ pub(crate) struct PathStack {
 }
 
 impl PathStack {
-    fn push_key(&mut self, body: &[u8], start: usize, end: usize, escaped: bool) -> Result<(), SyntaxError> {
+    fn push_key(
+        &mut self,
+        body: &[u8],
+        start: usize,
+        end: usize,
+        escaped: bool,
+    ) -> Result<(), SyntaxError> {
         if self.depth == self.segments.len() {
             self.segments.push(Segment::default());
         }
@@ -138,7 +148,11 @@ impl PathStack {
     pub(crate) fn parent_key(&self) -> Option<&str> {
         let segs = &self.segments[..self.depth];
         let above = segs.len().checked_sub(1)?;
-        segs[..above].iter().rev().find(|s| s.is_key).map(|s| s.normalized.as_str())
+        segs[..above]
+            .iter()
+            .rev()
+            .find(|s| s.is_key)
+            .map(|s| s.normalized.as_str())
     }
 
     /// The concrete path, for matching patterns and rendering.
@@ -161,8 +175,15 @@ impl PathStack {
 
 #[derive(Debug, Clone, Copy)]
 enum Frame {
-    Object { start: usize, member_start: usize },
-    Array { start: usize, member_start: usize, count: usize },
+    Object {
+        start: usize,
+        member_start: usize,
+    },
+    Array {
+        start: usize,
+        member_start: usize,
+        count: usize,
+    },
 }
 
 /// Walks `body`, calling `visit` for every value (containers after their children).
@@ -187,22 +208,39 @@ where
                 let start = i;
                 i = skip_ws(body, i + 1);
                 if c == b'{' {
-                    stack.push(Frame::Object { start, member_start });
+                    stack.push(Frame::Object {
+                        start,
+                        member_start,
+                    });
                     if body.get(i) == Some(&b'}') {
                         i += 1;
                         stack.pop();
-                        Value { kind: Kind::Object, outer_start: start, outer_end: i, member_start }
+                        Value {
+                            kind: Kind::Object,
+                            outer_start: start,
+                            outer_end: i,
+                            member_start,
+                        }
                     } else {
                         member_start = i;
                         i = parse_key(body, i, path)?;
                         continue 'value;
                     }
                 } else {
-                    stack.push(Frame::Array { start, member_start, count: 0 });
+                    stack.push(Frame::Array {
+                        start,
+                        member_start,
+                        count: 0,
+                    });
                     if body.get(i) == Some(&b']') {
                         i += 1;
                         stack.pop();
-                        Value { kind: Kind::Array { len: 0 }, outer_start: start, outer_end: i, member_start }
+                        Value {
+                            kind: Kind::Array { len: 0 },
+                            outer_start: start,
+                            outer_end: i,
+                            member_start,
+                        }
                     } else {
                         path.push_index(0);
                         member_start = i;
@@ -212,13 +250,23 @@ where
             }
             b'"' => {
                 let (end, escaped) = scan_string(body, i)?;
-                let v = Value { kind: Kind::String { escaped }, outer_start: i, outer_end: end, member_start };
+                let v = Value {
+                    kind: Kind::String { escaped },
+                    outer_start: i,
+                    outer_end: end,
+                    member_start,
+                };
                 i = end;
                 v
             }
             b'-' | b'0'..=b'9' => {
                 let end = scan_number(body, i)?;
-                let v = Value { kind: Kind::Number, outer_start: i, outer_end: end, member_start };
+                let v = Value {
+                    kind: Kind::Number,
+                    outer_start: i,
+                    outer_end: end,
+                    member_start,
+                };
                 i = end;
                 v
             }
@@ -231,7 +279,12 @@ where
                 if !body[i..].starts_with(lit) {
                     return Err(err(i, "invalid literal"));
                 }
-                let v = Value { kind: Kind::Literal, outer_start: i, outer_end: i + lit.len(), member_start };
+                let v = Value {
+                    kind: Kind::Literal,
+                    outer_start: i,
+                    outer_end: i + lit.len(),
+                    member_start,
+                };
                 i += lit.len();
                 v
             }
@@ -242,10 +295,17 @@ where
         loop {
             i = skip_ws(body, i);
             let Some(frame) = stack.last_mut() else {
-                return if i == body.len() { Ok(()) } else { Err(err(i, "trailing characters after the document")) };
+                return if i == body.len() {
+                    Ok(())
+                } else {
+                    Err(err(i, "trailing characters after the document"))
+                };
             };
             match frame {
-                Frame::Object { start, member_start: ms } => {
+                Frame::Object {
+                    start,
+                    member_start: ms,
+                } => {
                     path.pop();
                     match body.get(i) {
                         Some(b',') => {
@@ -256,14 +316,23 @@ where
                         }
                         Some(b'}') => {
                             i += 1;
-                            let v = Value { kind: Kind::Object, outer_start: *start, outer_end: i, member_start: *ms };
+                            let v = Value {
+                                kind: Kind::Object,
+                                outer_start: *start,
+                                outer_end: i,
+                                member_start: *ms,
+                            };
                             stack.pop();
                             visit(path, &v);
                         }
                         _ => return Err(err(i, "expected ',' or '}'")),
                     }
                 }
-                Frame::Array { start, member_start: ms, count } => {
+                Frame::Array {
+                    start,
+                    member_start: ms,
+                    count,
+                } => {
                     *count += 1;
                     match body.get(i) {
                         Some(b',') => {
@@ -275,7 +344,12 @@ where
                         Some(b']') => {
                             path.pop();
                             i += 1;
-                            let v = Value { kind: Kind::Array { len: *count }, outer_start: *start, outer_end: i, member_start: *ms };
+                            let v = Value {
+                                kind: Kind::Array { len: *count },
+                                outer_start: *start,
+                                outer_end: i,
+                                member_start: *ms,
+                            };
                             stack.pop();
                             visit(path, &v);
                         }
@@ -290,13 +364,19 @@ where
 /// Parses `"key" :` at `i`, pushes the key, returns the position of the member's value.
 fn parse_key(body: &[u8], i: usize, path: &mut PathStack) -> Result<usize, SyntaxError> {
     if body.get(i) != Some(&b'"') {
-        return Err(SyntaxError { offset: i, message: "expected a string key" });
+        return Err(SyntaxError {
+            offset: i,
+            message: "expected a string key",
+        });
     }
     let (end, escaped) = scan_string(body, i)?;
     path.push_key(body, i + 1, end - 1, escaped)?;
     let j = skip_ws(body, end);
     if body.get(j) != Some(&b':') {
-        return Err(SyntaxError { offset: j, message: "expected ':'" });
+        return Err(SyntaxError {
+            offset: j,
+            message: "expected ':'",
+        });
     }
     Ok(skip_ws(body, j + 1))
 }
@@ -314,8 +394,14 @@ fn scan_string(body: &[u8], i: usize) -> Result<(usize, bool), SyntaxError> {
     let mut j = i + 1;
     let mut escaped = false;
     loop {
-        let Some(off) = body[j..].iter().position(|b| *b == b'"' || *b == b'\\' || *b < 0x20) else {
-            return Err(SyntaxError { offset: i, message: "unterminated string" });
+        let Some(off) = body[j..]
+            .iter()
+            .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)
+        else {
+            return Err(SyntaxError {
+                offset: i,
+                message: "unterminated string",
+            });
         };
         j += off;
         match body[j] {
@@ -323,17 +409,28 @@ fn scan_string(body: &[u8], i: usize) -> Result<(usize, bool), SyntaxError> {
             b'\\' => {
                 escaped = true;
                 if j + 1 >= body.len() {
-                    return Err(SyntaxError { offset: j, message: "unterminated string" });
+                    return Err(SyntaxError {
+                        offset: j,
+                        message: "unterminated string",
+                    });
                 }
                 j += 2;
             }
-            _ => return Err(SyntaxError { offset: j, message: "control character in string" }),
+            _ => {
+                return Err(SyntaxError {
+                    offset: j,
+                    message: "control character in string",
+                })
+            }
         }
     }
 }
 
 fn scan_number(body: &[u8], i: usize) -> Result<usize, SyntaxError> {
-    let bad = |o| SyntaxError { offset: o, message: "invalid number" };
+    let bad = |o| SyntaxError {
+        offset: o,
+        message: "invalid number",
+    };
     let mut j = i;
     if body.get(j) == Some(&b'-') {
         j += 1;
@@ -382,7 +479,11 @@ fn hex4(raw: &[u8], at: usize) -> Option<u32> {
 /// Decodes the contents of a JSON string (without quotes). With `map`, records for every decoded
 /// byte the raw offset of the escape or byte it came from, plus a final entry for the end.
 /// Returns the offset of a bad escape on error.
-pub(crate) fn decode_string(raw: &[u8], out: &mut Vec<u8>, mut map: Option<&mut Vec<usize>>) -> Result<(), usize> {
+pub(crate) fn decode_string(
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    mut map: Option<&mut Vec<usize>>,
+) -> Result<(), usize> {
     let mut i = 0;
     while i < raw.len() {
         let b = raw[i];
@@ -410,9 +511,13 @@ pub(crate) fn decode_string(raw: &[u8], out: &mut Vec<u8>, mut map: Option<&mut 
                 let hi = hex4(raw, i + 2).ok_or(i)?;
                 let (cp, len) = if (0xD800..0xDC00).contains(&hi) {
                     // A surrogate pair: "\uD83D\uDE00".
-                    let lo = (raw.get(i + 6..i + 8) == Some(b"\\u")).then(|| hex4(raw, i + 8)).flatten();
+                    let lo = (raw.get(i + 6..i + 8) == Some(b"\\u"))
+                        .then(|| hex4(raw, i + 8))
+                        .flatten();
                     match lo {
-                        Some(lo) if (0xDC00..0xE000).contains(&lo) => (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12),
+                        Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                            (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12)
+                        }
                         _ => (0xFFFD, 6), // lone surrogate: decoded as U+FFFD, as browsers do
                     }
                 } else if (0xDC00..0xE000).contains(&hi) {
@@ -453,7 +558,9 @@ pub(crate) fn escape_into(s: &str, out: &mut Vec<u8>) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -491,7 +598,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["{", "[1,]", "{\"a\" 1}", "01", "\"abc", "[1] x", "{\"a\":1,}", "tru", "\"\u{1}\""] {
+        for bad in [
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "\"abc",
+            "[1] x",
+            "{\"a\":1,}",
+            "tru",
+            "\"\u{1}\"",
+        ] {
             assert!(collect(bad).is_err(), "{bad:?}");
         }
         let deep = "[".repeat(MAX_DEPTH + 1);

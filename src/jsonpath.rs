@@ -49,7 +49,10 @@ impl fmt::Display for PathError {
 impl PathPattern {
     pub(crate) fn parse(source: &str) -> Result<PathPattern, PathError> {
         let b: Vec<char> = source.chars().collect();
-        let err = |i: usize, m: String| PathError { column: i + 1, message: m };
+        let err = |i: usize, m: String| PathError {
+            column: i + 1,
+            message: m,
+        };
         let unexpected = |i: usize| match b.get(i) {
             Some(c) => err(i, format!("unexpected '{c}'")),
             None => err(i, "unexpected end of path".to_string()),
@@ -72,16 +75,26 @@ impl PathPattern {
                         if !descendant {
                             return Err(unexpected(i));
                         }
-                        continue_bracket(&b, &mut i, descendant, &mut segments).map_err(|(i, m)| err(i, m))?;
+                        continue_bracket(&b, &mut i, descendant, &mut segments)
+                            .map_err(|(i, m)| err(i, m))?;
                         continue;
                     }
                     if b.get(i) == Some(&'*') {
-                        segments.push(Segment { descendant, selector: Selector::Any });
+                        segments.push(Segment {
+                            descendant,
+                            selector: Selector::Any,
+                        });
                         i += 1;
                         continue;
                     }
                     let start = i;
-                    while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_' || b[i] == '-' || b[i] == '$' || b[i] == '@') {
+                    while i < b.len()
+                        && (b[i].is_alphanumeric()
+                            || b[i] == '_'
+                            || b[i] == '-'
+                            || b[i] == '$'
+                            || b[i] == '@')
+                    {
                         i += 1;
                     }
                     if i == start {
@@ -93,12 +106,16 @@ impl PathPattern {
                     });
                 }
                 '[' => {
-                    continue_bracket(&b, &mut i, false, &mut segments).map_err(|(i, m)| err(i, m))?;
+                    continue_bracket(&b, &mut i, false, &mut segments)
+                        .map_err(|(i, m)| err(i, m))?;
                 }
                 _ => return Err(unexpected(i)),
             }
         }
-        Ok(PathPattern { source: source.to_string(), segments })
+        Ok(PathPattern {
+            source: source.to_string(),
+            segments,
+        })
     }
 
     /// Whether the pattern selects exactly this path.
@@ -118,7 +135,12 @@ impl fmt::Display for PathPattern {
     }
 }
 
-fn continue_bracket(b: &[char], i: &mut usize, descendant: bool, segments: &mut Vec<Segment>) -> Result<(), (usize, String)> {
+fn continue_bracket(
+    b: &[char],
+    i: &mut usize,
+    descendant: bool,
+    segments: &mut Vec<Segment>,
+) -> Result<(), (usize, String)> {
     // at '['
     *i += 1;
     let selector = match b.get(*i) {
@@ -146,7 +168,10 @@ fn continue_bracket(b: &[char], i: &mut usize, descendant: bool, segments: &mut 
                 *i += 1;
             }
             let n: String = b[start..*i].iter().collect();
-            Selector::Index(n.parse().map_err(|_| (start, "index too large".to_string()))?)
+            Selector::Index(
+                n.parse()
+                    .map_err(|_| (start, "index too large".to_string()))?,
+            )
         }
         Some(c) => return Err((*i, format!("unexpected '{c}'"))),
         None => return Err((*i, "unexpected end of path".to_string())),
@@ -156,7 +181,10 @@ fn continue_bracket(b: &[char], i: &mut usize, descendant: bool, segments: &mut 
         Some(c) => return Err((*i, format!("unexpected '{c}', expected ']'"))),
         None => return Err((*i, "unexpected end of path, expected ']'".to_string())),
     }
-    segments.push(Segment { descendant, selector });
+    segments.push(Segment {
+        descendant,
+        selector,
+    });
     Ok(())
 }
 
@@ -174,7 +202,8 @@ fn match_from(segs: &[Segment], path: &[Step<'_>]) -> bool {
         return path.is_empty();
     };
     if seg.descendant {
-        (0..path.len()).any(|skip| selects(&seg.selector, &path[skip]) && match_from(rest, &path[skip + 1..]))
+        (0..path.len())
+            .any(|skip| selects(&seg.selector, &path[skip]) && match_from(rest, &path[skip + 1..]))
     } else {
         path.first().is_some_and(|s| selects(&seg.selector, s)) && match_from(rest, &path[1..])
     }
@@ -190,7 +219,11 @@ pub(crate) fn render(path: &[Step<'_>]) -> String {
                 s.push_str(&i.to_string());
                 s.push(']');
             }
-            Step::Key(k) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') => {
+            Step::Key(k)
+                if !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
+            {
                 s.push('.');
                 s.push_str(k);
             }
@@ -219,7 +252,9 @@ mod tests {
         assert!(d.matches(&[Key("email")]));
         let q = PathPattern::parse("$['odd key'][0]").unwrap();
         assert!(q.matches(&[Key("odd key"), Index(0)]));
-        assert!(PathPattern::parse("$.user").unwrap().matches_within(&[Key("user"), Key("email")]));
+        assert!(PathPattern::parse("$.user")
+            .unwrap()
+            .matches_within(&[Key("user"), Key("email")]));
     }
 
     #[test]

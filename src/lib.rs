@@ -33,5 +33,7 @@ pub use detect::BUILTIN_PACK;
 pub use error::PolicyError;
 pub use inspect::{Block, Decision, Exchange, Finding, Inspection, Reason};
 pub use manifest::{ActionKind, BodyKind, Manifest, Mode};
-pub use policy::{deserialize_located, parse_manifest_json, Direction, Policy, RouteId, BUILTIN_DEFAULT_POLICY};
+pub use policy::{
+    deserialize_located, parse_manifest_json, Direction, Policy, RouteId, BUILTIN_DEFAULT_POLICY,
+};
 pub use transform::{Detokenizer, TransformError, Warning};

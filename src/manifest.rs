@@ -137,7 +137,11 @@ impl RouteSpec {
     /// The rules part (the same shape as the default route). Not `#[serde(flatten)]`: flattening
     /// would lose the location of errors inside the rules.
     pub fn rules(&self) -> RouteRules {
-        RouteRules { mode: self.mode, request: self.request.clone(), response: self.response.clone() }
+        RouteRules {
+            mode: self.mode,
+            request: self.request.clone(),
+            response: self.response.clone(),
+        }
     }
 }
 
@@ -259,8 +263,12 @@ impl<'de> Deserialize<'de> for ActionSpec {
                 use serde::de::IntoDeserializer;
                 ActionKind::deserialize(v.into_deserializer()).map(ActionSpec::Name)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ActionSpec, A::Error> {
-                ActionDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ActionSpec::Detailed)
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ActionSpec, A::Error> {
+                ActionDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ActionSpec::Detailed)
             }
         }
         d.deserialize_any(V)
@@ -393,7 +401,9 @@ impl BodyKind {
             .trim()
             .to_ascii_lowercase();
         match essence.as_str() {
-            "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines"
+            "application/x-ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
             | "application/json-seq" => BodyKind::Ndjson,
             "application/x-www-form-urlencoded" => BodyKind::Form,
             e if e == "application/json" || e.ends_with("+json") || e == "text/json" => {

@@ -10,7 +10,8 @@ use crate::detect::{ClassId, DetectorMask, Detectors};
 use crate::error::PolicyError;
 use crate::jsonpath::PathPattern;
 use crate::manifest::{
-    ActionSpec, BodyKind, DirectionSpec, ErrorAction, Manifest, Mode, RouteRules, ScopeSpec, ViolationAction,
+    ActionSpec, BodyKind, DirectionSpec, ErrorAction, Manifest, Mode, RouteRules, ScopeSpec,
+    ViolationAction,
 };
 use crate::route::RouteMatcher;
 use crate::transform::{Action, KeyRing, Warning};
@@ -154,7 +155,10 @@ impl Policy {
     }
 
     /// Compiles a manifest, resolving key environment variables with `env`.
-    pub fn compile_with_env(m: &Manifest, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, PolicyError> {
+    pub fn compile_with_env(
+        m: &Manifest,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Policy, PolicyError> {
         let mut warnings = Vec::new();
         let min_confidence = m.min_confidence.unwrap_or(DEFAULT_MIN_CONFIDENCE);
         if !(0.0..=1.0).contains(&min_confidence) {
@@ -163,22 +167,37 @@ impl Policy {
         for (i, c) in m.classes.iter().enumerate() {
             if let Some(conf) = c.confidence {
                 if !(0.0..=1.0).contains(&conf) {
-                    return Err(PolicyError::new(format!("classes[{i}].confidence"), "must be between 0 and 1"));
+                    return Err(PolicyError::new(
+                        format!("classes[{i}].confidence"),
+                        "must be between 0 and 1",
+                    ));
                 }
             }
         }
         let detectors = Detectors::compile(&m.classes)?;
         let keys = KeyRing::compile(&m.keys, env, &mut warnings)?;
-        let ctx = Ctx { detectors: &detectors, keys: &keys };
+        let ctx = Ctx {
+            detectors: &detectors,
+            keys: &keys,
+        };
         let mut routes = Vec::with_capacity(m.routes.len() + 1);
         let mut names = HashSet::new();
         for (i, r) in m.routes.iter().enumerate() {
             let loc = format!("routes[{i}]");
-            if r.name.is_empty() || r.name.len() > 64 || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(PolicyError::new(format!("{loc}.name"), format!("`{}` is not a valid route name ([A-Za-z0-9-_.], 1 to 64)", r.name)));
+            if r.name.is_empty()
+                || r.name.len() > 64
+                || !r
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            {
+                return Err(PolicyError::new(format!("{loc}.name"), format!("`{}` is not a valid route name ([A-Za-z0-9_-], 1 to 64; it becomes a metric label)", r.name)));
             }
             if !names.insert(r.name.as_str()) || r.name == "default" {
-                return Err(PolicyError::new(format!("{loc}.name"), format!("duplicate route name `{}`", r.name)));
+                return Err(PolicyError::new(
+                    format!("{loc}.name"),
+                    format!("duplicate route name `{}`", r.name),
+                ));
             }
             let matcher = RouteMatcher::compile(&r.matcher, &format!("{loc}.match"))?;
             routes.push(ctx.route(&r.name, Some(matcher), &r.rules(), m.mode, &loc)?);
@@ -189,7 +208,13 @@ impl Policy {
         });
         routes.push(ctx.route("default", None, &default_rules, m.mode, "defaultRoute")?);
         Ok(Policy {
-            inner: Arc::new(Inner { min_confidence, detectors, keys, routes, warnings }),
+            inner: Arc::new(Inner {
+                min_confidence,
+                detectors,
+                keys,
+                routes,
+                warnings,
+            }),
         })
     }
 
@@ -203,29 +228,48 @@ impl Policy {
         let routes = &self.inner.routes;
         let i = routes
             .iter()
-            .position(|r| r.matcher.as_ref().is_some_and(|m| m.matches(method, path, host)))
+            .position(|r| {
+                r.matcher
+                    .as_ref()
+                    .is_some_and(|m| m.matches(method, path, host))
+            })
             .unwrap_or(routes.len() - 1);
         RouteId(i)
     }
 
     /// The route's name (`default` for the default route).
     pub fn route_name(&self, route: RouteId) -> &str {
-        self.inner.routes.get(route.0).map_or("default", |r| &r.name)
+        self.inner
+            .routes
+            .get(route.0)
+            .map_or("default", |r| &r.name)
     }
 
     /// Whether bodies of this route and direction are inspected at all.
     pub fn inspects(&self, route: RouteId, direction: Direction) -> bool {
-        self.inner.routes.get(route.0).is_some_and(|r| r.plan(direction).is_some())
+        self.inner
+            .routes
+            .get(route.0)
+            .is_some_and(|r| r.plan(direction).is_some())
     }
 
     /// The effective mode of a route.
     pub fn mode(&self, route: RouteId) -> Mode {
-        self.inner.routes.get(route.0).map_or(Mode::Enforce, |r| r.mode)
+        self.inner
+            .routes
+            .get(route.0)
+            .map_or(Mode::Enforce, |r| r.mode)
     }
 
     /// The body limit of a route and direction, if its scope declares one.
     pub fn max_body_bytes(&self, route: RouteId, direction: Direction) -> Option<u64> {
-        self.inner.routes.get(route.0)?.plan(direction)?.scope.as_ref()?.max_body_bytes
+        self.inner
+            .routes
+            .get(route.0)?
+            .plan(direction)?
+            .scope
+            .as_ref()?
+            .max_body_bytes
     }
 
     /// What a body error does on this route and direction.
@@ -258,20 +302,38 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn route(&self, name: &str, matcher: Option<RouteMatcher>, rules: &RouteRules, mode: Mode, loc: &str) -> Result<Route, PolicyError> {
+    fn route(
+        &self,
+        name: &str,
+        matcher: Option<RouteMatcher>,
+        rules: &RouteRules,
+        mode: Mode,
+        loc: &str,
+    ) -> Result<Route, PolicyError> {
         Ok(Route {
             name: Arc::from(name),
             matcher,
             mode: rules.mode.unwrap_or(mode),
-            request: rules.request.as_ref().map(|d| self.plan(d, &format!("{loc}.request"))).transpose()?,
-            response: rules.response.as_ref().map(|d| self.plan(d, &format!("{loc}.response"))).transpose()?,
+            request: rules
+                .request
+                .as_ref()
+                .map(|d| self.plan(d, &format!("{loc}.request")))
+                .transpose()?,
+            response: rules
+                .response
+                .as_ref()
+                .map(|d| self.plan(d, &format!("{loc}.response")))
+                .transpose()?,
         })
     }
 
     fn class(&self, name: &str, loc: &str) -> Result<ClassId, PolicyError> {
         self.detectors.classes.id(name).ok_or_else(|| {
             let known: Vec<&str> = self.detectors.classes.names().collect();
-            PolicyError::new(loc, format!("unknown class `{name}` (known: {})", known.join(", ")))
+            PolicyError::new(
+                loc,
+                format!("unknown class `{name}` (known: {})", known.join(", ")),
+            )
         })
     }
 
@@ -292,7 +354,10 @@ impl Ctx<'_> {
             None => self.detectors.all(),
             Some(list) if list.iter().any(|c| c == "*") => {
                 if list.len() > 1 {
-                    return Err(PolicyError::new(format!("{loc}.detect"), "`*` already means every class"));
+                    return Err(PolicyError::new(
+                        format!("{loc}.detect"),
+                        "`*` already means every class",
+                    ));
                 }
                 self.detectors.all()
             }
@@ -300,18 +365,31 @@ impl Ctx<'_> {
                 let mut seen = HashSet::new();
                 for (i, c) in list.iter().enumerate() {
                     if !seen.insert(c) {
-                        return Err(PolicyError::new(format!("{loc}.detect[{i}]"), format!("duplicate class `{c}`")));
+                        return Err(PolicyError::new(
+                            format!("{loc}.detect[{i}]"),
+                            format!("duplicate class `{c}`"),
+                        ));
                     }
                 }
-                self.detectors.for_classes(&self.classes(list, &format!("{loc}.detect"))?)
+                self.detectors
+                    .for_classes(&self.classes(list, &format!("{loc}.detect"))?)
             }
         };
         let mut fields = Vec::with_capacity(d.fields.len());
         for (i, f) in d.fields.iter().enumerate() {
             let floc = format!("{loc}.fields[{i}]");
-            let path = PathPattern::parse(&f.path).map_err(|e| PolicyError::new(format!("{floc}.path"), e.to_string()))?;
-            let class = f.class.as_deref().map(|c| self.class(c, &format!("{floc}.class"))).transpose()?;
-            fields.push(FieldRule { path, action: self.action(&f.action, &format!("{floc}.action"))?, class });
+            let path = PathPattern::parse(&f.path)
+                .map_err(|e| PolicyError::new(format!("{floc}.path"), e.to_string()))?;
+            let class = f
+                .class
+                .as_deref()
+                .map(|c| self.class(c, &format!("{floc}.class")))
+                .transpose()?;
+            fields.push(FieldRule {
+                path,
+                action: self.action(&f.action, &format!("{floc}.action"))?,
+                class,
+            });
         }
         let mut class_actions = HashMap::new();
         for (class, spec) in &d.actions {
@@ -322,7 +400,11 @@ impl Ctx<'_> {
             Some(spec) => self.action(spec, &format!("{loc}.defaultAction"))?,
             None => Action::redact(),
         };
-        let scope = d.scope.as_ref().map(|s| self.scope(s, &format!("{loc}.scope"))).transpose()?;
+        let scope = d
+            .scope
+            .as_ref()
+            .map(|s| self.scope(s, &format!("{loc}.scope")))
+            .transpose()?;
         Ok(Plan {
             enabled,
             fields,
@@ -340,9 +422,15 @@ impl Ctx<'_> {
         let mut grants = HashMap::new();
         for (scope, classes) in &s.grants as &BTreeMap<String, Vec<String>> {
             if scope.is_empty() || scope.chars().any(char::is_whitespace) {
-                return Err(PolicyError::new(format!("{loc}.grants"), format!("`{scope}` is not a valid scope name")));
+                return Err(PolicyError::new(
+                    format!("{loc}.grants"),
+                    format!("`{scope}` is not a valid scope name"),
+                ));
             }
-            grants.insert(scope.clone(), self.classes(classes, &format!("{loc}.grants.{scope}"))?);
+            grants.insert(
+                scope.clone(),
+                self.classes(classes, &format!("{loc}.grants.{scope}"))?,
+            );
         }
         let max_records = s
             .max_records
@@ -353,7 +441,12 @@ impl Ctx<'_> {
                     .map_err(|e| PolicyError::new(format!("{loc}.maxRecords.path"), e.to_string()))
             })
             .transpose()?;
-        Ok(Scope { allow, grants, max_body_bytes: s.max_body_bytes, max_records })
+        Ok(Scope {
+            allow,
+            grants,
+            max_body_bytes: s.max_body_bytes,
+            max_records,
+        })
     }
 }
 
@@ -374,16 +467,28 @@ mod tests {
     #[test]
     fn errors_carry_locations() {
         assert_eq!(
-            err(r#"{"routes": [{"name": "a", "match": {"prefix": "/"}, "response": {"fields": [{"path": "$.items[*]]", "action": "redact"}]}}]}"#),
+            err(
+                r#"{"routes": [{"name": "a", "match": {"prefix": "/"}, "response": {"fields": [{"path": "$.items[*]]", "action": "redact"}]}}]}"#
+            ),
             "routes[0].response.fields[0].path: unexpected ']' at column 11"
         );
         assert!(err(r#"{"modes": "enforce"}"#).contains("unknown field `modes`"));
-        assert!(err(r#"{"routes": [{"name": "a", "match": {}, "response": {"detect": ["emial"]}}]}"#)
-            .starts_with("routes[0].response.detect[0]: unknown class `emial`"));
-        assert!(err(r#"{"routes": [{"name": "a", "match": {}}, {"name": "a", "match": {}}]}"#).starts_with("routes[1].name: duplicate"));
-        assert!(err(r#"{"classes": [{"name": "email", "pattern": "x"}]}"#).starts_with("classes[0].name: class `email` is already defined"));
-        assert!(err(r#"{"classes": [{"name": "emp", "pattern": "(x"}]}"#).starts_with("classes[0].pattern: invalid regex"));
-        assert!(err(r#"{"classes": [{"name": "emp", "pattern": "\\w{1000}{1000}"}]}"#).contains("too large"));
+        assert!(err(
+            r#"{"routes": [{"name": "a", "match": {}, "response": {"detect": ["emial"]}}]}"#
+        )
+        .starts_with("routes[0].response.detect[0]: unknown class `emial`"));
+        assert!(
+            err(r#"{"routes": [{"name": "a", "match": {}}, {"name": "a", "match": {}}]}"#)
+                .starts_with("routes[1].name: duplicate")
+        );
+        assert!(err(r#"{"classes": [{"name": "email", "pattern": "x"}]}"#)
+            .starts_with("classes[0].name: class `email` is already defined"));
+        assert!(err(r#"{"classes": [{"name": "emp", "pattern": "(x"}]}"#)
+            .starts_with("classes[0].pattern: invalid regex"));
+        assert!(
+            err(r#"{"classes": [{"name": "emp", "pattern": "\\w{1000}{1000}"}]}"#)
+                .contains("too large")
+        );
         assert!(err(r#"{"routes": [{"name": "a", "match": {}, "response": {"actions": {"email": "tokenize"}}}]}"#)
             .contains("tokenize needs a key"));
         assert!(err(r#"{"routes": [{"name": "a", "match": {}, "response": {"actions": {"email": "scramble"}}}]}"#)

@@ -30,18 +30,29 @@ pub(crate) struct RouteMatcher {
 
 impl RouteMatcher {
     pub(crate) fn compile(m: &RouteMatch, loc: &str) -> Result<RouteMatcher, PolicyError> {
-        let given = [m.path.is_some(), m.prefix.is_some(), m.template.is_some(), m.regex.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let given = [
+            m.path.is_some(),
+            m.prefix.is_some(),
+            m.template.is_some(),
+            m.regex.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if given > 1 {
-            return Err(PolicyError::new(loc, "use one of `path`, `prefix`, `template` or `regex`"));
+            return Err(PolicyError::new(
+                loc,
+                "use one of `path`, `prefix`, `template` or `regex`",
+            ));
         }
         let must_start_with_slash = |field: &str, v: &str| {
             if v.starts_with('/') {
                 Ok(())
             } else {
-                Err(PolicyError::new(format!("{loc}.{field}"), format!("`{v}` must start with '/'")))
+                Err(PolicyError::new(
+                    format!("{loc}.{field}"),
+                    format!("`{v}` must start with '/'"),
+                ))
             }
         };
         let path = if let Some(p) = &m.path {
@@ -52,31 +63,48 @@ impl RouteMatcher {
             PathMatch::Prefix(p.clone())
         } else if let Some(t) = &m.template {
             must_start_with_slash("template", t)?;
-            PathMatch::Template(parse_template(t).map_err(|e| PolicyError::new(format!("{loc}.template"), e))?)
+            PathMatch::Template(
+                parse_template(t).map_err(|e| PolicyError::new(format!("{loc}.template"), e))?,
+            )
         } else if let Some(r) = &m.regex {
             let re = regex::RegexBuilder::new(&format!("^(?:{r})$"))
                 .size_limit(1 << 20)
                 .build()
-                .map_err(|e| PolicyError::new(format!("{loc}.regex"), format!("invalid regex: {}", e.to_string().replace('\n', " "))))?;
+                .map_err(|e| {
+                    PolicyError::new(
+                        format!("{loc}.regex"),
+                        format!("invalid regex: {}", e.to_string().replace('\n', " ")),
+                    )
+                })?;
             PathMatch::Regex(re)
         } else {
             PathMatch::Any
         };
-        const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+        const METHODS: &[&str] = &[
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+        ];
         let mut methods = Vec::new();
         for (i, method) in m.methods.iter().enumerate() {
             let up = method.to_ascii_uppercase();
             if !METHODS.contains(&up.as_str()) {
-                return Err(PolicyError::new(format!("{loc}.methods[{i}]"), format!("unknown HTTP method `{method}`")));
+                return Err(PolicyError::new(
+                    format!("{loc}.methods[{i}]"),
+                    format!("unknown HTTP method `{method}`"),
+                ));
             }
             methods.push(up);
         }
         let hosts = m.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
-        Ok(RouteMatcher { path, methods, hosts })
+        Ok(RouteMatcher {
+            path,
+            methods,
+            hosts,
+        })
     }
 
     pub(crate) fn matches(&self, method: &str, path: &str, host: &str) -> bool {
-        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+        {
             return false;
         }
         if !self.hosts.is_empty() {
@@ -99,7 +127,10 @@ impl RouteMatcher {
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [::1]:8080
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
@@ -109,7 +140,11 @@ fn strip_port(host: &str) -> &str {
 
 fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(suffix) && host.as_bytes()[host.len() - suffix.len() - 1] == b'.',
+        Some(suffix) => {
+            host.len() > suffix.len() + 1
+                && host.ends_with(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        }
         None => pattern == host,
     }
 }
@@ -139,7 +174,9 @@ fn parse_template(t: &str) -> Result<Vec<TemplatePart>, String> {
 }
 
 fn template_matches(parts: &[TemplatePart], path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else { return false };
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
     let segs: Vec<&str> = rest.split('/').collect();
     for (i, part) in parts.iter().enumerate() {
         match part {
@@ -169,12 +206,18 @@ mod tests {
 
     #[test]
     fn templates() {
-        let r = matcher(RouteMatch { template: Some("/users/{id}".into()), ..Default::default() });
+        let r = matcher(RouteMatch {
+            template: Some("/users/{id}".into()),
+            ..Default::default()
+        });
         assert!(r.matches("GET", "/users/7", "api"));
         assert!(r.matches("GET", "/users/7?x=1", "api"));
         assert!(!r.matches("GET", "/users/7/orders", "api"));
         assert!(!r.matches("GET", "/users/", "api"));
-        let rest = matcher(RouteMatch { template: Some("/files/{*path}".into()), ..Default::default() });
+        let rest = matcher(RouteMatch {
+            template: Some("/files/{*path}".into()),
+            ..Default::default()
+        });
         assert!(rest.matches("GET", "/files/a/b/c", "api"));
     }
 
@@ -194,9 +237,23 @@ mod tests {
 
     #[test]
     fn rejects_bad_matchers() {
-        let e = RouteMatcher::compile(&RouteMatch { regex: Some("(".into()), ..Default::default() }, "routes[1].match").unwrap_err();
+        let e = RouteMatcher::compile(
+            &RouteMatch {
+                regex: Some("(".into()),
+                ..Default::default()
+            },
+            "routes[1].match",
+        )
+        .unwrap_err();
         assert_eq!(e.location(), "routes[1].match.regex");
-        let e = RouteMatcher::compile(&RouteMatch { methods: vec!["FETCH".into()], ..Default::default() }, "routes[0].match").unwrap_err();
+        let e = RouteMatcher::compile(
+            &RouteMatch {
+                methods: vec!["FETCH".into()],
+                ..Default::default()
+            },
+            "routes[0].match",
+        )
+        .unwrap_err();
         assert_eq!(e.location(), "routes[0].match.methods[0]");
     }
 }

@@ -30,7 +30,9 @@ pub(crate) struct Key {
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,11 +69,17 @@ impl Key {
         let sealed = cipher
             .encrypt([self.id.as_bytes()], value)
             .map_err(|_| TransformError::Crypto)?;
-        Ok(format!("tok:{}:{}", self.id, URL_SAFE_NO_PAD.encode(sealed)))
+        Ok(format!(
+            "tok:{}:{}",
+            self.id,
+            URL_SAFE_NO_PAD.encode(sealed)
+        ))
     }
 
     fn detokenize(&self, payload: &str) -> Result<Vec<u8>, TransformError> {
-        let sealed = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TransformError::BadToken)?;
+        let sealed = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TransformError::BadToken)?;
         let mut cipher = Aes256Siv::new((&self.siv_key).into());
         cipher
             .decrypt([self.id.as_bytes()], &sealed)
@@ -112,26 +120,44 @@ impl KeyRing {
         for (i, k) in specs.iter().enumerate() {
             let loc = format!("keys[{i}]");
             if !valid_key_id(&k.id) {
-                return Err(PolicyError::new(format!("{loc}.id"), format!("`{}` is not a valid key id ([A-Za-z0-9-], 1 to 32)", k.id)));
+                return Err(PolicyError::new(
+                    format!("{loc}.id"),
+                    format!("`{}` is not a valid key id ([A-Za-z0-9-], 1 to 32)", k.id),
+                ));
             }
             if keys.iter().any(|x| x.id == k.id) {
-                return Err(PolicyError::new(format!("{loc}.id"), format!("duplicate key id `{}`", k.id)));
+                return Err(PolicyError::new(
+                    format!("{loc}.id"),
+                    format!("duplicate key id `{}`", k.id),
+                ));
             }
             let secret = match (&k.env, &k.inline) {
                 (Some(var), None) => env(var).ok_or_else(|| {
-                    PolicyError::new(format!("{loc}.env"), format!("environment variable `{var}` is not set"))
+                    PolicyError::new(
+                        format!("{loc}.env"),
+                        format!("environment variable `{var}` is not set"),
+                    )
                 })?,
                 (None, Some(inline)) => {
                     warnings.push(Warning {
                         location: format!("{loc}.inline"),
-                        message: "inline key: for local testing only; use `env` in production".into(),
+                        message: "inline key: for local testing only; use `env` in production"
+                            .into(),
                     });
                     inline.clone()
                 }
-                _ => return Err(PolicyError::new(loc, "a key needs exactly one of `env` or `inline`")),
+                _ => {
+                    return Err(PolicyError::new(
+                        loc,
+                        "a key needs exactly one of `env` or `inline`",
+                    ))
+                }
             };
             if secret.len() < MIN_SECRET_BYTES {
-                return Err(PolicyError::new(loc, format!("the secret is shorter than {MIN_SECRET_BYTES} bytes")));
+                return Err(PolicyError::new(
+                    loc,
+                    format!("the secret is shorter than {MIN_SECRET_BYTES} bytes"),
+                ));
             }
             keys.push(Key::from_secret(&k.id, secret.as_bytes()));
         }
@@ -149,10 +175,21 @@ impl KeyRing {
 /// A compiled action.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
-    Redact { placeholder: String },
-    Mask { mask: char, keep_first: usize, keep_last: usize, keep_separators: bool },
-    Hash { key: usize },
-    Tokenize { key: usize },
+    Redact {
+        placeholder: String,
+    },
+    Mask {
+        mask: char,
+        keep_first: usize,
+        keep_last: usize,
+        keep_separators: bool,
+    },
+    Hash {
+        key: usize,
+    },
+    Tokenize {
+        key: usize,
+    },
     Drop,
     Block,
     Allow,
@@ -172,10 +209,16 @@ impl Action {
     }
 
     pub(crate) fn redact() -> Action {
-        Action::Redact { placeholder: "[REDACTED:{class}]".to_string() }
+        Action::Redact {
+            placeholder: "[REDACTED:{class}]".to_string(),
+        }
     }
 
-    pub(crate) fn compile(spec: &ActionSpec, keys: &KeyRing, loc: &str) -> Result<Action, PolicyError> {
+    pub(crate) fn compile(
+        spec: &ActionSpec,
+        keys: &KeyRing,
+        loc: &str,
+    ) -> Result<Action, PolicyError> {
         let d = match spec {
             ActionSpec::Name(kind) => ActionDetail {
                 kind: *kind,
@@ -202,7 +245,9 @@ impl Action {
         };
         Ok(match d.kind {
             ActionKind::Redact => Action::Redact {
-                placeholder: d.placeholder.unwrap_or_else(|| "[REDACTED:{class}]".to_string()),
+                placeholder: d
+                    .placeholder
+                    .unwrap_or_else(|| "[REDACTED:{class}]".to_string()),
             },
             ActionKind::Mask => Action::Mask {
                 mask: d.mask_char.unwrap_or('*'),
@@ -210,8 +255,12 @@ impl Action {
                 keep_last: d.keep_last.unwrap_or(0),
                 keep_separators: d.keep_separators.unwrap_or(false),
             },
-            ActionKind::Hash => Action::Hash { key: key_index("hash")? },
-            ActionKind::Tokenize => Action::Tokenize { key: key_index("tokenize")? },
+            ActionKind::Hash => Action::Hash {
+                key: key_index("hash")?,
+            },
+            ActionKind::Tokenize => Action::Tokenize {
+                key: key_index("tokenize")?,
+            },
             ActionKind::Drop => Action::Drop,
             ActionKind::Block => Action::Block,
             ActionKind::Allow => Action::Allow,
@@ -219,10 +268,20 @@ impl Action {
     }
 
     /// The replacement text for `value` of `class`; `None` for actions that replace nothing.
-    pub(crate) fn replacement(&self, class: &str, value: &[u8], keys: &KeyRing) -> Result<Option<String>, TransformError> {
+    pub(crate) fn replacement(
+        &self,
+        class: &str,
+        value: &[u8],
+        keys: &KeyRing,
+    ) -> Result<Option<String>, TransformError> {
         Ok(Some(match self {
             Action::Redact { placeholder } => placeholder.replace("{class}", class),
-            Action::Mask { mask, keep_first, keep_last, keep_separators } => {
+            Action::Mask {
+                mask,
+                keep_first,
+                keep_last,
+                keep_separators,
+            } => {
                 let text = String::from_utf8_lossy(value);
                 mask_text(&text, *mask, *keep_first, *keep_last, *keep_separators)
             }
@@ -233,7 +292,13 @@ impl Action {
     }
 }
 
-fn mask_text(text: &str, mask: char, keep_first: usize, keep_last: usize, keep_separators: bool) -> String {
+fn mask_text(
+    text: &str,
+    mask: char,
+    keep_first: usize,
+    keep_last: usize,
+    keep_separators: bool,
+) -> String {
     let chars: Vec<char> = text.chars().collect();
     let is_sep = |c: &char| keep_separators && !c.is_alphanumeric();
     // keep_first / keep_last count the characters that would otherwise be masked.
@@ -267,7 +332,9 @@ impl std::fmt::Display for TransformError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             TransformError::Crypto => "encryption failed",
-            TransformError::BadToken => "token does not decrypt with this key (tampered, truncated or another key)",
+            TransformError::BadToken => {
+                "token does not decrypt with this key (tampered, truncated or another key)"
+            }
             TransformError::UnknownKey => "token names a key id that is not loaded",
         })
     }
@@ -289,7 +356,10 @@ impl Detokenizer {
                 keys: HashMap::from([(id.to_string(), Key::from_secret(id, secret))]),
                 any: None,
             },
-            None => Detokenizer { keys: HashMap::new(), any: Some(Key::from_secret("", secret)) },
+            None => Detokenizer {
+                keys: HashMap::new(),
+                any: Some(Key::from_secret("", secret)),
+            },
         }
     }
 
@@ -314,8 +384,9 @@ impl Detokenizer {
     /// Replaces every token in `text` by its plaintext; returns the text and how many were
     /// replaced. Tokens that do not decrypt are left as they are and counted in the error list.
     pub fn detokenize_text(&self, text: &str) -> (String, usize, Vec<TransformError>) {
-        static TOKEN: once_cell::sync::Lazy<regex::Regex> =
-            once_cell::sync::Lazy::new(|| regex::Regex::new(r"tok:[A-Za-z0-9-]{1,32}:[A-Za-z0-9_-]{22,}").expect("static regex"));
+        static TOKEN: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
+            regex::Regex::new(r"tok:[A-Za-z0-9-]{1,32}:[A-Za-z0-9_-]{22,}").expect("static regex")
+        });
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         let mut n = 0;
@@ -345,10 +416,20 @@ mod tests {
 
     #[test]
     fn mask_keeps_what_is_asked() {
-        assert_eq!(mask_text("4111-1111-1111-1234", '*', 0, 4, true), "****-****-****-1234");
-        assert_eq!(mask_text("4111111111111234", '#', 0, 4, false), "############1234");
+        assert_eq!(
+            mask_text("4111-1111-1111-1234", '*', 0, 4, true),
+            "****-****-****-1234"
+        );
+        assert_eq!(
+            mask_text("4111111111111234", '#', 0, 4, false),
+            "############1234"
+        );
         assert_eq!(mask_text("jo@x.io", '*', 1, 0, true), "j*@*.**");
-        assert_eq!(mask_text("abc", '*', 2, 2, false), "***", "never reveals the whole value");
+        assert_eq!(
+            mask_text("abc", '*', 2, 2, false),
+            "***",
+            "never reveals the whole value"
+        );
     }
 
     #[test]
@@ -362,6 +443,9 @@ mod tests {
         let wrong = Detokenizer::new(b"another secret of 16+ bytes", None);
         assert_eq!(wrong.detokenize_one(&t), Err(TransformError::BadToken));
         assert_eq!(k.hash(b"a@b.io"), k.hash(b"a@b.io"));
-        assert_ne!(k.hash(b"a@b.io"), Key::from_secret("k1", b"other secret 0123456").hash(b"a@b.io"));
+        assert_ne!(
+            k.hash(b"a@b.io"),
+            Key::from_secret("k1", b"other secret 0123456").hash(b"a@b.io")
+        );
     }
 }

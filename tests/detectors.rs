@@ -32,7 +32,11 @@ fn detector_table() {
             Some(k) => serde_json::to_string(&serde_json::json!({ k: c.text })).unwrap(),
             None => c.text.clone(),
         };
-        let content_type = if c.key.is_some() { "application/json" } else { "text/plain" };
+        let content_type = if c.key.is_some() {
+            "application/json"
+        } else {
+            "text/plain"
+        };
         let insp = policy.inspect(&Exchange {
             route,
             direction: Direction::Response,
@@ -46,18 +50,37 @@ fn detector_table() {
             .map(|f| {
                 let raw = &body[f.start..f.end];
                 // Spans in JSON cover the escaped text; compare decoded.
-                let text = if c.key.is_some() { serde_json::from_str::<String>(&format!("\"{raw}\"")).unwrap_or(raw.to_string()) } else { raw.to_string() };
+                let text = if c.key.is_some() {
+                    serde_json::from_str::<String>(&format!("\"{raw}\"")).unwrap_or(raw.to_string())
+                } else {
+                    raw.to_string()
+                };
                 (f.class.to_string(), text)
             })
             .collect();
-        let of_class: Vec<&String> = found.iter().filter(|(cl, _)| *cl == c.class).map(|(_, t)| t).collect();
+        let of_class: Vec<&String> = found
+            .iter()
+            .filter(|(cl, _)| *cl == c.class)
+            .map(|(_, t)| t)
+            .collect();
         let want: Vec<&String> = c.find.iter().collect();
         if of_class != want {
-            failures.push(format!("case {i} [{}] {:?}: expected {:?}, found {:?} (all: {:?})", c.class, c.text, want, of_class, found));
+            failures.push(format!(
+                "case {i} [{}] {:?}: expected {:?}, found {:?} (all: {:?})",
+                c.class, c.text, want, of_class, found
+            ));
         }
         if c.clean && !found.is_empty() {
-            failures.push(format!("case {i} [{}] {:?}: expected nothing, found {:?}", c.class, c.text, found));
+            failures.push(format!(
+                "case {i} [{}] {:?}: expected nothing, found {:?}",
+                c.class, c.text, found
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} detector case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} detector case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -8,11 +8,17 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use meshdlp::manifest::Manifest;
-use meshdlp::{Decision, Detokenizer, Direction, Exchange, Finding, Inspection, Policy, PolicyError};
+use meshdlp::{
+    Decision, Detokenizer, Direction, Exchange, Finding, Inspection, Policy, PolicyError,
+};
 use serde::Deserialize;
 
 #[derive(Parser)]
-#[command(name = "meshdlp", version, about = "Data-loss prevention for service meshes: check policies, redact and scan bodies")]
+#[command(
+    name = "meshdlp",
+    version,
+    about = "Data-loss prevention for service meshes: check policies, redact and scan bodies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,9 +32,7 @@ enum Command {
         policy: PathBuf,
     },
     /// Print a policy as compact JSON (the form Envoy's plugin configuration takes).
-    Compile {
-        policy: PathBuf,
-    },
+    Compile { policy: PathBuf },
     /// Apply a policy to a body from stdin and print the result (exit 3 when blocked).
     Redact {
         #[command(flatten)]
@@ -100,7 +104,15 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check { policy } => {
-            let p = load_policy(&policy)?;
+            // Checking needs no secrets: unset key variables are reported, not fatal.
+            let m = load_manifest(&policy)?;
+            for k in &m.keys {
+                if let Some(var) = k.env.as_deref().filter(|v| std::env::var(v).is_err()) {
+                    eprintln!("warning: {}: key `{}`: environment variable `{var}` is not set here (checked with a placeholder)", policy.display(), k.id);
+                }
+            }
+            let p = Policy::compile_with_env(&m, &placeholder_env)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", policy.display()))?;
             for w in p.warnings() {
                 eprintln!("warning: {}: {w}", policy.display());
             }
@@ -109,7 +121,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Compile { policy } => {
             let m = load_manifest(&policy)?;
-            compile_manifest(&m, &policy)?;
+            Policy::compile_with_env(&m, &placeholder_env)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", policy.display()))?;
             println!("{}", serde_json::to_string(&m)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -148,12 +161,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 let body = read_stdin()?;
                 let insp = inspect(&policy, &target, &body, target.content_type.as_deref());
-                println!("{}", serde_json::to_string_pretty(&findings_json(&insp.findings))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&findings_json(&insp.findings))?
+                );
                 Ok(ExitCode::SUCCESS)
             }
         }
         Command::Detokenize { key_env, key_id } => {
-            let secret = std::env::var(&key_env).with_context(|| format!("environment variable {key_env} is not set"))?;
+            let secret = std::env::var(&key_env)
+                .with_context(|| format!("environment variable {key_env} is not set"))?;
             let d = Detokenizer::new(secret.as_bytes(), key_id.as_deref());
             let input = String::from_utf8(read_stdin()?).context("input is not UTF-8")?;
             let (text, n, errors) = d.detokenize_text(&input);
@@ -173,7 +190,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 failed += fl;
             }
             println!("{passed} passed, {failed} failed");
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Schema => {
             let schema = schemars::schema_for!(Manifest);
@@ -183,20 +204,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The process environment, with a placeholder secret for unset variables (validation only).
+fn placeholder_env(var: &str) -> Option<String> {
+    std::env::var(var)
+        .ok()
+        .or_else(|| Some("placeholder-secret-for-validation".to_string()))
+}
+
 fn read_stdin() -> Result<Vec<u8>> {
     let mut body = Vec::new();
-    std::io::stdin().read_to_end(&mut body).context("reading stdin")?;
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .context("reading stdin")?;
     Ok(body)
 }
 
 /// Reads a manifest (JSON by extension or leading brace, else YAML), with error locations.
 fn load_manifest(path: &Path) -> Result<Manifest> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse_manifest(&text, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn parse_manifest(text: &str, path: &Path) -> Result<Manifest, PolicyError> {
-    let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    let is_json =
+        path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
     if is_json {
         meshdlp::parse_manifest_json(text.as_bytes())
     } else {
@@ -215,7 +247,9 @@ fn load_policy(path: &Path) -> Result<Policy> {
 fn target_policy(t: &Target) -> Result<Policy> {
     match &t.policy {
         Some(p) => load_policy(p),
-        None => Ok(Policy::from_json(br#"{"defaultRoute": {"request": {}, "response": {}}}"#)?),
+        None => Ok(Policy::from_json(
+            br#"{"defaultRoute": {"request": {}, "response": {}}}"#,
+        )?),
     }
 }
 
@@ -230,7 +264,13 @@ fn direction(s: &str) -> Direction {
 fn inspect(policy: &Policy, t: &Target, body: &[u8], content_type: Option<&str>) -> Inspection {
     let scopes: Vec<String> = t.scopes.split_whitespace().map(str::to_string).collect();
     let route = policy.route(&t.method, &t.route_path, &t.host);
-    policy.inspect(&Exchange { route, direction: direction(&t.direction), content_type, scopes: &scopes, body })
+    policy.inspect(&Exchange {
+        route,
+        direction: direction(&t.direction),
+        content_type,
+        scopes: &scopes,
+        body,
+    })
 }
 
 fn finding_line(f: &Finding) -> String {
@@ -279,7 +319,8 @@ fn scan_jsonl(policy: &Policy, t: &Target) -> Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let input: ScanLine = serde_json::from_str(&line).with_context(|| format!("line {}: not a scan request", n + 1))?;
+        let input: ScanLine = serde_json::from_str(&line)
+            .with_context(|| format!("line {}: not a scan request", n + 1))?;
         let ct = input.content_type.as_deref().or(t.content_type.as_deref());
         let insp = inspect(policy, t, input.body.as_bytes(), ct);
         let row = serde_json::json!({"id": input.id, "findings": findings_json(&insp.findings)});
@@ -356,7 +397,8 @@ struct Expect {
 }
 
 fn run_test_file(file: &Path) -> Result<(usize, usize)> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let tf: TestFile = if file.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?
     } else {
@@ -365,7 +407,10 @@ fn run_test_file(file: &Path) -> Result<(usize, usize)> {
     let policy = match (&tf.policy, &tf.manifest) {
         (Some(p), None) => load_policy(&file.parent().unwrap_or(Path::new(".")).join(p))?,
         (None, Some(m)) => compile_manifest(m, file)?,
-        _ => bail!("{}: give exactly one of `policy` (a file) or `manifest` (inline)", file.display()),
+        _ => bail!(
+            "{}: give exactly one of `policy` (a file) or `manifest` (inline)",
+            file.display()
+        ),
     };
     let (mut passed, mut failed) = (0, 0);
     for case in &tf.cases {
@@ -391,7 +436,10 @@ fn run_case(policy: &Policy, c: &TestCase) -> Vec<String> {
         (None, None) => Vec::new(),
         _ => return vec!["give one of `body` or `json`".into()],
     };
-    let content_type = c.content_type.clone().or_else(|| c.json.as_ref().map(|_| "application/json".to_string()));
+    let content_type = c
+        .content_type
+        .clone()
+        .or_else(|| c.json.as_ref().map(|_| "application/json".to_string()));
     let route = policy.route(&c.method, &c.path, &c.host);
     let insp = policy.inspect(&Exchange {
         route,
@@ -404,7 +452,10 @@ fn run_case(policy: &Policy, c: &TestCase) -> Vec<String> {
     let e = &c.expect;
     if let Some(d) = &e.decision {
         if d != insp.decision.name() {
-            problems.push(format!("decision: expected {d}, got {}", insp.decision.name()));
+            problems.push(format!(
+                "decision: expected {d}, got {}",
+                insp.decision.name()
+            ));
         }
     }
     let out_body: Option<Vec<u8>> = match &insp.decision {
@@ -415,14 +466,22 @@ fn run_case(policy: &Policy, c: &TestCase) -> Vec<String> {
     if let Some(want) = &e.body {
         match &out_body {
             Some(got) if got == want.as_bytes() => {}
-            Some(got) => problems.push(format!("body: expected {want}\n          got {}", String::from_utf8_lossy(got))),
+            Some(got) => problems.push(format!(
+                "body: expected {want}\n          got {}",
+                String::from_utf8_lossy(got)
+            )),
             None => problems.push("body: expected a body, got a block".into()),
         }
     }
     if let Some(want) = &e.json {
-        let got: Option<serde_json::Value> = out_body.as_ref().and_then(|b| serde_json::from_slice(b).ok());
+        let got: Option<serde_json::Value> = out_body
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(b).ok());
         if got.as_ref() != Some(want) {
-            problems.push(format!("json: expected {want}, got {}", got.map_or("(not JSON)".to_string(), |g| g.to_string())));
+            problems.push(format!(
+                "json: expected {want}, got {}",
+                got.map_or("(not JSON)".to_string(), |g| g.to_string())
+            ));
         }
     }
     if let Decision::Block(b) = &insp.decision {

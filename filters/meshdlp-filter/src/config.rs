@@ -1,0 +1,277 @@
+//! The plugin configuration: a pure function from bytes to a compiled configuration, so it is
+//! tested natively (`cargo test -p meshdlp-filter`) and not only in Envoy.
+
+use meshdlp::manifest::Manifest;
+use meshdlp::{Policy, PolicyError};
+use serde::Deserialize;
+
+/// The plugin configuration as written in Envoy's `PluginConfig.configuration`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Raw {
+    /// The policy manifest. Absent: the built-in default policy.
+    #[serde(default)]
+    policy: Option<serde_json::Value>,
+    #[serde(default)]
+    scopes: Option<RawScopes>,
+    #[serde(default)]
+    request_id_header: Option<String>,
+    /// Whether Envoy holds headers while the body is inspected
+    /// (`allow_on_headers_stop_iteration: true` in the `PluginConfig`). Default true.
+    #[serde(default)]
+    hold_headers: Option<bool>,
+    /// Largest body the filter buffers and inspects (default 1 MiB, Envoy's default buffer).
+    #[serde(default)]
+    max_body_bytes: Option<usize>,
+    /// Largest decompressed body (default 8 MiB).
+    #[serde(default)]
+    max_decoded_bytes: Option<usize>,
+    /// Remove `accept-encoding` from requests whose responses are inspected (default true).
+    #[serde(default)]
+    strip_accept_encoding: Option<bool>,
+    /// Emit one JSON audit line per request with findings (default true).
+    #[serde(default)]
+    audit_log: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawScopes {
+    /// Request header with the caller's scopes (space or comma separated), set by a trusted
+    /// filter in front of this one (e.g. `jwt_authn` `claim_to_headers`).
+    #[serde(default)]
+    header: Option<String>,
+    /// Read the header (true) or only strip it (false, the default: a client could forge it
+    /// unless the Envoy configuration removes client copies before the trusted filter sets it).
+    #[serde(default)]
+    trust_header: bool,
+    /// Dynamic metadata holding the verified JWT payload (`jwt_authn` `payload_in_metadata`):
+    /// filter name, key, and claim (default `scope`, also `scp`).
+    #[serde(default)]
+    metadata: Option<RawMetadata>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawMetadata {
+    #[serde(default = "default_jwt_filter")]
+    filter: String,
+    key: String,
+    #[serde(default = "default_claim")]
+    claim: String,
+}
+
+fn default_jwt_filter() -> String {
+    "envoy.filters.http.jwt_authn".to_string()
+}
+fn default_claim() -> String {
+    "scope".to_string()
+}
+
+/// The compiled configuration shared by every stream of a plugin.
+#[derive(Debug)]
+pub struct Config {
+    pub policy: Policy,
+    pub scope_header: Option<String>,
+    pub trust_scope_header: bool,
+    /// Property path of the scope claim in dynamic metadata.
+    pub scope_metadata: Option<Vec<String>>,
+    pub request_id_header: String,
+    pub hold_headers: bool,
+    pub max_body_bytes: usize,
+    pub max_decoded_bytes: usize,
+    pub strip_accept_encoding: bool,
+    pub audit_log: bool,
+}
+
+/// A configuration error, phrased for the Envoy log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn located(prefix: &str, e: PolicyError) -> ConfigError {
+    if e.location().is_empty() {
+        ConfigError(format!("{prefix}: {}", e.message()))
+    } else {
+        ConfigError(format!("{prefix}.{}: {}", e.location(), e.message()))
+    }
+}
+
+/// Parses and compiles the plugin configuration. Empty configuration: the built-in default.
+pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let raw: Raw = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Raw::default()
+    } else {
+        meshdlp::deserialize_located(&mut serde_json::Deserializer::from_slice(bytes))
+            .map_err(|e| located("configuration", e))?
+    };
+    let policy = match raw.policy {
+        None => Policy::builtin_default().map_err(|e| located("builtin policy", e))?,
+        Some(v) => {
+            let manifest: Manifest =
+                meshdlp::deserialize_located(v).map_err(|e| located("policy", e))?;
+            Policy::compile(&manifest).map_err(|e| located("policy", e))?
+        }
+    };
+    let scopes = raw.scopes.unwrap_or_default();
+    let scope_header = scopes.header.map(|h| h.to_ascii_lowercase());
+    if let Some(h) = &scope_header {
+        if h.is_empty()
+            || h.starts_with(':')
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError(format!(
+                "configuration.scopes.header: `{h}` is not a valid header name"
+            )));
+        }
+    }
+    let scope_metadata = scopes.metadata.map(|m| {
+        vec![
+            "metadata".to_string(),
+            "filter_metadata".to_string(),
+            m.filter,
+            m.key,
+            m.claim,
+        ]
+    });
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(1 << 20);
+    if max_body_bytes == 0 {
+        return Err(ConfigError(
+            "configuration.maxBodyBytes: must be positive".into(),
+        ));
+    }
+    Ok(Config {
+        policy,
+        scope_header,
+        trust_scope_header: scopes.trust_header,
+        scope_metadata,
+        request_id_header: raw
+            .request_id_header
+            .unwrap_or_else(|| "x-request-id".to_string())
+            .to_ascii_lowercase(),
+        hold_headers: raw.hold_headers.unwrap_or(true),
+        max_body_bytes,
+        max_decoded_bytes: raw.max_decoded_bytes.unwrap_or(8 << 20).max(max_body_bytes),
+        strip_accept_encoding: raw.strip_accept_encoding.unwrap_or(true),
+        audit_log: raw.audit_log.unwrap_or(true),
+    })
+}
+
+/// Splits a scope header or claim value: OAuth's space-separated `scope`, or comma-separated.
+pub fn split_scopes(value: &str, out: &mut Vec<String>) {
+    for s in value
+        .split([' ', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if !out.iter().any(|x| x == s) {
+            out.push(s.to_string());
+        }
+    }
+}
+
+/// Reads a metadata property value as scopes. Envoy returns a string leaf as its bytes, and a
+/// list (`scp: [...]`) as a serialized `google.protobuf.ListValue`; strings are collected from
+/// either.
+pub fn scopes_from_property(bytes: &[u8], out: &mut Vec<String>) {
+    if let Some(strings) = protobuf_strings(bytes, 0) {
+        if !strings.is_empty() {
+            for s in strings {
+                split_scopes(&s, out);
+            }
+            return;
+        }
+    }
+    split_scopes(&String::from_utf8_lossy(bytes), out);
+}
+
+/// Collects the string values of a serialized ListValue/Value (`values` = field 1, `string_value`
+/// = field 3). Returns `None` if the bytes are not such a message.
+fn protobuf_strings(bytes: &[u8], depth: usize) -> Option<Vec<String>> {
+    if depth > 4 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let (tag, n) = varint(&bytes[i..])?;
+        i += n;
+        let (field, wire) = (tag >> 3, tag & 7);
+        if wire != 2 {
+            return None;
+        }
+        let (len, n) = varint(&bytes[i..])?;
+        i += n;
+        let end = i.checked_add(usize::try_from(len).ok()?)?;
+        let payload = bytes.get(i..end)?;
+        match field {
+            1 => out.extend(protobuf_strings(payload, depth + 1)?),
+            3 => out.push(std::str::from_utf8(payload).ok()?.to_string()),
+            _ => return None,
+        }
+        i = end;
+    }
+    Some(out)
+}
+
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_configuration_is_the_builtin_default() {
+        let c = parse(b"").unwrap();
+        assert!(c.hold_headers);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn errors_name_the_location() {
+        let e = parse(br#"{"policy": {"routes": [{"name": "a", "match": {"regex": "("}}]}}"#)
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("policy.routes[0].match.regex: invalid regex"),
+            "{e}"
+        );
+        let e = parse(br#"{"polcy": {}}"#).unwrap_err();
+        assert!(e.0.contains("unknown field `polcy`"), "{e}");
+        let e = parse(br#"{"policy": {"routes": [{"name": "a", "match": {}, "response": {"detect": ["nope"]}}]}}"#).unwrap_err();
+        assert!(
+            e.0.starts_with("policy.routes[0].response.detect[0]: unknown class `nope`"),
+            "{e}"
+        );
+        assert!(parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn scopes_from_strings_and_list_values() {
+        let mut s = Vec::new();
+        scopes_from_property(b"users:read users:pii", &mut s);
+        assert_eq!(s, ["users:read", "users:pii"]);
+        // ListValue { values: [Value{string_value:"a:b"}, Value{string_value:"c"}] }
+        let list = [
+            0x0a, 0x05, 0x1a, 0x03, b'a', b':', b'b', 0x0a, 0x03, 0x1a, 0x01, b'c',
+        ];
+        let mut s = Vec::new();
+        scopes_from_property(&list, &mut s);
+        assert_eq!(s, ["a:b", "c"]);
+    }
+}
