@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::detect::{ClassId, Hit, KeyCtx};
+use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits};
 use crate::json::{self, Kind, PathStack, Value};
 use crate::jsonpath::{self, Step};
 use crate::manifest::{ActionKind, BodyKind, ErrorAction, Mode, ViolationAction};
@@ -274,6 +274,12 @@ impl Policy {
             hits: Vec::new(),
             buf: Vec::new(),
             map: Vec::new(),
+            keywords: match kind {
+                BodyKind::Json | BodyKind::Ndjson => {
+                    self.inner.detectors.keyword_hits(ex.body, plan.enabled)
+                }
+                _ => KeywordHits::default(),
+            },
         };
         let parsed = match kind {
             BodyKind::Json if sniffed => {
@@ -338,7 +344,11 @@ impl Policy {
                     .or(if c.from_field { Some(c.source) } else { None })
             {
                 &plan.fields[rule].action
-            } else if let Some(a) = plan.class_actions.get(&c.class) {
+            } else if let Some(a) = plan
+                .class_actions
+                .get(usize::from(c.class))
+                .and_then(Option::as_ref)
+            {
                 a
             } else if let Some(scope) = &plan.scope {
                 if scope.permits(c.class, ex.scopes) {
@@ -456,36 +466,50 @@ fn encode(text: &str, site: Site) -> Vec<u8> {
 
 /// Keeps the best of overlapping candidates: field rules first, then higher confidence, then
 /// the longer span.
-fn resolve_overlaps(mut c: Vec<Candidate>) -> Vec<Candidate> {
+fn resolve_overlaps(c: Vec<Candidate>) -> Vec<Candidate> {
     if c.len() < 2 {
         return c;
     }
-    c.sort_by(|a, b| {
+    let priority = |a: &Candidate, b: &Candidate| {
         b.from_field
             .cmp(&a.from_field)
             .then(b.confidence.total_cmp(&a.confidence))
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(a.start.cmp(&b.start))
-    });
-    let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
-    let mut kept = Vec::with_capacity(c.len());
-    for cand in c {
-        let overlaps_before = taken
-            .range(..=cand.start)
-            .next_back()
-            .is_some_and(|(_, &e)| e > cand.start);
-        let overlaps_after = taken
-            .range(cand.start..cand.end.max(cand.start + 1))
-            .next()
-            .is_some();
-        if overlaps_before || overlaps_after {
-            continue;
+    };
+    let mut order: Vec<usize> = (0..c.len()).collect();
+    order.sort_unstable_by_key(|&i| (c[i].start, c[i].end));
+    let mut keep = vec![false; c.len()];
+    // Sweep clusters of transitively overlapping candidates; most clusters have one member.
+    let mut i = 0;
+    while i < order.len() {
+        let mut end = c[order[i]].end;
+        let mut j = i + 1;
+        while j < order.len() && c[order[j]].start < end {
+            end = end.max(c[order[j]].end);
+            j += 1;
         }
-        taken.insert(cand.start, cand.end);
-        kept.push(cand);
+        if j == i + 1 {
+            keep[order[i]] = true;
+        } else {
+            let mut cluster = order[i..j].to_vec();
+            cluster.sort_by(|&a, &b| priority(&c[a], &c[b]));
+            let mut taken: Vec<(usize, usize)> = Vec::new();
+            for k in cluster {
+                if taken.iter().all(|&(s, e)| c[k].end <= s || c[k].start >= e) {
+                    taken.push((c[k].start, c[k].end));
+                    keep[k] = true;
+                }
+            }
+        }
+        i = j;
     }
-    kept.sort_by_key(|c| c.start);
-    kept
+    let mut slots: Vec<Option<Candidate>> = c.into_iter().map(Some).collect();
+    order
+        .iter()
+        .filter(|&&k| keep[k])
+        .filter_map(|&k| slots[k].take())
+        .collect()
 }
 
 #[derive(Debug)]
@@ -540,7 +564,7 @@ impl Edit {
 /// Splices edits into the body. Drops win over replacements inside them; overlapping drops
 /// merge (which keeps the commas of a JSON container consistent).
 fn apply_edits(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
-    edits.sort_by(|a, b| {
+    edits.sort_unstable_by(|a, b| {
         a.start
             .cmp(&b.start)
             .then(b.drop.cmp(&a.drop))
@@ -595,6 +619,8 @@ struct Scanner<'p, 'b> {
     hits: Vec<Hit>,
     buf: Vec<u8>,
     map: Vec<usize>,
+    /// Keyword positions from one prefilter pass over the whole body.
+    keywords: KeywordHits,
 }
 
 /// What field rules say about a value.
@@ -710,7 +736,8 @@ impl Scanner<'_, '_> {
                 });
             }
             RuleVerdict::None | RuleVerdict::Override(_) => {
-                if !is_scannable {
+                // A number shorter than 8 characters holds no card, SSN, phone or date.
+                if !is_scannable || (v.kind == Kind::Number && v.outer_end - v.outer_start < 8) {
                     return;
                 }
                 let rule_action = match verdict {
@@ -736,15 +763,18 @@ impl Scanner<'_, '_> {
                         &self.buf,
                         ctx,
                         self.plan.enabled,
+                        None,
                         self.policy.inner.min_confidence,
                         &mut self.hits,
                     );
                 } else {
                     let det = &self.policy.inner.detectors;
+                    let keywords = self.keywords.within(base + s, base + e);
                     det.scan(
                         raw,
                         ctx,
                         self.plan.enabled,
+                        Some(keywords),
                         self.policy.inner.min_confidence,
                         &mut self.hits,
                     );
@@ -819,6 +849,7 @@ impl Scanner<'_, '_> {
             text,
             KeyCtx::default(),
             self.plan.enabled,
+            None,
             self.policy.inner.min_confidence,
             &mut self.hits,
         );
@@ -904,6 +935,7 @@ impl Scanner<'_, '_> {
                         &self.buf,
                         ctx,
                         self.plan.enabled,
+                        None,
                         self.policy.inner.min_confidence,
                         &mut self.hits,
                     );

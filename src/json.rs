@@ -394,35 +394,39 @@ fn scan_string(body: &[u8], i: usize) -> Result<(usize, bool), SyntaxError> {
     let mut j = i + 1;
     let mut escaped = false;
     loop {
-        let Some(off) = body[j..]
-            .iter()
-            .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)
-        else {
+        let Some(off) = memchr::memchr2(b'"', b'\\', &body[j..]) else {
             return Err(SyntaxError {
                 offset: i,
                 message: "unterminated string",
             });
         };
-        j += off;
-        match body[j] {
-            b'"' => return Ok((j + 1, escaped)),
-            b'\\' => {
-                escaped = true;
-                if j + 1 >= body.len() {
-                    return Err(SyntaxError {
-                        offset: j,
-                        message: "unterminated string",
-                    });
-                }
-                j += 2;
-            }
-            _ => {
-                return Err(SyntaxError {
-                    offset: j,
-                    message: "control character in string",
-                })
-            }
+        // Raw control characters are not allowed in JSON strings (checked branch-free).
+        let segment = &body[j..j + off];
+        if segment.iter().fold(false, |acc, &b| acc | (b < 0x20)) {
+            let at = j + segment.iter().position(|&b| b < 0x20).unwrap_or(0);
+            return Err(SyntaxError {
+                offset: at,
+                message: "control character in string",
+            });
         }
+        j += off;
+        if body[j] == b'"' {
+            return Ok((j + 1, escaped));
+        }
+        escaped = true;
+        if j + 1 >= body.len() {
+            return Err(SyntaxError {
+                offset: j,
+                message: "unterminated string",
+            });
+        }
+        if body[j + 1] < 0x20 {
+            return Err(SyntaxError {
+                offset: j + 1,
+                message: "control character in string",
+            });
+        }
+        j += 2;
     }
 }
 

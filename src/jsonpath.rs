@@ -215,9 +215,8 @@ pub(crate) fn render(path: &[Step<'_>]) -> String {
     for step in path {
         match step {
             Step::Index(i) => {
-                s.push('[');
-                s.push_str(&i.to_string());
-                s.push(']');
+                use std::fmt::Write;
+                let _ = write!(s, "[{i}]");
             }
             Step::Key(k)
                 if !k.is_empty()

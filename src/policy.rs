@@ -62,7 +62,8 @@ pub(crate) struct Route {
 pub(crate) struct Plan {
     pub(crate) enabled: DetectorMask,
     pub(crate) fields: Vec<FieldRule>,
-    pub(crate) class_actions: HashMap<ClassId, Action>,
+    /// Action per class id (`None`: no class action).
+    pub(crate) class_actions: Vec<Option<Action>>,
     pub(crate) default_action: Action,
     pub(crate) scope: Option<Scope>,
     pub(crate) on_violation: ViolationAction,
@@ -391,10 +392,10 @@ impl Ctx<'_> {
                 class,
             });
         }
-        let mut class_actions = HashMap::new();
+        let mut class_actions = vec![None; self.detectors.classes.count()];
         for (class, spec) in &d.actions {
             let aloc = format!("{loc}.actions.{class}");
-            class_actions.insert(self.class(class, &aloc)?, self.action(spec, &aloc)?);
+            class_actions[usize::from(self.class(class, &aloc)?)] = Some(self.action(spec, &aloc)?);
         }
         let default_action = match &d.default_action {
             Some(spec) => self.action(spec, &format!("{loc}.defaultAction"))?,

@@ -293,13 +293,12 @@ fn email(m: &[u8]) -> bool {
         return false;
     }
     let tld = domain.rsplit(|b| *b == b'.').next().unwrap_or(b"");
-    let tld = tld.to_ascii_lowercase();
     // Asset references such as "logo@2x.png" look like addresses but end in a file extension.
     const FILE_EXTENSIONS: &[&[u8]] = &[
         b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"ico", b"css", b"js", b"json", b"map",
         b"woff", b"woff2", b"ttf", b"bmp", b"tiff", b"mp4", b"mp3", b"txt", b"yaml", b"yml",
     ];
-    !FILE_EXTENSIONS.contains(&tld.as_slice())
+    !FILE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(tld))
 }
 
 fn phone(m: &[u8]) -> bool {

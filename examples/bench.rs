@@ -1,0 +1,289 @@
+//! `make bench`: engine throughput next to a naive baseline, measured side by side in one run.
+//!
+//! The baseline is what a reasonable first implementation does: parse the body into a
+//! serde_json DOM, walk every string, run one regex per class over it, replace matches, and
+//! serialise the DOM again. Numbers are medians of repeated runs on one core; record them in
+//! docs/BENCHMARKS.md with the command.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use meshdlp::{Direction, Exchange, Policy};
+use regex::Regex;
+use serde_json::Value;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `f` repeatedly for about `budget`, in batches; returns the median seconds per call.
+fn time_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
+    // warm-up
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while start.elapsed() < budget / 10 || calls < 3 {
+        f();
+        calls += 1;
+    }
+    let per_batch = (calls / 3).max(1);
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < budget || samples.len() < 5 {
+        let t = Instant::now();
+        for _ in 0..per_batch {
+            f();
+        }
+        samples.push(t.elapsed().as_secs_f64() / f64::from(per_batch));
+    }
+    median(samples)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "order",
+    "shipped",
+    "pending",
+    "widget",
+    "premium",
+    "blue",
+    "large",
+    "delivery",
+    "warehouse",
+    "returned",
+    "standard",
+    "express",
+    "gift",
+    "wrap",
+    "note",
+];
+
+fn clean_record(r: &mut Rng, i: usize) -> Value {
+    serde_json::json!({
+        "id": i,
+        "uuid": format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", r.next() as u32, r.next() as u16, r.next() % 4096, r.next() % 4096, r.next() % (1 << 48)),
+        "created": format!("2024-{:02}-{:02}T{:02}:{:02}:{:02}Z", r.next() % 12 + 1, r.next() % 28 + 1, r.next() % 24, r.next() % 60, r.next() % 60),
+        "status": r.pick(&["shipped", "pending", "cancelled"]),
+        "total": (r.next() % 100_000) as f64 / 100.0,
+        "items": [{"sku": format!("SKU-{}-XL", r.next() % 100_000), "qty": r.next() % 5 + 1}],
+        "description": (0..8).map(|_| r.pick(WORDS)).collect::<Vec<_>>().join(" "),
+        "version": format!("{}.{}.{}", r.next() % 10, r.next() % 20, r.next() % 100),
+    })
+}
+
+fn pii_record(r: &mut Rng, i: usize) -> Value {
+    const CARDS: &[&str] = &[
+        "4111 1111 1111 1111",
+        "5555-5555-5555-4444",
+        "378282246310005",
+        "6011111111111117",
+    ];
+    serde_json::json!({
+        "id": i,
+        "name": "Ada Lovelace",
+        "email": format!("user{}@example.com", r.next() % 100_000),
+        "phone": format!("+1 415 555 {:04}", r.next() % 10_000),
+        "card": r.pick(CARDS),
+        "ssn": format!("536-{:02}-{:04}", r.next() % 98 + 1, r.next() % 9998 + 1),
+        "ip": format!("10.{}.{}.{}", r.next() % 256, r.next() % 256, r.next() % 254 + 1),
+        "note": format!("call me at (212) 555-{:04} or mail ops{}@example.org", r.next() % 10_000, r.next() % 1000),
+    })
+}
+
+fn body_of(target: usize, mut make: impl FnMut(&mut Rng, usize) -> Value) -> Vec<u8> {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut items = Vec::new();
+    let mut size = 20;
+    while size < target {
+        let v = make(&mut r, items.len());
+        size += serde_json::to_vec(&v).map_or(0, |b| b.len()) + 1;
+        items.push(v);
+    }
+    serde_json::to_vec(&serde_json::json!({ "items": items })).unwrap_or_default()
+}
+
+fn ndjson_of(target: usize) -> Vec<u8> {
+    let mut r = Rng(7);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while out.len() < target {
+        let v = if i % 4 == 0 {
+            pii_record(&mut r, i)
+        } else {
+            clean_record(&mut r, i)
+        };
+        out.extend(serde_json::to_vec(&v).unwrap_or_default());
+        out.push(b'\n');
+        i += 1;
+    }
+    out
+}
+
+/// The naive baseline: DOM + one regex per class + re-serialise.
+struct Naive {
+    rules: Vec<(Regex, &'static str)>,
+}
+
+impl Naive {
+    fn new() -> Naive {
+        let rules = [
+            (
+                r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+                "[REDACTED:email]",
+            ),
+            (r"\b(?:\d[ \-]?){12,18}\d\b", "[REDACTED:credit_card]"),
+            (r"\b\d{3}-\d{2}-\d{4}\b", "[REDACTED:us_ssn]"),
+            (r"\+[1-9][0-9 ()\-]{7,16}[0-9]", "[REDACTED:phone]"),
+            (
+                r"\(?\b[2-9]\d{2}\)?[ .\-]?[2-9]\d{2}[ .\-]\d{4}\b",
+                "[REDACTED:phone]",
+            ),
+            (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", "[REDACTED:ip_address]"),
+            (r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b", "[REDACTED:iban]"),
+            (r"\bAKIA[A-Z0-9]{16}\b", "[REDACTED:aws_access_key]"),
+            (r"\beyJ[\w-]+\.eyJ[\w-]+\.[\w-]*", "[REDACTED:jwt]"),
+        ];
+        Naive {
+            rules: rules
+                .iter()
+                .map(|(p, r)| (Regex::new(p).expect("baseline regex"), *r))
+                .collect(),
+        }
+    }
+
+    fn walk(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                for (re, rep) in &self.rules {
+                    if re.is_match(s) {
+                        *s = re.replace_all(s, *rep).into_owned();
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.walk(x)),
+            Value::Object(o) => o.values_mut().for_each(|x| self.walk(x)),
+            _ => {}
+        }
+    }
+
+    fn redact(&self, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let mut v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+            self.walk(&mut v);
+            out.extend(serde_json::to_vec(&v).unwrap_or_default());
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+fn main() {
+    let budget = Duration::from_millis(
+        std::env::var("BENCH_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1500),
+    );
+    println!("meshdlp engine benchmark (one core, medians; budget {budget:?} per cell)\n");
+
+    let compile = if std::env::var("BENCH_ONLY").is_ok() {
+        f64::NAN
+    } else {
+        time_per_call(budget, || {
+            black_box(Policy::from_json(br#"{"defaultRoute": {"response": {}}}"#).expect("policy"));
+        })
+    };
+    println!(
+        "policy compile (built-in pack, every class): {:.2} ms   (target <= 20 ms)\n",
+        compile * 1e3
+    );
+
+    let policy_json = std::env::var("BENCH_POLICY")
+        .unwrap_or_else(|_| r#"{"defaultRoute": {"response": {}}}"#.to_string());
+    let policy = Policy::from_json(policy_json.as_bytes()).expect("policy");
+    let route = policy.route("GET", "/", "bench");
+    let naive = Naive::new();
+    let cases: Vec<(&str, Vec<u8>, &str, f64)> = vec![
+        (
+            "4 KB JSON, no PII",
+            body_of(4 << 10, clean_record),
+            "application/json",
+            1000.0,
+        ),
+        (
+            "64 KB JSON, no PII",
+            body_of(64 << 10, clean_record),
+            "application/json",
+            1000.0,
+        ),
+        (
+            "64 KB JSON, dense PII",
+            body_of(64 << 10, pii_record),
+            "application/json",
+            250.0,
+        ),
+        (
+            "1 MB NDJSON, 1/4 PII",
+            ndjson_of(1 << 20),
+            "application/x-ndjson",
+            0.0,
+        ),
+    ];
+    println!(
+        "{:<24} {:>9} {:>12} {:>12} {:>8} {:>9}  findings",
+        "body", "bytes", "meshdlp MB/s", "naive MB/s", "ratio", "target"
+    );
+    let only = std::env::var("BENCH_ONLY").ok();
+    for (name, body, ct, target) in &cases {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let ex = Exchange {
+            route,
+            direction: Direction::Response,
+            content_type: Some(ct),
+            scopes: &[],
+            body,
+        };
+        let findings = policy.inspect(&ex).findings.len();
+        let t_engine = time_per_call(budget, || {
+            black_box(policy.inspect(black_box(&ex)));
+        });
+        let t_naive = if std::env::var("BENCH_NO_NAIVE").is_ok() {
+            f64::NAN
+        } else {
+            time_per_call(budget, || {
+                black_box(naive.redact(black_box(body)));
+            })
+        };
+        let mbps = |t: f64| body.len() as f64 / t / 1e6;
+        let target_s = if *target > 0.0 {
+            format!(">= {target:.0}")
+        } else {
+            "-".to_string()
+        };
+        println!(
+            "{:<24} {:>9} {:>12.0} {:>12.0} {:>7.1}x {:>9}  {}",
+            name,
+            body.len(),
+            mbps(t_engine),
+            mbps(t_naive),
+            t_naive / t_engine,
+            target_s,
+            findings
+        );
+    }
+}
