@@ -61,7 +61,6 @@ test-wasm: .tools/wasm-target
 	$(CARGO) build -p meshdlp --lib --no-default-features --target wasm32-wasip1 --release
 
 test-policies: cli
-	$(CLI) check tests/e2e/policy.yaml
 	$(CLI) check examples/policy.yaml
 	$(CLI) test tests/policies/*.yaml
 

@@ -224,8 +224,9 @@ struct Candidate {
     /// Decoded value when it differs from the raw bytes (escapes, percent-encoding, numbers).
     decoded: Option<Vec<u8>>,
     path: Option<String>,
-    /// For `drop`: where the member starts and the value ends; `None` at top level / in text.
-    member: Option<(usize, usize)>,
+    /// For `drop`: where the JSON member starts and its value ends, and whether the value is
+    /// the document itself (then it becomes `null`). `None` in text and form bodies.
+    member: Option<(usize, usize, bool)>,
 }
 
 impl Policy {
@@ -374,13 +375,19 @@ impl Policy {
             match action {
                 Action::Drop if kind == BodyKind::Json || kind == BodyKind::Ndjson => {
                     edits.push(match c.member {
-                        Some((member_start, value_end)) => {
+                        Some((member_start, value_end, false)) => {
                             Edit::drop(ex.body, member_start, value_end)
                         }
+                        Some((start, end, true)) => Edit {
+                            start,
+                            end,
+                            text: b"null".to_vec(),
+                            drop: false,
+                        },
                         None => Edit {
                             start: c.start,
                             end: c.end,
-                            text: b"null".to_vec(),
+                            text: encode(&format!("[REDACTED:{}]", classes.name(c.class)), c.site),
                             drop: false,
                         },
                     });
@@ -694,7 +701,7 @@ impl Scanner<'_, '_> {
             steps_owned = Vec::new();
             RuleVerdict::None
         };
-        let member = (!p.is_root()).then_some((base + v.member_start, base + v.outer_end));
+        let member = Some((base + v.member_start, base + v.outer_end, p.is_root()));
         let path_string = |_: &Self| -> Option<String> {
             Some(if has_rules {
                 jsonpath::render(&steps_owned)

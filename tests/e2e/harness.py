@@ -79,11 +79,12 @@ def compile_policy(path):
 class Envoy:
     """One Envoy process with a rendered configuration."""
 
-    def __init__(self, name, upstream_port, filters, plugin_config=None, hold_headers=True, buffer_limit=1048576):
+    def __init__(self, name, upstream_port, filters, plugin_config=None, hold_headers=True, buffer_limit=1048576,
+                 port=None, admin=None):
         os.makedirs(WORK, exist_ok=True)
         self.name = name
-        self.port = free_port()
-        self.admin = free_port()
+        self.port = port or free_port()
+        self.admin = admin or free_port()
         self.config_path = os.path.join(WORK, name + ".yaml")
         self.log_path = os.path.join(WORK, name + ".log")
         values = {

@@ -16,7 +16,7 @@ import harness
 from harness import Envoy, Upstream
 from upstream import PII
 
-POLICY = os.path.join(os.path.dirname(__file__), "policy.yaml")
+POLICY = os.path.join(harness.ROOT, "examples", "policy.yaml")
 FILTERS = ["strip-scopes", "jwt", "meshdlp", "router"]
 
 

@@ -1,0 +1,203 @@
+//! The `meshdlp` binary, run as users run it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn meshdlp(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshdlp"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn meshdlp");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn temp_file(name: &str, content: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("meshdlp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// The example policy reads its hash/tokenize key from MESHDLP_KEY.
+const KEY: &[(&str, &str)] = &[("MESHDLP_KEY", "a-test-secret-of-enough-length")];
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_accepts_the_example_and_rejects_with_a_location() {
+    let ok = meshdlp(&["check", "examples/policy.yaml"], b"", &[]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let bad = temp_file("bad.yaml", "routes:\n  - name: a\n    match: {prefix: /}\n    response:\n      fields:\n        - {path: \"$.items[*]]\", action: redact}\n");
+    let out = meshdlp(&["check", &bad], b"", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("routes[0].response.fields[0].path: unexpected ']' at column 11"),
+        "{}",
+        text(&out.stderr)
+    );
+    let typo = temp_file(
+        "typo.yaml",
+        "mode: enforce\nroutes:\n  - name: a\n    match: {prefix: /}\n    respnse: {}\n",
+    );
+    let out = meshdlp(&["check", &typo], b"", &[]);
+    assert!(
+        text(&out.stderr).contains("routes[0]: unknown field `respnse`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn redact_prints_the_body_and_exits_3_on_block() {
+    let out = meshdlp(
+        &[
+            "redact",
+            "--policy",
+            "examples/policy.yaml",
+            "--route-path",
+            "/orders/1",
+            "--content-type",
+            "application/json",
+            "--explain",
+        ],
+        br#"{"note":"mail ada@example.com"}"#,
+        KEY,
+    );
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), r#"{"note":"mail [REDACTED:email]"}"#);
+    assert!(text(&out.stderr).contains("class=email path=$.note"));
+    assert!(
+        !text(&out.stderr).contains("ada@example.com"),
+        "explain never prints values"
+    );
+    let blocked = meshdlp(
+        &[
+            "redact",
+            "--policy",
+            "examples/policy.yaml",
+            "--route-path",
+            "/users/7",
+        ],
+        br#"{"ssn":"536-22-1234"}"#,
+        KEY,
+    );
+    assert_eq!(blocked.status.code(), Some(3));
+    assert!(text(&blocked.stdout).contains("scope.class_not_allowed"));
+    let granted = meshdlp(
+        &[
+            "redact",
+            "--policy",
+            "examples/policy.yaml",
+            "--route-path",
+            "/users/7",
+            "--scopes",
+            "users:read users:pii",
+        ],
+        br#"{"ssn":"536-22-1234"}"#,
+        KEY,
+    );
+    assert_eq!(granted.status.code(), Some(0));
+}
+
+#[test]
+fn scan_jsonl_reports_byte_offsets_into_the_body_as_given() {
+    let input = concat!(
+        r#"{"id": "a", "body": "{\"e\": \"ada\\u0040example.com\"}", "content_type": "application/json"}"#,
+        "\n",
+        r#"{"id": 2, "body": "call +44 20 7946 0958 now"}"#,
+        "\n",
+        r#"{"id": "c", "body": "nothing here 550e8400-e29b-41d4-a716-446655440000"}"#,
+        "\n",
+    );
+    let out = meshdlp(&["scan", "--jsonl"], input.as_bytes(), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let body0 = r#"{"e": "ada\u0040example.com"}"#;
+    let f = &lines[0]["findings"][0];
+    assert_eq!(f["class"], "email");
+    assert_eq!(f["path"], "$.e");
+    let (s, e) = (
+        f["start"].as_u64().unwrap() as usize,
+        f["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&body0[s..e], r"ada\u0040example.com");
+    assert_eq!(lines[1]["id"], 2);
+    let f = &lines[1]["findings"][0];
+    assert_eq!(
+        (
+            f["class"].as_str().unwrap(),
+            f["start"].as_u64().unwrap(),
+            f["end"].as_u64().unwrap()
+        ),
+        ("phone", 5, 21)
+    );
+    assert_eq!(lines[2]["findings"], serde_json::json!([]));
+}
+
+#[test]
+fn detokenize_reverses_tokens_with_the_key() {
+    let policy = temp_file("tok.yaml", "keys: [{id: k1, env: MESHDLP_TEST_KEY}]\ndefaultRoute:\n  response:\n    actions: {credit_card: tokenize}\n");
+    let key = [("MESHDLP_TEST_KEY", "a-test-secret-of-enough-length")];
+    let out = meshdlp(
+        &["redact", "--policy", &policy],
+        br#"{"card":"4111 1111 1111 1111"}"#,
+        &key,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tokenized = text(&out.stdout);
+    assert!(tokenized.contains("tok:k1:") && !tokenized.contains("4111"));
+    let back = meshdlp(
+        &["detokenize", "--key-env", "MESHDLP_TEST_KEY"],
+        tokenized.as_bytes(),
+        &key,
+    );
+    assert_eq!(text(&back.stdout), r#"{"card":"4111 1111 1111 1111"}"#);
+    let wrong = meshdlp(
+        &["detokenize", "--key-env", "W"],
+        tokenized.as_bytes(),
+        &[("W", "another-secret-entirely-0000")],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(!text(&wrong.stdout).contains("4111"));
+}
+
+#[test]
+fn test_command_runs_cases_and_fails_on_a_wrong_expectation() {
+    let ok = meshdlp(&["test", "tests/policies/example.yaml"], b"", &[]);
+    assert!(ok.status.success(), "{}", text(&ok.stdout));
+    assert!(text(&ok.stdout).contains(" passed, 0 failed"));
+    let failing = temp_file("fail.yaml", "manifest: {defaultRoute: {response: {}}}\ncases:\n  - name: wrong\n    json: {\"e\": \"ada@example.com\"}\n    expect: {decision: allow}\n");
+    let out = meshdlp(&["test", &failing], b"", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("FAIL")
+            && text(&out.stdout).contains("decision: expected allow, got rewrite")
+    );
+}
+
+#[test]
+fn schema_describes_the_manifest() {
+    let out = meshdlp(&["schema"], b"", &[]);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(schema["properties"]["routes"].is_object());
+    assert!(schema["properties"]["mode"].is_object());
+}

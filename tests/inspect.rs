@@ -1,0 +1,425 @@
+//! Engine behaviour through the public API: splicing, actions, scopes, limits, errors, modes.
+
+use meshdlp::{
+    ActionKind, BodyKind, Decision, Direction, Exchange, Inspection, Mode, Policy, Reason,
+};
+
+fn policy(json: &str) -> Policy {
+    let m = meshdlp::parse_manifest_json(json.as_bytes()).expect("manifest");
+    Policy::compile_with_env(&m, &|_| Some("test-secret-0123456789abcdef".into())).expect("policy")
+}
+
+fn inspect_with(
+    p: &Policy,
+    path: &str,
+    dir: Direction,
+    ct: Option<&str>,
+    scopes: &[&str],
+    body: &[u8],
+) -> Inspection {
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    let route = p.route("GET", path, "api");
+    p.inspect(&Exchange {
+        route,
+        direction: dir,
+        content_type: ct,
+        scopes: &scopes,
+        body,
+    })
+}
+
+fn json(p: &Policy, body: &str) -> Inspection {
+    inspect_with(
+        p,
+        "/",
+        Direction::Response,
+        Some("application/json"),
+        &[],
+        body.as_bytes(),
+    )
+}
+
+fn out(i: &Inspection, original: &str) -> String {
+    match &i.decision {
+        Decision::Rewrite(b) => String::from_utf8(b.clone()).expect("utf-8"),
+        Decision::Allow => original.to_string(),
+        Decision::Block(b) => panic!("blocked: {:?}", b),
+    }
+}
+
+fn all() -> Policy {
+    policy(r#"{"defaultRoute": {"response": {}, "request": {}}}"#)
+}
+
+#[test]
+fn escaped_strings_cannot_hide_values_and_spans_cover_the_raw_escape() {
+    let p = all();
+    let body = r#"{"a": "mail ada\u0040example.com now", "b": "x\"y"}"#;
+    let i = json(&p, body);
+    let f = &i.findings[0];
+    assert_eq!(&*f.class, "email");
+    assert_eq!(&body[f.start..f.end], r"ada\u0040example.com");
+    assert_eq!(
+        out(&i, body),
+        r#"{"a": "mail [REDACTED:email] now", "b": "x\"y"}"#
+    );
+}
+
+#[test]
+fn bytes_outside_replaced_spans_are_identical() {
+    let p = all();
+    let body = "{\n  \"z\" : 1.0E+2 ,\"nested\":{\"deep\":[ {\"e\":\"ada@example.com\"} ]},\t\"k\":\"v\"\n}";
+    let i = json(&p, body);
+    assert_eq!(
+        out(&i, body),
+        body.replace("ada@example.com", "[REDACTED:email]")
+    );
+}
+
+#[test]
+fn numbers_holding_cards_become_strings() {
+    let p = all();
+    let body = r#"{"card": 4111111111111111, "n": 12}"#;
+    let i = json(&p, body);
+    assert_eq!(
+        out(&i, body),
+        r#"{"card": "[REDACTED:credit_card]", "n": 12}"#
+    );
+}
+
+#[test]
+fn replacement_text_is_escaped_inside_json_strings() {
+    let p = policy(
+        r#"{"defaultRoute": {"response": {"defaultAction": {"type": "redact", "placeholder": "<\"{class}\">"}}}}"#,
+    );
+    let body = r#"{"e": "ada@example.com"}"#;
+    let i = json(&p, body);
+    let o = out(&i, body);
+    assert_eq!(o, r#"{"e": "<\"email\">"}"#);
+    serde_json::from_str::<serde_json::Value>(&o).expect("valid JSON");
+}
+
+#[test]
+fn drop_removes_members_and_elements_keeping_json_valid() {
+    let p = policy(r#"{"defaultRoute": {"response": {"defaultAction": "drop"}}}"#);
+    let cases = [
+        (r#"{"e":"a@example.com","k":1}"#, r#"{"k":1}"#),
+        (r#"{"k":1, "e":"a@example.com"}"#, r#"{"k":1}"#),
+        (
+            r#"{"k":1, "e":"a@example.com", "j":2}"#,
+            r#"{"k":1, "j":2}"#,
+        ),
+        (r#"{"e":"a@example.com","f":"b@example.com"}"#, r#"{}"#),
+        (
+            r#"{"a":"a@example.com","b":"b@example.com","c":"c@example.com"}"#,
+            r#"{}"#,
+        ),
+        (
+            r#"{"a":"a@example.com","k":0,"c":"c@example.com"}"#,
+            r#"{"k":0}"#,
+        ),
+        (r#"["a@example.com", 2, "b@example.com"]"#, r#"[2]"#),
+        (r#""a@example.com""#, r#"null"#),
+    ];
+    for (input, want) in cases {
+        let o = out(&json(&p, input), input);
+        assert_eq!(o, want, "{input}");
+        serde_json::from_str::<serde_json::Value>(&o).expect("valid JSON");
+    }
+}
+
+#[test]
+fn field_rules_by_path() {
+    let p = policy(
+        r#"{"defaultRoute": {"response": {
+            "fields": [
+                {"path": "$.items[*].card", "action": {"type": "mask", "keepLast": 4}, "class": "credit_card"},
+                {"path": "$..support", "action": "allow"},
+                {"path": "$.profile", "action": "redact", "class": "person_name"}
+            ]}}}"#,
+    );
+    let body = r#"{"items":[{"card":"any text"},{"card":"1234"}],"support":"help@example.com","x":{"support":"ops@example.com"},"profile":{"name":"Ada","age":3}}"#;
+    let i = json(&p, body);
+    assert_eq!(
+        out(&i, body),
+        r#"{"items":[{"card":"****text"},{"card":"****"}],"support":"help@example.com","x":{"support":"ops@example.com"},"profile":"[REDACTED:person_name]"}"#
+    );
+    let paths: Vec<_> = i
+        .findings
+        .iter()
+        .map(|f| f.path.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(paths, ["$.items[0].card", "$.items[1].card", "$.profile"]);
+}
+
+#[test]
+fn hash_and_tokenize_are_deterministic_and_keyed() {
+    let p = policy(
+        r#"{"keys": [{"id": "k1", "env": "K"}], "defaultRoute": {"response": {"actions": {"email": "hash", "credit_card": "tokenize"}}}}"#,
+    );
+    let body = r#"{"a":"ada@example.com","b":"ada@example.com","c":"4111111111111111"}"#;
+    let o: serde_json::Value = serde_json::from_str(&out(&json(&p, body), body)).unwrap();
+    assert_eq!(o["a"], o["b"]);
+    assert!(o["a"].as_str().unwrap().starts_with("hmac:k1:"));
+    let tok = o["c"].as_str().unwrap();
+    let d = meshdlp::Detokenizer::new(b"test-secret-0123456789abcdef", None);
+    assert_eq!(d.detokenize_one(tok).unwrap(), b"4111111111111111");
+}
+
+#[test]
+fn scope_grants_and_violations() {
+    let p = policy(
+        r#"{"routes": [{"name": "u", "match": {"template": "/users/{id}"}, "response": {
+            "scope": {"allow": ["email"], "grants": {"users:pii": ["us_ssn"]}}}},
+           {"name": "r", "match": {"prefix": "/redact/"}, "response": {
+            "scope": {"allow": ["email"]}, "onViolation": "redact"}}]}"#,
+    );
+    let body = br#"{"email":"ada@example.com","ssn":"536-22-1234"}"#;
+    let blocked = inspect_with(
+        &p,
+        "/users/1",
+        Direction::Response,
+        Some("application/json"),
+        &[],
+        body,
+    );
+    assert_eq!(
+        blocked.decision,
+        Decision::Block(meshdlp::Block {
+            status: 403,
+            reason: Reason::ClassNotAllowed
+        })
+    );
+    let ssn = blocked
+        .findings
+        .iter()
+        .find(|f| &*f.class == "us_ssn")
+        .unwrap();
+    assert!(ssn.out_of_scope);
+    let granted = inspect_with(
+        &p,
+        "/users/1",
+        Direction::Response,
+        Some("application/json"),
+        &["users:pii"],
+        body,
+    );
+    assert_eq!(granted.decision, Decision::Allow);
+    let redacted = inspect_with(
+        &p,
+        "/redact/1",
+        Direction::Response,
+        Some("application/json"),
+        &[],
+        body,
+    );
+    assert_eq!(
+        redacted.decision,
+        Decision::Rewrite(br#"{"email":"ada@example.com","ssn":"[REDACTED:us_ssn]"}"#.to_vec())
+    );
+}
+
+#[test]
+fn limits_records_and_bytes() {
+    let p = policy(
+        r#"{"defaultRoute": {"response": {"scope": {"allow": [], "maxBodyBytes": 40, "maxRecords": {"path": "$.items", "max": 2}}}}}"#,
+    );
+    let ok = json(&p, r#"{"items":[1,2]}"#);
+    assert_eq!(ok.decision, Decision::Allow);
+    assert_eq!(ok.records, Some(2));
+    assert_eq!(
+        json(&p, r#"{"items":[1,2,3]}"#).decision,
+        Decision::Block(meshdlp::Block {
+            status: 403,
+            reason: Reason::TooManyRecords
+        })
+    );
+    let big = json(
+        &p,
+        &format!(r#"{{"items":[1],"pad":"{}"}}"#, "x".repeat(64)),
+    );
+    assert_eq!(
+        big.decision,
+        Decision::Block(meshdlp::Block {
+            status: 413,
+            reason: Reason::BodyTooLarge
+        })
+    );
+}
+
+#[test]
+fn ndjson_counts_lines_and_rewrites_each() {
+    let p = policy(
+        r#"{"defaultRoute": {"response": {"scope": {"allow": ["email"], "maxRecords": {"max": 2}}, "actions": {"email": "redact"}}}}"#,
+    );
+    let body = "{\"e\":\"a@example.com\"}\n\n{\"e\":\"b@example.com\"}\n";
+    let i = inspect_with(
+        &p,
+        "/",
+        Direction::Response,
+        Some("application/x-ndjson"),
+        &[],
+        body.as_bytes(),
+    );
+    assert_eq!(i.records, Some(2));
+    assert_eq!(
+        out(&i, body),
+        "{\"e\":\"[REDACTED:email]\"}\n\n{\"e\":\"[REDACTED:email]\"}\n"
+    );
+    let three = format!("{body}{{}}\n");
+    let i = inspect_with(
+        &p,
+        "/",
+        Direction::Response,
+        Some("application/x-ndjson"),
+        &[],
+        three.as_bytes(),
+    );
+    assert!(matches!(i.decision, Decision::Block(b) if b.reason == Reason::TooManyRecords));
+}
+
+#[test]
+fn form_bodies_use_keys_as_hints_and_stay_encoded() {
+    let p = all();
+    let body = "user=ada&password=hunter22&email=ada%40example.com&note=hi+there";
+    let i = inspect_with(
+        &p,
+        "/",
+        Direction::Request,
+        Some("application/x-www-form-urlencoded"),
+        &[],
+        body.as_bytes(),
+    );
+    assert_eq!(out(&i, body), "user=ada&password=%5BREDACTED%3Ageneric_secret%5D&email=%5BREDACTED%3Aemail%5D&note=hi+there");
+}
+
+#[test]
+fn text_and_unknown_types_are_scanned_never_skipped() {
+    let p = all();
+    for ct in [
+        Some("text/plain"),
+        Some("application/octet-stream"),
+        Some("image/png"),
+        None,
+    ] {
+        let body = b"hello ada@example.com \xff\xfe bye";
+        let i = inspect_with(&p, "/", Direction::Response, ct, &[], body);
+        assert_eq!(i.findings.len(), 1, "{ct:?}");
+        assert_eq!(i.body_kind, BodyKind::Text);
+    }
+}
+
+#[test]
+fn malformed_declared_json_follows_on_error() {
+    let strict = all();
+    for bad in [&b"{\"a\": "[..], b"{\"a\": \"\xff\"}", b"[1,]"] {
+        let i = inspect_with(
+            &strict,
+            "/",
+            Direction::Response,
+            Some("application/json"),
+            &[],
+            bad,
+        );
+        assert!(
+            matches!(i.decision, Decision::Block(b) if b.reason == Reason::MalformedBody && b.status == 502)
+        );
+        let i = inspect_with(
+            &strict,
+            "/",
+            Direction::Request,
+            Some("application/json"),
+            &[],
+            bad,
+        );
+        assert!(matches!(i.decision, Decision::Block(b) if b.status == 400));
+    }
+    let open = policy(r#"{"defaultRoute": {"response": {"onError": "allow"}}}"#);
+    let i = json(&open, "{\"a\": ");
+    assert_eq!(i.decision, Decision::Allow);
+    assert!(i.error.is_some());
+}
+
+#[test]
+fn sniffed_json_falls_back_to_text() {
+    let p = all();
+    let i = inspect_with(
+        &p,
+        "/",
+        Direction::Response,
+        None,
+        &[],
+        b"{not json ada@example.com",
+    );
+    assert_eq!(i.body_kind, BodyKind::Text);
+    assert_eq!(i.findings.len(), 1);
+}
+
+#[test]
+fn monitor_mode_reports_what_enforce_would_do() {
+    let p = policy(
+        r#"{"mode": "monitor", "defaultRoute": {"response": {"actions": {"email": "block"}}}}"#,
+    );
+    let i = json(&p, r#"{"e":"ada@example.com"}"#);
+    assert_eq!(i.mode, Mode::Monitor);
+    assert!(matches!(i.decision, Decision::Block(_)));
+    assert_eq!(i.effective(), &Decision::Allow);
+    assert_eq!(i.findings[0].action, ActionKind::Block);
+}
+
+#[test]
+fn routes_match_first_and_unmatched_routes_use_the_default() {
+    let p = policy(
+        r#"{"routes": [
+            {"name": "a", "match": {"prefix": "/a/", "methods": ["GET"]}, "response": {"actions": {"email": "allow"}}},
+            {"name": "b", "match": {"prefix": "/a/"}}],
+            "defaultRoute": {}}"#,
+    );
+    assert_eq!(p.route_name(p.route("GET", "/a/x", "h")), "a");
+    assert_eq!(p.route_name(p.route("POST", "/a/x", "h")), "b");
+    assert_eq!(p.route_name(p.route("GET", "/z", "h")), "default");
+    assert!(!p.inspects(p.route("POST", "/a/x", "h"), Direction::Response));
+    assert!(!p.inspects(p.route("GET", "/z", "h"), Direction::Response));
+}
+
+#[test]
+fn overlapping_findings_are_resolved_once() {
+    // A card number is also a run of digits the phone and SSN detectors look at.
+    let p = all();
+    let body = r#"{"x": "4111 1111 1111 1111"}"#;
+    let i = json(&p, body);
+    assert_eq!(i.findings.len(), 1);
+    assert_eq!(&*i.findings[0].class, "credit_card");
+}
+
+#[test]
+fn big_bodies() {
+    let p = all();
+    let item = r#"{"id":1,"email":"ada@example.com","note":"nothing here"}"#;
+    let body = format!("[{}]", vec![item; 20_000].join(","));
+    let i = json(&p, &body);
+    assert_eq!(i.findings.len(), 20_000);
+    let o = out(&i, &body);
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(v[19_999]["email"], "[REDACTED:email]");
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let p = all();
+    let body = "[".repeat(100_000);
+    let i = json(&p, &body);
+    assert!(matches!(i.decision, Decision::Block(b) if b.reason == Reason::MalformedBody));
+}
+
+#[test]
+fn problem_documents_hold_no_values() {
+    let b = meshdlp::Block {
+        status: 403,
+        reason: Reason::ClassNotAllowed,
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&b.problem_json(Some("req-1"))).unwrap();
+    assert_eq!(doc["reason"], "scope.class_not_allowed");
+    assert_eq!(doc["requestId"], "req-1");
+    assert_eq!(doc["status"], 403);
+}
