@@ -152,6 +152,44 @@ struct AuditFinding {
     out_of_scope: bool,
 }
 
+/// A finding path for the audit log. JSON keys are not scanned, so a map keyed by personal data
+/// (`{"ada@example.com": {...}}`) would put that key into the path: path segments that look like
+/// values (an `@`, or six digits in a row) are written as `?`.
+fn audit_path(path: &str) -> String {
+    let looks_like_value = |seg: &str| {
+        seg.contains('@')
+            || seg
+                .as_bytes()
+                .windows(6)
+                .any(|w| w.iter().all(u8::is_ascii_digit))
+    };
+    if !looks_like_value(path) {
+        return path.to_string();
+    }
+    let mut out = String::from("$");
+    let mut rest = path.strip_prefix('$').unwrap_or(path);
+    while !rest.is_empty() {
+        // A segment is `['quoted key']`, `[index]` or `.key`.
+        let len = if rest.starts_with("['") {
+            rest.find("']").map_or(rest.len(), |e| e + 2)
+        } else if rest.starts_with('[') {
+            rest.find(']').map_or(rest.len(), |e| e + 1)
+        } else {
+            let first = rest.chars().next().map_or(1, char::len_utf8);
+            first + rest[first..].find(['.', '[']).unwrap_or(rest.len() - first)
+        };
+        let seg = &rest[..len];
+        let is_index = seg.starts_with('[') && !seg.starts_with("['");
+        out.push_str(if !is_index && looks_like_value(seg) {
+            "['?']"
+        } else {
+            seg
+        });
+        rest = &rest[len..];
+    }
+    out
+}
+
 /// One direction's outcome, for the audit line.
 #[derive(Serialize)]
 pub struct AuditEntry {
@@ -190,7 +228,7 @@ impl AuditEntry {
                 .iter()
                 .map(|f| AuditFinding {
                     class: f.class.to_string(),
-                    path: f.path.clone(),
+                    path: f.path.as_deref().map(audit_path),
                     detector: f.detector.to_string(),
                     action: format!("{:?}", f.action).to_ascii_lowercase(),
                     confidence: (f.confidence * 100.0).round() / 100.0,
@@ -214,6 +252,25 @@ impl AuditEntry {
             bytes: 0,
             micros: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_path;
+
+    #[test]
+    fn audit_paths_hide_keys_that_look_like_values() {
+        assert_eq!(audit_path("$.users[3].email"), "$.users[3].email");
+        assert_eq!(
+            audit_path("$.byEmail['ada@example.com'].name"),
+            "$.byEmail['?'].name"
+        );
+        assert_eq!(
+            audit_path("$.accounts.4111111111111111.owner"),
+            "$.accounts['?'].owner"
+        );
+        assert_eq!(audit_path("$.items[1234567]"), "$.items[1234567]");
     }
 }
 
