@@ -246,6 +246,15 @@ fn main() {
         "{:<24} {:>9} {:>12} {:>12} {:>8} {:>9}  findings",
         "body", "bytes", "meshdlp MB/s", "naive MB/s", "ratio", "target"
     );
+    let mut cases = cases;
+    if let Ok(files) = std::env::var("BENCH_FILES") {
+        // Extra bodies, e.g. the ones `make bench-envoy` serves (.work/bench/*.json).
+        for f in files.split(',') {
+            let body = std::fs::read(f).expect("BENCH_FILES entry");
+            let name: &'static str = Box::leak(f.rsplit('/').next().unwrap_or(f).to_string().into_boxed_str());
+            cases.push((name, body, "application/json", 0.0));
+        }
+    }
     let only = std::env::var("BENCH_ONLY").ok();
     for (name, body, ct, target) in &cases {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {

@@ -64,6 +64,8 @@ struct Segment {
     decoded: Option<String>,
     /// The key normalized for hint lookups.
     normalized: String,
+    /// Index of the nearest key segment below this one (its parent member), if any.
+    parent: Option<usize>,
 }
 
 /// The path of the current value. Segments are reused between members to avoid allocating.
@@ -84,8 +86,10 @@ impl PathStack {
         if self.depth == self.segments.len() {
             self.segments.push(Segment::default());
         }
+        let parent = self.segments[..self.depth].iter().rposition(|s| s.is_key);
         let seg = &mut self.segments[self.depth];
         self.depth += 1;
+        seg.parent = parent;
         seg.is_key = true;
         seg.key_start = start;
         seg.key_end = end;
@@ -146,13 +150,13 @@ impl PathStack {
 
     /// The normalized key of the nearest enclosing member above the current value.
     pub(crate) fn parent_key(&self) -> Option<&str> {
-        let segs = &self.segments[..self.depth];
-        let above = segs.len().checked_sub(1)?;
-        segs[..above]
-            .iter()
-            .rev()
-            .find(|s| s.is_key)
-            .map(|s| s.normalized.as_str())
+        let last = self.segments[..self.depth].last()?;
+        let parent = if last.is_key {
+            last.parent
+        } else {
+            self.segments[..self.depth - 1].iter().rposition(|s| s.is_key)
+        };
+        parent.map(|p| self.segments[p].normalized.as_str())
     }
 
     /// The concrete path, for matching patterns and rendering.

@@ -594,13 +594,17 @@ impl Detectors {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let d = &self.list[i];
-            if shape.digits < d.min_digits || (d.min_run > 0 && shape.max_run(text) < d.min_run) {
+            // Cheapest first: digit count, then structural gates, then the digit-run scan.
+            if shape.digits < d.min_digits.max(d.min_run) {
                 continue;
             }
             if let Some(g) = d.gate {
                 if !shape.passes(text, g) {
                     continue;
                 }
+            }
+            if d.min_run > 0 && shape.max_run(text) < d.min_run {
+                continue;
             }
             passed |= 1 << i;
         }
@@ -860,86 +864,104 @@ fn count_digits(text: &[u8]) -> usize {
         .sum()
 }
 
-/// Cheap facts about a text: the digit count up front (vectorised), the rest in one pass the
-/// first time a gate asks.
+/// Cheap facts about a text: the digit count up front (vectorised), the rest on demand.
 struct Shape {
     digits: usize,
-    counted: Option<Counts>,
-}
-
-#[derive(Clone, Copy)]
-struct Counts {
-    /// The longest run of digits separated by at most three of ` -./()+`.
-    max_run: usize,
-    dots: usize,
-    colons: usize,
-    dashes: usize,
+    run: Option<usize>,
+    /// Counts of `:`, `-` and `.`.
+    punct: Option<[usize; 3]>,
 }
 
 impl Shape {
     fn new(text: &[u8]) -> Shape {
-        Shape {
-            digits: count_digits(text),
-            counted: None,
-        }
+        Shape { digits: count_digits(text), run: None, punct: None }
     }
 
-    fn counts(&mut self, text: &[u8]) -> Counts {
-        *self.counted.get_or_insert_with(|| {
-            let mut c = Counts {
-                max_run: 0,
-                dots: 0,
-                colons: 0,
-                dashes: 0,
-            };
-            let (mut run, mut seps) = (0, 0);
-            for &b in text {
-                if b.is_ascii_digit() {
-                    run += 1;
-                    seps = 0;
-                    c.max_run = c.max_run.max(run);
-                    continue;
-                }
-                match b {
-                    b'.' => c.dots += 1,
-                    b':' => c.colons += 1,
-                    b'-' => c.dashes += 1,
-                    _ => {}
-                }
-                if matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+') && seps < 3 {
-                    seps += 1;
-                } else {
-                    run = 0;
-                    seps = 0;
-                }
+    fn punct(&mut self, text: &[u8]) -> [usize; 3] {
+        *self.punct.get_or_insert_with(|| {
+            let mut c = [0; 3];
+            for i in memchr::memchr3_iter(b':', b'-', b'.', text) {
+                c[match text[i] {
+                    b':' => 0,
+                    b'-' => 1,
+                    _ => 2,
+                }] += 1;
             }
             c
         })
     }
 
+    /// The longest chain of digits in "numeric" segments. Segments are split by spaces, `/`,
+    /// `(`, `)` and `+` (`-` and `.` join within a segment); up to three separators in a row keep
+    /// the chain going. A segment with a letter or `_` is part of a word-like token (a UUID, SKU,
+    /// timestamp, version tag) and breaks the chain: token-bounded detectors cannot match there.
     fn max_run(&mut self, text: &[u8]) -> usize {
         if self.digits == 0 {
             return 0;
         }
-        self.counts(text).max_run
+        *self.run.get_or_insert_with(|| {
+            let (mut best, mut chain, mut seg, mut clean, mut seps) = (0usize, 0usize, 0usize, true, 0usize);
+            let close = |best: &mut usize, chain: &mut usize, seg: &mut usize, clean: &mut bool| {
+                if *clean {
+                    *chain += *seg;
+                    *best = (*best).max(*chain);
+                } else {
+                    *chain = 0;
+                }
+                *seg = 0;
+                *clean = true;
+            };
+            for &b in text {
+                match b {
+                    b'0'..=b'9' => {
+                        seg += 1;
+                        seps = 0;
+                    }
+                    b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                        clean = false;
+                        seps = 0;
+                    }
+                    b'-' | b'.' => {
+                        seps += 1;
+                        if seps > 3 {
+                            close(&mut best, &mut chain, &mut seg, &mut clean);
+                            chain = 0;
+                        }
+                    }
+                    b' ' | b'/' | b'(' | b')' | b'+' => {
+                        close(&mut best, &mut chain, &mut seg, &mut clean);
+                        seps += 1;
+                        if seps > 3 {
+                            chain = 0;
+                        }
+                    }
+                    _ => {
+                        close(&mut best, &mut chain, &mut seg, &mut clean);
+                        chain = 0;
+                        seps = 0;
+                    }
+                }
+            }
+            close(&mut best, &mut chain, &mut seg, &mut clean);
+            best
+        })
     }
 
     fn passes(&mut self, text: &[u8], gate: Gate) -> bool {
         match gate {
-            Gate::Ipv4 => self.counts(text).dots >= 3,
+            Gate::Ipv4 => self.punct(text)[2] >= 3,
             Gate::Iban => text.windows(4).any(|w| {
-                w[0].is_ascii_uppercase()
-                    && w[1].is_ascii_uppercase()
-                    && w[2].is_ascii_digit()
-                    && w[3].is_ascii_digit()
+                w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase() && w[2].is_ascii_digit() && w[3].is_ascii_digit()
             }),
             Gate::Ipv6 => {
-                let c = self.counts(text);
-                c.colons >= 7 || (c.colons >= 2 && memchr::memmem::find(text, b"::").is_some())
+                let [colons, _, _] = self.punct(text);
+                colons >= 7 || (colons >= 2 && memchr::memmem::find(text, b"::").is_some())
             }
             Gate::Mac => {
-                let c = self.counts(text);
-                text.len() >= 14 && (c.colons >= 5 || c.dashes >= 5 || c.dots >= 2)
+                text.len() >= 14 && {
+                    let [colons, dashes, dots] = self.punct(text);
+                    colons >= 5 || dashes >= 5 || dots >= 2
+                }
             }
         }
     }
