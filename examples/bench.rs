@@ -251,7 +251,13 @@ fn main() {
         // Extra bodies, e.g. the ones `make bench-envoy` serves (.work/bench/*.json).
         for f in files.split(',') {
             let body = std::fs::read(f).expect("BENCH_FILES entry");
-            let name: &'static str = Box::leak(f.rsplit('/').next().unwrap_or(f).to_string().into_boxed_str());
+            let name: &'static str = Box::leak(
+                f.rsplit('/')
+                    .next()
+                    .unwrap_or(f)
+                    .to_string()
+                    .into_boxed_str(),
+            );
             cases.push((name, body, "application/json", 0.0));
         }
     }

@@ -154,7 +154,9 @@ impl PathStack {
         let parent = if last.is_key {
             last.parent
         } else {
-            self.segments[..self.depth - 1].iter().rposition(|s| s.is_key)
+            self.segments[..self.depth - 1]
+                .iter()
+                .rposition(|s| s.is_key)
         };
         parent.map(|p| self.segments[p].normalized.as_str())
     }

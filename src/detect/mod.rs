@@ -395,7 +395,17 @@ impl Detectors {
                     .map(|w| w.to_lowercase().into_bytes())
                     .collect(),
                 value_regex,
-                parent_hints: d.parent_hints.iter().map(|h| normalized(h)).collect(),
+                parent_hints: d
+                    .parent_hints
+                    .iter()
+                    .map(|h| {
+                        if h == "$root" {
+                            h.clone()
+                        } else {
+                            normalized(h)
+                        }
+                    })
+                    .collect(),
                 allow: d
                     .allow
                     .iter()
@@ -769,7 +779,7 @@ impl Detectors {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let d = &self.list[i];
-            if !d.parent_hints.is_empty() && !ctx.parent.is_some_and(|p| d.parent_hints.contains(p))
+            if !d.parent_hints.is_empty() && !d.parent_hints.contains(ctx.parent.unwrap_or("$root"))
             {
                 continue;
             }
@@ -874,7 +884,11 @@ struct Shape {
 
 impl Shape {
     fn new(text: &[u8]) -> Shape {
-        Shape { digits: count_digits(text), run: None, punct: None }
+        Shape {
+            digits: count_digits(text),
+            run: None,
+            punct: None,
+        }
     }
 
     fn punct(&mut self, text: &[u8]) -> [usize; 3] {
@@ -900,7 +914,8 @@ impl Shape {
             return 0;
         }
         *self.run.get_or_insert_with(|| {
-            let (mut best, mut chain, mut seg, mut clean, mut seps) = (0usize, 0usize, 0usize, true, 0usize);
+            let (mut best, mut chain, mut seg, mut clean, mut seps) =
+                (0usize, 0usize, 0usize, true, 0usize);
             let close = |best: &mut usize, chain: &mut usize, seg: &mut usize, clean: &mut bool| {
                 if *clean {
                     *chain += *seg;
@@ -951,7 +966,10 @@ impl Shape {
         match gate {
             Gate::Ipv4 => self.punct(text)[2] >= 3,
             Gate::Iban => text.windows(4).any(|w| {
-                w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase() && w[2].is_ascii_digit() && w[3].is_ascii_digit()
+                w[0].is_ascii_uppercase()
+                    && w[1].is_ascii_uppercase()
+                    && w[2].is_ascii_digit()
+                    && w[3].is_ascii_digit()
             }),
             Gate::Ipv6 => {
                 let [colons, _, _] = self.punct(text);
