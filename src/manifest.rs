@@ -96,6 +96,10 @@ pub enum Validator {
     Entropy,
     Date,
     Street,
+    /// Letters (any script), spaces, `'`, `-`, `.`; up to six words.
+    PersonName,
+    /// Two to four capitalised words ("Ada Lovelace", "Jean-Luc Picard").
+    CapitalizedName,
 }
 
 /// A key for `hash` / `tokenize`.

@@ -24,10 +24,50 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::Entropy => secret_like(m),
         Validator::Date => date(m),
         Validator::Street => street(m),
+        Validator::PersonName => person_name(m),
+        Validator::CapitalizedName => capitalized_name(m),
     }
 }
 
 /// Street addresses (by key hint): some letters and a house number or a second line.
+/// A person's name by key hint: letters of any script, spaces, apostrophes, hyphens and dots,
+/// at least one letter, at most six words. (A validator, not a regex: Unicode letter classes
+/// cost milliseconds to compile.)
+fn person_name(m: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(m) else {
+        return false;
+    };
+    s.chars().count() <= 100
+        && s.chars().any(char::is_alphabetic)
+        && s.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '\'' | '’' | '-' | '.') || is_combining_mark(c))
+        && s.split(' ').filter(|w| !w.is_empty()).count() <= 6
+}
+
+fn is_combining_mark(c: char) -> bool {
+    matches!(c as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
+}
+
+/// "Given Family": two to four words separated by single spaces, each a capital followed by
+/// lower-case letters, optionally joined by one `-` or `'` to another such part.
+fn capitalized_name(m: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(m) else {
+        return false;
+    };
+    let part = |p: &str| {
+        let mut cs = p.chars();
+        cs.next().is_some_and(char::is_uppercase) && {
+            let rest: Vec<char> = cs.collect();
+            !rest.is_empty() && rest.iter().all(|c| c.is_lowercase())
+        }
+    };
+    let word = |w: &str| match w.split_once(['-', '\'']) {
+        Some((a, b)) => part(a) && part(b),
+        None => part(w),
+    };
+    let words: Vec<&str> = s.split(' ').collect();
+    (2..=4).contains(&words.len()) && words.iter().all(|w| word(w))
+}
+
 fn street(m: &[u8]) -> bool {
     let letters = m.iter().filter(|b| b.is_ascii_alphabetic()).count();
     let has_digit = m.iter().any(u8::is_ascii_digit);
@@ -455,6 +495,19 @@ mod tests {
         assert!(ipv6(b"fe80::1ff:fe23:4567:890a%eth0"));
         assert!(!ipv6(b"10:30:00"));
         assert!(!ipv6(b"00:1A:2B:3C:4D:5E"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(person_name("María García-López".as_bytes()));
+        assert!(person_name("O'Brien".as_bytes()));
+        assert!(!person_name(b"user42"));
+        assert!(!person_name(b"a@b.io"));
+        assert!(capitalized_name(b"Ada Lovelace"));
+        assert!(capitalized_name(b"Jean-Luc Picard"));
+        assert!(!capitalized_name(b"Hello-World"));
+        assert!(!capitalized_name(b"Premium widget"));
+        assert!(!capitalized_name(b"ACME Corp"));
     }
 
     #[test]
