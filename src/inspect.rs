@@ -471,6 +471,24 @@ fn encode(text: &str, site: Site) -> Vec<u8> {
     out
 }
 
+/// Drops hits that overlap a better one (higher confidence, then longer, then earlier).
+fn prune_overlapping_hits(hits: &mut Vec<Hit>) {
+    hits.sort_unstable_by(|a, b| {
+        b.confidence
+            .total_cmp(&a.confidence)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+    for h in hits.drain(..) {
+        if kept.iter().all(|k| h.end <= k.start || h.start >= k.end) {
+            kept.push(h);
+        }
+    }
+    kept.sort_unstable_by_key(|h| h.start);
+    *hits = kept;
+}
+
 /// Keeps the best of overlapping candidates: field rules first, then higher confidence, then
 /// the longer span.
 fn resolve_overlaps(c: Vec<Candidate>) -> Vec<Candidate> {
@@ -790,7 +808,13 @@ impl Scanner<'_, '_> {
                     return;
                 }
                 let path = path_string(self);
-                let hits = std::mem::take(&mut self.hits);
+                let mut hits = std::mem::take(&mut self.hits);
+                if hits.len() > 1 {
+                    // Several detectors often match the same digits (a card is also a run the
+                    // phone detectors look at): keep the best per overlap here, before any
+                    // candidate is built.
+                    prune_overlapping_hits(&mut hits);
+                }
                 for h in &hits {
                     let (start, end, site, decoded) = match v.kind {
                         Kind::Number => (v.outer_start, v.outer_end, Site::JsonWhole, None),

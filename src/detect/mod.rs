@@ -425,13 +425,17 @@ impl Detectors {
                 gate: d.gate,
             });
         }
-        // Non-overlapping leftmost-longest search lets the prefilter skip ahead (Teddy). A
-        // keyword that contains another implies it: "secret_access_key" triggers the owners of
-        // "secret" too, so nothing is lost to overlaps.
+        // Non-overlapping leftmost-longest search lets the prefilter skip ahead (Teddy), but a
+        // match hides the keywords overlapping it. So a keyword also triggers the owners of every
+        // keyword it contains ("secret_access_key" -> "secret") and of every keyword that could
+        // start inside it and run on (" Ave" -> "Avenue"): a superset, never a miss.
+        let overlaps = |a: &str, b: &str| {
+            a.contains(b) || (1..a.len()).any(|i| a.is_char_boundary(i) && b.starts_with(&a[i..]))
+        };
         let implied: Vec<DetectorMask> = (0..keywords.len())
             .map(|a| {
                 (0..keywords.len())
-                    .filter(|b| keywords[a].contains(keywords[*b].as_str()))
+                    .filter(|b| overlaps(&keywords[a], &keywords[*b]))
                     .fold(0, |m, b| m | keyword_owner[b])
             })
             .collect();

@@ -39,7 +39,9 @@ fn person_name(m: &[u8]) -> bool {
     };
     s.chars().count() <= 100
         && s.chars().any(char::is_alphabetic)
-        && s.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '\'' | '’' | '-' | '.') || is_combining_mark(c))
+        && s.chars().all(|c| {
+            c.is_alphabetic() || matches!(c, ' ' | '\'' | '’' | '-' | '.') || is_combining_mark(c)
+        })
         && s.split(' ').filter(|w| !w.is_empty()).count() <= 6
 }
 
