@@ -50,7 +50,7 @@ wasm: .tools/wasm-target
 	$(CARGO) build -p meshdlp-filter -p noop-filter --target wasm32-wasip1 --profile wasm
 
 # ---------------------------------------------------------------- tests
-test: test-unit test-wasm test-policies fuzz-smoke test-e2e
+test: lint test-unit test-wasm test-policies fuzz-smoke test-e2e
 	@echo "all test tiers passed"
 
 test-unit:

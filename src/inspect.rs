@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits};
+use crate::detect::{ClassId, DetectorMask, Hit, KeyCtx, KeywordHits};
 use crate::json::{self, Kind, PathStack, Value};
 use crate::jsonpath::{self, Step};
 use crate::manifest::{ActionKind, BodyKind, ErrorAction, Mode, ViolationAction};
@@ -227,6 +227,62 @@ struct Candidate {
     /// For `drop`: where the JSON member starts and its value ends, and whether the value is
     /// the document itself (then it becomes `null`). `None` in text and form bodies.
     member: Option<(usize, usize, bool)>,
+}
+
+impl Candidate {
+    /// A detector hit at `start..end` of the body.
+    fn from_hit(h: &Hit, start: usize, end: usize, site: Site) -> Candidate {
+        Candidate {
+            class: h.class,
+            start,
+            end,
+            confidence: h.confidence,
+            source: usize::from(h.detector),
+            from_field: false,
+            rule_action: None,
+            site,
+            decoded: None,
+            path: None,
+            member: None,
+        }
+    }
+
+    /// A whole value that field rule `rule` declares to be of `class`.
+    fn from_rule(rule: usize, class: ClassId, start: usize, end: usize, site: Site) -> Candidate {
+        Candidate {
+            class,
+            start,
+            end,
+            confidence: 1.0,
+            source: rule,
+            from_field: true,
+            rule_action: None,
+            site,
+            decoded: None,
+            path: None,
+            member: None,
+        }
+    }
+}
+
+/// Runs the plan's detectors over one text into `hits` (cleared first).
+fn detect(
+    policy: &Policy,
+    plan: &Plan,
+    text: &[u8],
+    ctx: KeyCtx<'_>,
+    keywords: Option<DetectorMask>,
+    hits: &mut Vec<Hit>,
+) {
+    hits.clear();
+    policy.inner.detectors.scan(
+        text,
+        ctx,
+        plan.enabled,
+        keywords,
+        policy.inner.min_confidence,
+        hits,
+    );
 }
 
 impl Policy {
@@ -747,17 +803,10 @@ impl Scanner<'_, '_> {
                 };
                 let class = self.plan.fields[rule].class.unwrap_or_default();
                 self.candidates.push(Candidate {
-                    class,
-                    start: base + start,
-                    end: base + end,
-                    confidence: 1.0,
-                    source: rule,
-                    from_field: true,
-                    rule_action: None,
-                    site,
                     decoded,
                     path: path_string(self),
                     member,
+                    ..Candidate::from_rule(rule, class, base + start, base + end, site)
                 });
             }
             RuleVerdict::None | RuleVerdict::Override(_) => {
@@ -775,7 +824,6 @@ impl Scanner<'_, '_> {
                 };
                 let (s, e) = v.inner();
                 let raw = &doc[s..e];
-                self.hits.clear();
                 let escaped = matches!(v.kind, Kind::String { escaped: true });
                 if escaped {
                     self.buf.clear();
@@ -783,24 +831,15 @@ impl Scanner<'_, '_> {
                     if json::decode_string(raw, &mut self.buf, Some(&mut self.map)).is_err() {
                         return;
                     }
-                    let det = &self.policy.inner.detectors;
-                    det.scan(
-                        &self.buf,
-                        ctx,
-                        self.plan.enabled,
-                        None,
-                        self.policy.inner.min_confidence,
-                        &mut self.hits,
-                    );
+                    detect(self.policy, self.plan, &self.buf, ctx, None, &mut self.hits);
                 } else {
-                    let det = &self.policy.inner.detectors;
                     let keywords = self.keywords.within(base + s, base + e);
-                    det.scan(
+                    detect(
+                        self.policy,
+                        self.plan,
                         raw,
                         ctx,
-                        self.plan.enabled,
                         Some(keywords),
-                        self.policy.inner.min_confidence,
                         &mut self.hits,
                     );
                 }
@@ -827,17 +866,11 @@ impl Scanner<'_, '_> {
                         _ => (s + h.start, s + h.end, Site::JsonString, None),
                     };
                     self.candidates.push(Candidate {
-                        class: h.class,
-                        start: base + start,
-                        end: base + end,
-                        confidence: h.confidence,
-                        source: usize::from(h.detector),
-                        from_field: false,
                         rule_action,
-                        site,
                         decoded,
                         path: path.clone(),
                         member,
+                        ..Candidate::from_hit(h, base + start, base + end, site)
                     });
                 }
                 self.hits = hits;
@@ -874,30 +907,21 @@ impl Scanner<'_, '_> {
     }
 
     fn text(&mut self, base: usize, text: &[u8]) {
-        self.hits.clear();
-        let det = &self.policy.inner.detectors;
-        det.scan(
+        detect(
+            self.policy,
+            self.plan,
             text,
             KeyCtx::default(),
-            self.plan.enabled,
             None,
-            self.policy.inner.min_confidence,
             &mut self.hits,
         );
         for h in &self.hits {
-            self.candidates.push(Candidate {
-                class: h.class,
-                start: base + h.start,
-                end: base + h.end,
-                confidence: h.confidence,
-                source: usize::from(h.detector),
-                from_field: false,
-                rule_action: None,
-                site: Site::Text,
-                decoded: None,
-                path: None,
-                member: None,
-            });
+            self.candidates.push(Candidate::from_hit(
+                h,
+                base + h.start,
+                base + h.end,
+                Site::Text,
+            ));
         }
     }
 
@@ -935,18 +959,11 @@ impl Scanner<'_, '_> {
                 RuleVerdict::Skip => {}
                 RuleVerdict::Whole(rule) => {
                     if !raw.is_empty() {
+                        let class = self.plan.fields[rule].class.unwrap_or_default();
                         self.candidates.push(Candidate {
-                            class: self.plan.fields[rule].class.unwrap_or_default(),
-                            start: v_start,
-                            end,
-                            confidence: 1.0,
-                            source: rule,
-                            from_field: true,
-                            rule_action: None,
-                            site: Site::Form,
                             decoded: decoded_differs.then(|| self.buf.clone()),
                             path,
-                            member: None,
+                            ..Candidate::from_rule(rule, class, v_start, end, Site::Form)
                         });
                     }
                 }
@@ -956,33 +973,21 @@ impl Scanner<'_, '_> {
                     } else {
                         None
                     };
-                    self.hits.clear();
                     let ctx = KeyCtx {
                         key: Some(key_norm.as_str()),
                         parent: None,
                     };
-                    let det = &self.policy.inner.detectors;
-                    det.scan(
-                        &self.buf,
-                        ctx,
-                        self.plan.enabled,
-                        None,
-                        self.policy.inner.min_confidence,
-                        &mut self.hits,
-                    );
+                    detect(self.policy, self.plan, &self.buf, ctx, None, &mut self.hits);
                     for h in &self.hits {
+                        let (start, end) = (
+                            v_start + self.map[h.start],
+                            v_start + self.map[h.end.min(self.map.len() - 1)],
+                        );
                         self.candidates.push(Candidate {
-                            class: h.class,
-                            start: v_start + self.map[h.start],
-                            end: v_start + self.map[h.end.min(self.map.len() - 1)],
-                            confidence: h.confidence,
-                            source: usize::from(h.detector),
-                            from_field: false,
                             rule_action,
-                            site: Site::Form,
                             decoded: decoded_differs.then(|| self.buf[h.start..h.end].to_vec()),
                             path: path.clone(),
-                            member: None,
+                            ..Candidate::from_hit(h, start, end, Site::Form)
                         });
                     }
                 }

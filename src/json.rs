@@ -541,7 +541,7 @@ pub(crate) fn decode_string(
                 let n = s.len();
                 out.extend_from_slice(&utf8[..n]);
                 if let Some(m) = map.as_deref_mut() {
-                    m.extend(std::iter::repeat(start).take(n));
+                    m.extend(std::iter::repeat_n(start, n));
                 }
                 continue;
             }

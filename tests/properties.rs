@@ -20,7 +20,7 @@ fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i32>().prop_map(|n| Value::from(n)),
+        any::<i32>().prop_map(Value::from),
         "[a-z ]{0,12}".prop_map(Value::String),
         // strings that need escaping, including non-ASCII
         "[\"\\\\\n\té✓a-z]{0,8}".prop_map(Value::String),

@@ -100,7 +100,7 @@ pub(crate) fn luhn(d: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn credit_card(m: &[u8]) -> bool {

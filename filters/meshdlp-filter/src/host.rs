@@ -282,6 +282,15 @@ pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
     status(unsafe { proxy_record_metric(id, value) })
 }
 
+/// Host wall-clock time in nanoseconds (0 if unavailable).
+pub fn now_nanos() -> u64 {
+    let mut t = 0;
+    match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
+        OK => t,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -291,14 +300,5 @@ mod tests {
             m,
             [1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'b', b'c', 0]
         );
-    }
-}
-
-/// Host wall-clock time in nanoseconds (0 if unavailable).
-pub fn now_nanos() -> u64 {
-    let mut t = 0;
-    match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
-        OK => t,
-        _ => 0,
     }
 }
