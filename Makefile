@@ -58,6 +58,7 @@ test-unit:
 
 # The engine builds for wasm32-wasip1 on its own, without the CLI's native dependencies.
 test-wasm: .tools/wasm-target
+	$(CARGO) build -p meshdlp --lib --target wasm32-wasip1 --release
 	$(CARGO) build -p meshdlp --lib --no-default-features --target wasm32-wasip1 --release
 
 test-policies: cli

@@ -57,6 +57,15 @@ def monitor(api, policy):
 
 
 @pytest.fixture(scope="module")
+def metadata_only(api, policy):
+    """Scopes only from jwt_authn's dynamic metadata (read through properties), no header."""
+    cfg = {"policy": policy, "scopes": {"metadata": {"key": "jwt_payload"}}}
+    e = Envoy("metadata", api.port, FILTERS, cfg).start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
 def degraded(api, policy):
     e = Envoy("degraded", api.port, FILTERS, plugin_config(policy, holdHeaders=False), hold_headers=False).start()
     yield e
@@ -159,6 +168,14 @@ def test_token_granting_users_pii_passes(envoy):
 def test_token_without_the_grant_is_still_blocked(envoy):
     token = harness.jwt("users:read")
     assert envoy.get("/users/1", {"authorization": "Bearer " + token})[0] == 403
+
+
+def test_scopes_from_jwt_metadata_alone(metadata_only):
+    assert metadata_only.get("/users/1")[0] == 403
+    token = harness.jwt("users:read users:pii")
+    status, _, body = metadata_only.get("/users/1", {"authorization": "Bearer " + token})
+    assert status == 200 and json.loads(body)["ssn"] == PII["ssn"]
+    assert metadata_only.get("/users/1", {"authorization": "Bearer " + harness.jwt("users:read")})[0] == 403
 
 
 def test_forged_scope_header_grants_nothing(envoy, api):

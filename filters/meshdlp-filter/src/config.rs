@@ -238,7 +238,9 @@ mod tests {
 
     #[test]
     fn empty_configuration_is_the_builtin_default() {
-        let c = parse(b"").unwrap();
+        let Ok(c) = parse(b"") else {
+            panic!("the empty configuration must load")
+        };
         assert!(c.hold_headers);
         assert_eq!(c.max_body_bytes, 1 << 20);
     }
