@@ -166,10 +166,7 @@ impl Stream {
 
     /// Decides, in a headers callback, whether to inspect this direction and how to hold.
     fn on_headers(&mut self, d: Direction, end_of_stream: bool) -> Action {
-        let map = match d {
-            Direction::Request => host::REQUEST_HEADERS,
-            Direction::Response => host::RESPONSE_HEADERS,
-        };
+        let map = headers_of(d);
         let Some(route) = self.route else {
             return Action::Continue;
         };
@@ -213,12 +210,7 @@ impl Stream {
     fn on_body(&mut self, d: Direction, size: usize, end_of_stream: bool) -> Action {
         let side = self.side(d);
         if side.blocked {
-            let buffer = if d == Direction::Request {
-                host::REQUEST_BODY
-            } else {
-                host::RESPONSE_BODY
-            };
-            let _ = host::set_buffer(buffer, 0, size, b"");
+            let _ = host::set_buffer(body_of(d), 0, size, b"");
             return Action::Continue;
         }
         if !side.inspect || side.done {
@@ -249,10 +241,7 @@ impl Stream {
 
     fn finish(&mut self, d: Direction, size: usize) -> Action {
         self.side(d).done = true;
-        let buffer = match d {
-            Direction::Request => host::REQUEST_BODY,
-            Direction::Response => host::RESPONSE_BODY,
-        };
+        let buffer = body_of(d);
         let raw = match host::buffer(buffer, 0, size) {
             Ok(b) => b,
             Err(status) => {
@@ -420,6 +409,13 @@ fn headers_of(d: Direction) -> u32 {
     match d {
         Direction::Request => host::REQUEST_HEADERS,
         Direction::Response => host::RESPONSE_HEADERS,
+    }
+}
+
+fn body_of(d: Direction) -> u32 {
+    match d {
+        Direction::Request => host::REQUEST_BODY,
+        Direction::Response => host::RESPONSE_BODY,
     }
 }
 
