@@ -10,12 +10,14 @@
 //! validator (Luhn, mod-97, SSN rules, ...) and a confidence threshold that key hints and nearby
 //! context words can raise.
 
+mod keywords;
 pub(crate) mod validate;
+
+use keywords::KeywordSearch;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 
@@ -173,10 +175,8 @@ impl ClassTable {
 pub(crate) struct Detectors {
     pub(crate) list: Vec<Detector>,
     pub(crate) classes: ClassTable,
-    /// Keyword automata, each with the detectors every pattern triggers.
-    prefilters: Vec<(AhoCorasick, Vec<DetectorMask>)>,
-    /// Single-byte keywords and the detectors they trigger.
-    byte_keywords: Vec<(u8, DetectorMask)>,
+    /// Where the detector keywords are.
+    keywords: KeywordSearch,
     keyword_gated: DetectorMask,
     pattern_detectors: DetectorMask,
     /// Normalized key name -> value detectors hinted by it.
@@ -198,11 +198,14 @@ pub(crate) struct FxHasher(u64);
 
 impl std::hash::Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        // Whole words without a copy (in wasm a copy is a call to memcpy).
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for &b in chunks.remainder() {
+            self.write_u8(b);
         }
     }
     fn write_u8(&mut self, i: u8) {
@@ -425,50 +428,8 @@ impl Detectors {
                 gate: d.gate,
             });
         }
-        // Non-overlapping leftmost-longest search lets the prefilter skip ahead (Teddy), but a
-        // match hides the keywords overlapping it. So a keyword also triggers the owners of every
-        // keyword it contains ("secret_access_key" -> "secret") and of every keyword that could
-        // start inside it and run on (" Ave" -> "Avenue"): a superset, never a miss.
-        let overlaps = |a: &str, b: &str| {
-            a.contains(b) || (1..a.len()).any(|i| a.is_char_boundary(i) && b.starts_with(&a[i..]))
-        };
-        let implied: Vec<DetectorMask> = (0..keywords.len())
-            .map(|a| {
-                (0..keywords.len())
-                    .filter(|b| overlaps(&keywords[a], &keywords[*b]))
-                    .fold(0, |m, b| m | keyword_owner[b])
-            })
-            .collect();
-        // Single-byte keywords ('@', '+') go to memchr: among the others they would stop the
-        // automaton from using its SIMD prefilter.
-        let mut byte_keywords: Vec<(u8, DetectorMask)> = Vec::new();
-        let mut multi: Vec<String> = Vec::new();
-        let mut multi_owner: Vec<DetectorMask> = Vec::new();
-        for (k, owner) in keywords.iter().zip(implied) {
-            if k.len() == 1 {
-                byte_keywords.push((k.as_bytes()[0], owner));
-            } else {
-                multi.push(k.clone());
-                multi_owner.push(owner);
-            }
-        }
-        if byte_keywords.len() > 3 {
-            return Err(PolicyError::new(
-                "classes",
-                "at most three single-character keywords are supported",
-            ));
-        }
-        // Case variants are explicit patterns (a case-insensitive automaton cannot use the SIMD
-        // prefilter), and the SIMD prefilter takes at most 64 patterns: measured here, 63
-        // patterns scan at ~11 GB/s and 66 at ~0.7 GB/s. So: automata of at most 60 patterns.
-        let mut prefilters = Vec::new();
-        for (chunk, owners) in multi.chunks(60).zip(multi_owner.chunks(60)) {
-            let ac = AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(chunk)
-                .map_err(|e| PolicyError::new("classes", format!("keyword prefilter: {e}")))?;
-            prefilters.push((ac, owners.to_vec()));
-        }
+        let keywords = KeywordSearch::build(&keywords, &keyword_owner)
+            .map_err(|m| PolicyError::new("classes", m))?;
         let longest_hint = value_hints.keys().map(String::len).max().unwrap_or(0);
         let digit_free = list
             .iter()
@@ -490,8 +451,7 @@ impl Detectors {
         Ok(Detectors {
             list,
             classes,
-            prefilters,
-            byte_keywords,
+            keywords,
             keyword_gated,
             pattern_detectors,
             value_hints,
@@ -524,20 +484,12 @@ impl Detectors {
     pub(crate) fn keyword_hits(&self, body: &[u8], enabled: DetectorMask) -> KeywordHits {
         let mut hits = Vec::new();
         if enabled & self.keyword_gated != 0 {
-            for (ac, owners) in &self.prefilters {
-                for m in ac.find_iter(body) {
-                    let mask = owners[m.pattern().as_usize()] & enabled;
-                    if mask != 0 {
-                        hits.push((m.start(), m.end(), mask));
-                    }
+            self.keywords.for_each(body, |s, e, owner| {
+                if owner & enabled != 0 {
+                    hits.push((s, e, owner & enabled));
                 }
-            }
-            for &(byte, owner) in &self.byte_keywords {
-                let mask = owner & enabled;
-                if mask != 0 {
-                    hits.extend(memchr::memchr_iter(byte, body).map(|p| (p, p + 1, mask)));
-                }
-            }
+                true
+            });
         }
         hits.sort_unstable_by_key(|h| h.0);
         KeywordHits { hits }
@@ -548,19 +500,10 @@ impl Detectors {
         let wanted = enabled & self.keyword_gated;
         let mut triggered = 0;
         if wanted != 0 {
-            for (ac, owners) in &self.prefilters {
-                for m in ac.find_iter(text) {
-                    triggered |= owners[m.pattern().as_usize()];
-                    if triggered & wanted == wanted {
-                        break;
-                    }
-                }
-            }
-            for &(byte, owner) in &self.byte_keywords {
-                if owner & wanted != 0 && memchr::memchr(byte, text).is_some() {
-                    triggered |= owner;
-                }
-            }
+            self.keywords.for_each(text, |_, _, owner| {
+                triggered |= owner;
+                triggered & wanted != wanted
+            });
         }
         triggered
     }
