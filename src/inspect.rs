@@ -642,8 +642,9 @@ impl Edit {
     }
 }
 
-/// Splices edits into the body. Drops win over replacements inside them; overlapping drops
-/// merge (which keeps the commas of a JSON container consistent).
+/// Splices edits into the body. An edit inside another (a replacement inside a dropped member,
+/// a drop inside a replaced object) goes with the outer one; overlapping drops merge, which
+/// keeps the commas of a JSON container consistent.
 fn apply_edits(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
     edits.sort_unstable_by(|a, b| {
         a.start
@@ -654,26 +655,16 @@ fn apply_edits(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
     let mut merged: Vec<Edit> = Vec::with_capacity(edits.len());
     for e in edits {
         if let Some(last) = merged.last_mut() {
-            if e.start < last.end || (e.drop && last.drop && e.start == last.end) {
+            let touches = e.start < last.end || (e.drop && last.drop && e.start == last.end);
+            if touches {
+                // Adjacent or overlapping drops (one comma each) merge into one removal.
+                // Otherwise the first edit stands: anything inside a dropped member goes with
+                // it, anything inside a replaced value is replaced with it, and overlaps between
+                // replacements were resolved before actions ran.
                 if last.drop && e.drop {
                     last.end = last.end.max(e.end);
-                    continue;
                 }
-                if last.drop && e.end <= last.end {
-                    continue; // inside a dropped member
-                }
-                if e.drop {
-                    // A drop that starts inside a replacement (its comma): extend the drop over it.
-                    let start = last.start;
-                    *last = Edit {
-                        start,
-                        end: e.end.max(last.end),
-                        text: Vec::new(),
-                        drop: true,
-                    };
-                    continue;
-                }
-                continue; // overlapping replacement: resolved earlier, keep the first
+                continue;
             }
         }
         merged.push(e);

@@ -755,15 +755,19 @@ impl Detectors {
     }
 }
 
-/// `secret` -> `secret`, `Secret`, `SECRET`.
+/// `secret` -> `secret`, `Secret`, `SECRET` (and the keyword as written, if different).
 fn case_variants(k: &str) -> Vec<String> {
     let lower = k.to_lowercase();
     let mut cap = lower.clone();
     if let Some(first) = cap.get_mut(0..1) {
         first.make_ascii_uppercase();
     }
-    let mut out = vec![lower.clone(), cap, k.to_uppercase()];
-    out.dedup();
+    let mut out = Vec::new();
+    for v in [k.to_string(), lower, cap, k.to_uppercase()] {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
     out
 }
 
