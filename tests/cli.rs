@@ -151,6 +151,20 @@ fn scan_jsonl_reports_byte_offsets_into_the_body_as_given() {
         ("phone", 5, 21)
     );
     assert_eq!(lines[2]["findings"], serde_json::json!([]));
+
+    // A bad line gets an error line and does not stop the batch.
+    let out = meshdlp(
+        &["scan", "--jsonl"],
+        b"not json\n{\"id\": 1, \"body\": \"a@example.com\"}\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["line"], 1);
+    assert_eq!(lines[1]["findings"][0]["class"], "email");
 }
 
 #[test]

@@ -314,20 +314,33 @@ struct ScanLine {
 fn scan_jsonl(policy: &Policy, t: &Target) -> Result<ExitCode> {
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut bad_lines = 0;
     for (n, line) in stdin.lines().enumerate() {
         let line = line.context("reading stdin")?;
         if line.trim().is_empty() {
             continue;
         }
-        let input: ScanLine = serde_json::from_str(&line)
-            .with_context(|| format!("line {}: not a scan request", n + 1))?;
-        let ct = input.content_type.as_deref().or(t.content_type.as_deref());
-        let insp = inspect(policy, t, input.body.as_bytes(), ct);
-        let row = serde_json::json!({"id": input.id, "findings": findings_json(&insp.findings)});
+        // One output line per input line, even for a line that is not a scan request: the
+        // rest of the batch still runs.
+        let row = match serde_json::from_str::<ScanLine>(&line) {
+            Ok(input) => {
+                let ct = input.content_type.as_deref().or(t.content_type.as_deref());
+                let insp = inspect(policy, t, input.body.as_bytes(), ct);
+                serde_json::json!({"id": input.id, "findings": findings_json(&insp.findings)})
+            }
+            Err(e) => {
+                bad_lines += 1;
+                serde_json::json!({"line": n + 1, "error": format!("not a scan request: {e}")})
+            }
+        };
         serde_json::to_writer(&mut out, &row)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
+    if bad_lines > 0 {
+        eprintln!("error: {bad_lines} input line(s) were not scan requests");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
