@@ -116,7 +116,7 @@ def main():
     variants = [
         ("no filter", ["router"], None),
         ("noop wasm (ceiling)", ["noop", "router"], None),
-        ("meshdlp enforce", ["meshdlp", "router"], {"policy": policy}),
+        ("meshdlp enforce", ["meshdlp", "router"], {"policy": policy, "auditLog": os.environ.get("BENCH_AUDIT", "1") != "0"}),
         ("lua redactor (peer)", ["lua", "router"], None),
     ]
     only = os.environ.get("BENCH_VARIANTS")
