@@ -262,17 +262,6 @@ impl Policy {
             .map_or(Mode::Enforce, |r| r.mode)
     }
 
-    /// The body limit of a route and direction, if its scope declares one.
-    pub fn max_body_bytes(&self, route: RouteId, direction: Direction) -> Option<u64> {
-        self.inner
-            .routes
-            .get(route.0)?
-            .plan(direction)?
-            .scope
-            .as_ref()?
-            .max_body_bytes
-    }
-
     /// What a body error does on this route and direction.
     pub fn on_error(&self, route: RouteId, direction: Direction) -> ErrorAction {
         self.inner

@@ -74,8 +74,8 @@ pub struct Config {
     pub policy: Policy,
     pub scope_header: Option<String>,
     pub trust_scope_header: bool,
-    /// Property path of the scope claim in dynamic metadata.
-    pub scope_metadata: Option<Vec<String>>,
+    /// Serialized property paths (NUL-separated) of the scope claim in dynamic metadata.
+    pub scope_properties: Vec<String>,
     pub request_id_header: String,
     pub hold_headers: bool,
     pub max_body_bytes: usize,
@@ -132,15 +132,28 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             )));
         }
     }
-    let scope_metadata = scopes.metadata.map(|m| {
-        vec![
-            "metadata".to_string(),
-            "filter_metadata".to_string(),
-            m.filter,
-            m.key,
-            m.claim,
-        ]
-    });
+    // Property paths, serialized once (NUL-separated) for every request to use. `scp` is the
+    // other common claim name for scopes, so a `scope` claim also looks there.
+    let scope_properties = scopes
+        .metadata
+        .map(|m| {
+            let prefix = [
+                "metadata",
+                "filter_metadata",
+                m.filter.as_str(),
+                m.key.as_str(),
+            ]
+            .join("\0");
+            let mut claims = vec![m.claim.clone()];
+            if m.claim == "scope" {
+                claims.push("scp".to_string());
+            }
+            claims
+                .into_iter()
+                .map(|c| format!("{prefix}\0{c}"))
+                .collect()
+        })
+        .unwrap_or_default();
     let max_body_bytes = raw.max_body_bytes.unwrap_or(1 << 20);
     if max_body_bytes == 0 {
         return Err(ConfigError(
@@ -151,7 +164,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         policy,
         scope_header,
         trust_scope_header: scopes.trust_header,
-        scope_metadata,
+        scope_properties,
         request_id_header: raw
             .request_id_header
             .unwrap_or_else(|| "x-request-id".to_string())
@@ -261,6 +274,20 @@ mod tests {
             "{e}"
         );
         assert!(parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn scope_claims_become_property_paths_once() {
+        let Ok(c) = parse(br#"{"scopes": {"metadata": {"key": "jwt_payload"}}}"#) else {
+            panic!("config")
+        };
+        assert_eq!(
+            c.scope_properties,
+            [
+                "metadata\0filter_metadata\0envoy.filters.http.jwt_authn\0jwt_payload\0scope",
+                "metadata\0filter_metadata\0envoy.filters.http.jwt_authn\0jwt_payload\0scp",
+            ]
+        );
     }
 
     #[test]

@@ -218,12 +218,11 @@ pub fn set_buffer(kind: u32, start: usize, size: usize, data: &[u8]) -> Result<(
     status(unsafe { proxy_set_buffer_bytes(kind, start, size, data.as_ptr(), data.len()) })
 }
 
-pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
-    let serialized = path.join("\0");
+/// Reads a property; `path` is already serialized (segments separated by NUL bytes).
+pub fn property(path: &str) -> Result<Option<Vec<u8>>, Status> {
     let mut ptr = null_mut();
     let mut size = 0;
-    match unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut ptr, &mut size) }
-    {
+    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut size) } {
         OK => Ok(Some(unsafe { take(ptr, size) })),
         NOT_FOUND => Ok(None),
         other => Err(other),

@@ -146,20 +146,9 @@ impl Stream {
             // Internal header: never forwarded upstream.
             let _ = host::remove_header(host::REQUEST_HEADERS, name);
         }
-        if let Some(path) = &cfg.scope_metadata {
-            let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            if let Ok(Some(bytes)) = host::property(&path) {
+        for path in &cfg.scope_properties {
+            if let Ok(Some(bytes)) = host::property(path) {
                 config::scopes_from_property(&bytes, &mut self.scopes);
-            }
-            // `scp` is the other common claim name for scopes.
-            if path.last() == Some(&"scope") {
-                let mut alt = path.clone();
-                if let Some(last) = alt.last_mut() {
-                    *last = "scp";
-                }
-                if let Ok(Some(bytes)) = host::property(&alt) {
-                    config::scopes_from_property(&bytes, &mut self.scopes);
-                }
             }
         }
     }
