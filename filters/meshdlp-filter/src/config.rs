@@ -32,6 +32,50 @@ struct Raw {
     /// Emit one JSON audit line per request with findings (default true).
     #[serde(default)]
     audit_log: Option<bool>,
+    /// What to do with protocols whose bodies cannot be inspected as one HTTP body.
+    #[serde(default)]
+    protocols: Option<RawProtocols>,
+}
+
+/// Per protocol: `onError` (default: the route's `onError` decides - `block` refuses, `allow`
+/// passes uninspected with a metric and an audit line), `refuse`, or `pass`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawProtocols {
+    /// `Upgrade` requests (WebSocket, h2c upgrade): frames after the upgrade are not HTTP bodies.
+    #[serde(default)]
+    upgrade: Option<ProtocolAction>,
+    /// `CONNECT` tunnels.
+    #[serde(default)]
+    connect: Option<ProtocolAction>,
+    /// gRPC (`application/grpc*`): length-prefixed messages, often never-ending streams.
+    #[serde(default)]
+    grpc: Option<ProtocolAction>,
+    /// Server-sent events (`text/event-stream`): a response that may never end.
+    #[serde(default)]
+    event_stream: Option<ProtocolAction>,
+}
+
+/// What to do with a protocol meshdlp does not inspect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProtocolAction {
+    /// The route's `onError`: `block` refuses, `allow` passes.
+    #[default]
+    OnError,
+    /// Refused with a problem document (`protocol.*` reason), counted.
+    Refuse,
+    /// Passed uninspected, counted and audited.
+    Pass,
+}
+
+/// The protocol settings, compiled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Protocols {
+    pub upgrade: ProtocolAction,
+    pub connect: ProtocolAction,
+    pub grpc: ProtocolAction,
+    pub event_stream: ProtocolAction,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +126,7 @@ pub struct Config {
     pub max_decoded_bytes: usize,
     pub strip_accept_encoding: bool,
     pub audit_log: bool,
+    pub protocols: Protocols,
 }
 
 /// A configuration error, phrased for the Envoy log.
@@ -174,6 +219,15 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         max_decoded_bytes: raw.max_decoded_bytes.unwrap_or(8 << 20).max(max_body_bytes),
         strip_accept_encoding: raw.strip_accept_encoding.unwrap_or(true),
         audit_log: raw.audit_log.unwrap_or(true),
+        protocols: raw
+            .protocols
+            .map(|p| Protocols {
+                upgrade: p.upgrade.unwrap_or_default(),
+                connect: p.connect.unwrap_or_default(),
+                grpc: p.grpc.unwrap_or_default(),
+                event_stream: p.event_stream.unwrap_or_default(),
+            })
+            .unwrap_or_default(),
     })
 }
 

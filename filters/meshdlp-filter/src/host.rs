@@ -1,237 +1,96 @@
-//! Host calls that return errors instead of panicking.
+//! The host seam: every call the filter makes into Envoy goes through the [`Host`] trait.
 //!
-//! The SDK's `hostcalls::*` wrappers `panic!` on statuses they do not expect (for example
-//! `BadArgument` when a header map is touched outside its callback). Under `panic = "abort"` that
-//! traps the VM and fails every stream sharing it, so the calls this filter makes go through
-//! these wrappers, which only ever return `Err(status)`.
+//! Two implementations: [`WasmHost`] calls the proxy-wasm ABI (and only exists in the wasm
+//! build), and `fake::FakeHost` records calls for native tests of the stream logic, like
+//! coraza-proxy-wasm's `proxytest`. Every method returns an error instead of panicking: the SDK's
+//! `hostcalls::*` wrappers `panic!` on statuses they do not expect (for example `BadArgument` when
+//! a header map is touched outside its callback), and under `panic = "abort"` a panic traps the VM
+//! and fails every stream sharing it. Logging goes through the host too (the SDK's logger
+//! unwraps).
 
-#![allow(unsafe_code)]
-
-use std::ptr::null_mut;
+use meshdlp::Direction;
 
 /// A proxy-wasm status code other than Ok.
 pub type Status = u32;
 
-const OK: u32 = 0;
-const NOT_FOUND: u32 = 1;
+pub const OK: u32 = 0;
+pub const NOT_FOUND: u32 = 1;
 
-pub const REQUEST_HEADERS: u32 = 0;
-pub const RESPONSE_HEADERS: u32 = 2;
-pub const REQUEST_BODY: u32 = 0;
-pub const RESPONSE_BODY: u32 = 1;
-pub const PLUGIN_CONFIGURATION: u32 = 7;
-
-pub const COUNTER: u32 = 0;
-pub const HISTOGRAM: u32 = 2;
-
-#[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_header_map_value(
-        map: u32,
-        key: *const u8,
-        key_size: usize,
-        out: *mut *mut u8,
-        out_size: *mut usize,
-    ) -> u32;
-    fn proxy_replace_header_map_value(
-        map: u32,
-        key: *const u8,
-        key_size: usize,
-        value: *const u8,
-        value_size: usize,
-    ) -> u32;
-    fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
-    fn proxy_get_buffer_bytes(
-        buffer: u32,
-        start: usize,
-        max: usize,
-        out: *mut *mut u8,
-        out_size: *mut usize,
-    ) -> u32;
-    fn proxy_set_buffer_bytes(
-        buffer: u32,
-        start: usize,
-        size: usize,
-        data: *const u8,
-        data_size: usize,
-    ) -> u32;
-    fn proxy_get_property(
-        path: *const u8,
-        path_size: usize,
-        out: *mut *mut u8,
-        out_size: *mut usize,
-    ) -> u32;
-    #[allow(clippy::too_many_arguments)]
-    fn proxy_send_local_response(
-        status: u32,
-        details: *const u8,
-        details_size: usize,
-        body: *const u8,
-        body_size: usize,
-        headers: *const u8,
-        headers_size: usize,
-        grpc_status: i32,
-    ) -> u32;
-    fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, out_id: *mut u32) -> u32;
-    fn proxy_increment_metric(id: u32, offset: i64) -> u32;
-    fn proxy_record_metric(id: u32, value: u64) -> u32;
-    fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
+/// The header maps of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Map {
+    RequestHeaders,
+    ResponseHeaders,
 }
 
-// Native builds (unit tests of the glue) have no host: every call reports NOT_FOUND.
-#[cfg(not(target_arch = "wasm32"))]
-mod native {
-    pub unsafe fn proxy_get_header_map_value(
-        _: u32,
-        _: *const u8,
-        _: usize,
-        _: *mut *mut u8,
-        _: *mut usize,
-    ) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_replace_header_map_value(
-        _: u32,
-        _: *const u8,
-        _: usize,
-        _: *const u8,
-        _: usize,
-    ) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_remove_header_map_value(_: u32, _: *const u8, _: usize) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_get_buffer_bytes(
-        _: u32,
-        _: usize,
-        _: usize,
-        _: *mut *mut u8,
-        _: *mut usize,
-    ) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_set_buffer_bytes(
-        _: u32,
-        _: usize,
-        _: usize,
-        _: *const u8,
-        _: usize,
-    ) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_get_property(
-        _: *const u8,
-        _: usize,
-        _: *mut *mut u8,
-        _: *mut usize,
-    ) -> u32 {
-        1
-    }
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn proxy_send_local_response(
-        _: u32,
-        _: *const u8,
-        _: usize,
-        _: *const u8,
-        _: usize,
-        _: *const u8,
-        _: usize,
-        _: i32,
-    ) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_define_metric(_: u32, _: *const u8, _: usize, _: *mut u32) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_increment_metric(_: u32, _: i64) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_record_metric(_: u32, _: u64) -> u32 {
-        1
-    }
-    pub unsafe fn proxy_get_current_time_nanoseconds(_: *mut u64) -> u32 {
-        1
-    }
-}
-#[cfg(not(target_arch = "wasm32"))]
-use native::*;
-
-fn status(code: u32) -> Result<(), Status> {
-    if code == OK {
-        Ok(())
-    } else {
-        Err(code)
-    }
-}
-
-/// Takes ownership of a host-allocated buffer (allocated through the SDK's exported allocator,
-/// i.e. the Rust global allocator).
-unsafe fn take(ptr: *mut u8, size: usize) -> Vec<u8> {
-    if ptr.is_null() {
-        Vec::new()
-    } else {
-        Vec::from_raw_parts(ptr, size, size)
-    }
-}
-
-pub fn header(map: u32, name: &str) -> Result<Option<String>, Status> {
-    let mut ptr = null_mut();
-    let mut size = 0;
-    let code =
-        unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut ptr, &mut size) };
-    match code {
-        OK => {
-            let bytes = unsafe { take(ptr, size) };
-            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+impl Map {
+    pub fn headers(d: Direction) -> Map {
+        match d {
+            Direction::Request => Map::RequestHeaders,
+            Direction::Response => Map::ResponseHeaders,
         }
-        NOT_FOUND => Ok(None),
-        other => Err(other),
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) fn abi(self) -> u32 {
+        match self {
+            Map::RequestHeaders => 0,
+            Map::ResponseHeaders => 2,
+        }
     }
 }
 
-pub fn set_header(map: u32, name: &str, value: &str) -> Result<(), Status> {
-    status(unsafe {
-        proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-    })
+/// A metric type, as the ABI numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter = 0,
+    Histogram = 2,
 }
 
-pub fn remove_header(map: u32, name: &str) -> Result<(), Status> {
-    match unsafe { proxy_remove_header_map_value(map, name.as_ptr(), name.len()) } {
-        OK | NOT_FOUND => Ok(()),
-        other => Err(other),
-    }
+/// Log levels of the ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
 }
 
-pub fn buffer(kind: u32, start: usize, max: usize) -> Result<Vec<u8>, Status> {
-    let mut ptr = null_mut();
-    let mut size = 0;
-    match unsafe { proxy_get_buffer_bytes(kind, start, max, &mut ptr, &mut size) } {
-        OK => Ok(unsafe { take(ptr, size) }),
-        NOT_FOUND => Ok(Vec::new()),
-        other => Err(other),
-    }
-}
-
-pub fn set_buffer(kind: u32, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
-    status(unsafe { proxy_set_buffer_bytes(kind, start, size, data.as_ptr(), data.len()) })
-}
-
-/// Reads a property; `path` is already serialized (segments separated by NUL bytes).
-pub fn property(path: &str) -> Result<Option<Vec<u8>>, Status> {
-    let mut ptr = null_mut();
-    let mut size = 0;
-    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut size) } {
-        OK => Ok(Some(unsafe { take(ptr, size) })),
-        NOT_FOUND => Ok(None),
-        other => Err(other),
-    }
+/// What the filter needs from its proxy. Implementations never panic.
+pub trait Host {
+    fn header(&self, map: Map, name: &str) -> Result<Option<String>, Status>;
+    fn set_header(&self, map: Map, name: &str, value: &str) -> Result<(), Status>;
+    fn remove_header(&self, map: Map, name: &str) -> Result<(), Status>;
+    /// The buffered body of one direction (at most `max` bytes from `start`).
+    fn body(&self, d: Direction, start: usize, max: usize) -> Result<Vec<u8>, Status>;
+    /// Replaces `size` bytes of the buffered body from `start` with `data`.
+    fn set_body(&self, d: Direction, start: usize, size: usize, data: &[u8]) -> Result<(), Status>;
+    /// The plugin configuration bytes.
+    fn plugin_configuration(&self, size: usize) -> Result<Vec<u8>, Status>;
+    /// Reads a property; `path` is already serialized (segments separated by NUL bytes).
+    fn property(&self, path: &str) -> Result<Option<Vec<u8>>, Status>;
+    /// A local reply. Envoy sends it after the current callback returns.
+    fn send_response(
+        &self,
+        code: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), Status>;
+    /// Resets the stream (used when a block is decided after bytes have left).
+    fn reset_stream(&self, d: Direction) -> Result<(), Status>;
+    fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, Status>;
+    fn increment_metric(&self, id: u32, by: i64) -> Result<(), Status>;
+    fn record_metric(&self, id: u32, value: u64) -> Result<(), Status>;
+    /// Host wall-clock time in nanoseconds (0 if unavailable).
+    fn now_nanos(&self) -> u64;
+    fn log(&self, level: Level, message: &str);
 }
 
 /// Serializes headers in the proxy-wasm map format: count, (key len, value len)*, then each key
 /// and value NUL-terminated.
-fn serialize_map(map: &[(&str, &str)]) -> Vec<u8> {
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn serialize_map(map: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(map.len() as u32).to_le_bytes());
     for (k, v) in map {
@@ -247,46 +106,254 @@ fn serialize_map(map: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
-pub fn send_response(
-    code: u32,
-    details: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<(), Status> {
-    let h = serialize_map(headers);
-    status(unsafe {
-        proxy_send_local_response(
-            code,
-            details.as_ptr(),
-            details.len(),
-            body.as_ptr(),
-            body.len(),
-            h.as_ptr(),
-            h.len(),
-            -1,
-        )
-    })
-}
+#[cfg(target_arch = "wasm32")]
+pub use wasm::WasmHost;
 
-pub fn define_metric(kind: u32, name: &str) -> Result<u32, Status> {
-    let mut id = 0;
-    status(unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) }).map(|_| id)
-}
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    #![allow(unsafe_code)]
 
-pub fn increment_metric(id: u32, by: i64) -> Result<(), Status> {
-    status(unsafe { proxy_increment_metric(id, by) })
-}
+    use std::ptr::null_mut;
 
-pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
-    status(unsafe { proxy_record_metric(id, value) })
-}
+    use meshdlp::Direction;
 
-/// Host wall-clock time in nanoseconds (0 if unavailable).
-pub fn now_nanos() -> u64 {
-    let mut t = 0;
-    match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
-        OK => t,
-        _ => 0,
+    use super::{serialize_map, Host, Level, Map, MetricKind, Status, NOT_FOUND, OK};
+
+    const REQUEST_BODY: u32 = 0;
+    const RESPONSE_BODY: u32 = 1;
+    const PLUGIN_CONFIGURATION: u32 = 7;
+    const STREAM_HTTP_REQUEST: u32 = 0;
+    const STREAM_HTTP_RESPONSE: u32 = 1;
+
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_log(level: u32, message: *const u8, size: usize) -> u32;
+        fn proxy_get_header_map_value(
+            map: u32,
+            key: *const u8,
+            key_size: usize,
+            out: *mut *mut u8,
+            out_size: *mut usize,
+        ) -> u32;
+        fn proxy_replace_header_map_value(
+            map: u32,
+            key: *const u8,
+            key_size: usize,
+            value: *const u8,
+            value_size: usize,
+        ) -> u32;
+        fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
+        fn proxy_get_buffer_bytes(
+            buffer: u32,
+            start: usize,
+            max: usize,
+            out: *mut *mut u8,
+            out_size: *mut usize,
+        ) -> u32;
+        fn proxy_set_buffer_bytes(
+            buffer: u32,
+            start: usize,
+            size: usize,
+            data: *const u8,
+            data_size: usize,
+        ) -> u32;
+        fn proxy_get_property(
+            path: *const u8,
+            path_size: usize,
+            out: *mut *mut u8,
+            out_size: *mut usize,
+        ) -> u32;
+        #[allow(clippy::too_many_arguments)]
+        fn proxy_send_local_response(
+            status: u32,
+            details: *const u8,
+            details_size: usize,
+            body: *const u8,
+            body_size: usize,
+            headers: *const u8,
+            headers_size: usize,
+            grpc_status: i32,
+        ) -> u32;
+        fn proxy_close_stream(stream_type: u32) -> u32;
+        fn proxy_define_metric(
+            kind: u32,
+            name: *const u8,
+            name_size: usize,
+            out_id: *mut u32,
+        ) -> u32;
+        fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+        fn proxy_record_metric(id: u32, value: u64) -> u32;
+        fn proxy_get_current_time_nanoseconds(out: *mut u64) -> u32;
+    }
+
+    fn status(code: u32) -> Result<(), Status> {
+        if code == OK {
+            Ok(())
+        } else {
+            Err(code)
+        }
+    }
+
+    /// Takes ownership of a host-allocated buffer (allocated through our exported
+    /// `proxy_on_memory_allocate`, i.e. the Rust global allocator with the layout of a
+    /// `Vec<u8>` of exactly that capacity).
+    unsafe fn take(ptr: *mut u8, size: usize) -> Vec<u8> {
+        if ptr.is_null() || size == 0 {
+            Vec::new()
+        } else {
+            Vec::from_raw_parts(ptr, size, size)
+        }
+    }
+
+    fn body_buffer(d: Direction) -> u32 {
+        match d {
+            Direction::Request => REQUEST_BODY,
+            Direction::Response => RESPONSE_BODY,
+        }
+    }
+
+    /// The proxy-wasm ABI as seen from inside Envoy.
+    pub struct WasmHost;
+
+    impl WasmHost {
+        fn bytes(&self, buffer: u32, start: usize, max: usize) -> Result<Vec<u8>, Status> {
+            let mut ptr = null_mut();
+            let mut size = 0;
+            match unsafe { proxy_get_buffer_bytes(buffer, start, max, &mut ptr, &mut size) } {
+                OK => Ok(unsafe { take(ptr, size) }),
+                NOT_FOUND => Ok(Vec::new()),
+                other => Err(other),
+            }
+        }
+    }
+
+    impl Host for WasmHost {
+        fn header(&self, map: Map, name: &str) -> Result<Option<String>, Status> {
+            let mut ptr = null_mut();
+            let mut size = 0;
+            let code = unsafe {
+                proxy_get_header_map_value(
+                    map.abi(),
+                    name.as_ptr(),
+                    name.len(),
+                    &mut ptr,
+                    &mut size,
+                )
+            };
+            match code {
+                OK => {
+                    let bytes = unsafe { take(ptr, size) };
+                    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+                }
+                NOT_FOUND => Ok(None),
+                other => Err(other),
+            }
+        }
+
+        fn set_header(&self, map: Map, name: &str, value: &str) -> Result<(), Status> {
+            status(unsafe {
+                proxy_replace_header_map_value(
+                    map.abi(),
+                    name.as_ptr(),
+                    name.len(),
+                    value.as_ptr(),
+                    value.len(),
+                )
+            })
+        }
+
+        fn remove_header(&self, map: Map, name: &str) -> Result<(), Status> {
+            match unsafe { proxy_remove_header_map_value(map.abi(), name.as_ptr(), name.len()) } {
+                OK | NOT_FOUND => Ok(()),
+                other => Err(other),
+            }
+        }
+
+        fn body(&self, d: Direction, start: usize, max: usize) -> Result<Vec<u8>, Status> {
+            self.bytes(body_buffer(d), start, max)
+        }
+
+        fn set_body(
+            &self,
+            d: Direction,
+            start: usize,
+            size: usize,
+            data: &[u8],
+        ) -> Result<(), Status> {
+            status(unsafe {
+                proxy_set_buffer_bytes(body_buffer(d), start, size, data.as_ptr(), data.len())
+            })
+        }
+
+        fn plugin_configuration(&self, size: usize) -> Result<Vec<u8>, Status> {
+            self.bytes(PLUGIN_CONFIGURATION, 0, size)
+        }
+
+        fn property(&self, path: &str) -> Result<Option<Vec<u8>>, Status> {
+            let mut ptr = null_mut();
+            let mut size = 0;
+            match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut size) } {
+                OK => Ok(Some(unsafe { take(ptr, size) })),
+                NOT_FOUND => Ok(None),
+                other => Err(other),
+            }
+        }
+
+        fn send_response(
+            &self,
+            code: u32,
+            details: &str,
+            headers: &[(&str, &str)],
+            body: &[u8],
+        ) -> Result<(), Status> {
+            let h = serialize_map(headers);
+            status(unsafe {
+                proxy_send_local_response(
+                    code,
+                    details.as_ptr(),
+                    details.len(),
+                    body.as_ptr(),
+                    body.len(),
+                    h.as_ptr(),
+                    h.len(),
+                    -1,
+                )
+            })
+        }
+
+        fn reset_stream(&self, d: Direction) -> Result<(), Status> {
+            let stream = match d {
+                Direction::Request => STREAM_HTTP_REQUEST,
+                Direction::Response => STREAM_HTTP_RESPONSE,
+            };
+            status(unsafe { proxy_close_stream(stream) })
+        }
+
+        fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, Status> {
+            let mut id = 0;
+            status(unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) })
+                .map(|_| id)
+        }
+
+        fn increment_metric(&self, id: u32, by: i64) -> Result<(), Status> {
+            status(unsafe { proxy_increment_metric(id, by) })
+        }
+
+        fn record_metric(&self, id: u32, value: u64) -> Result<(), Status> {
+            status(unsafe { proxy_record_metric(id, value) })
+        }
+
+        fn now_nanos(&self) -> u64 {
+            let mut t = 0;
+            match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
+                OK => t,
+                _ => 0,
+            }
+        }
+
+        fn log(&self, level: Level, message: &str) {
+            let _ = unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
+        }
     }
 }
 

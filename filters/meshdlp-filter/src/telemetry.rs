@@ -11,7 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use meshdlp::{Decision, Direction, Inspection, Mode, Reason};
 use serde::Serialize;
 
-use crate::host;
+use crate::host::{Host, MetricKind};
+
+/// At most this many findings are itemised per direction in an audit line (all are counted in
+/// `classes`); the rest are reported as `findingsOmitted`.
+pub const MAX_AUDIT_FINDINGS: usize = 100;
 
 #[derive(Default)]
 pub struct Telemetry {
@@ -39,22 +43,66 @@ fn label(v: &str) -> String {
 }
 
 impl Telemetry {
-    fn metric(&self, kind: u32, name: String) -> Option<u32> {
-        if let Some(id) = self.ids.borrow().get(&name) {
+    fn metric(&self, host: &dyn Host, kind: MetricKind, name: String) -> Option<u32> {
+        if let Some(id) = self.ids.try_borrow().ok()?.get(&name) {
             return Some(*id);
         }
-        let id = host::define_metric(kind, &name).ok()?;
-        self.ids.borrow_mut().insert(name, id);
+        let id = host.define_metric(kind, &name).ok()?;
+        if let Ok(mut ids) = self.ids.try_borrow_mut() {
+            ids.insert(name, id);
+        }
         Some(id)
     }
 
-    fn count(&self, name: String, by: u64) {
-        if let Some(id) = self.metric(host::COUNTER, name) {
-            let _ = host::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    fn count(&self, host: &dyn Host, name: String, by: u64) {
+        if let Some(id) = self.metric(host, MetricKind::Counter, name) {
+            let _ = host.increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
         }
     }
 
-    pub fn inspection(&self, route: &str, insp: &Inspection, bytes: usize, micros: u64) {
+    /// A counter labelled by route and direction, e.g. `meshdlp_range_stripped`.
+    pub fn count_event(&self, host: &dyn Host, metric: &str, route: &str, d: Direction) {
+        let route = label(route);
+        let dir = d.as_str();
+        self.count(host, format!("{metric}.route.{route}.direction.{dir}"), 1);
+    }
+
+    /// A protocol meshdlp does not inspect, refused (`block`) or passed (`pass`).
+    pub fn protocol(
+        &self,
+        host: &dyn Host,
+        route: &str,
+        d: Direction,
+        code: &str,
+        decision: &str,
+        mode: Mode,
+    ) {
+        let route = label(route);
+        let dir = d.as_str();
+        let mode = mode_name(mode);
+        let code = label(code);
+        self.count(
+            host,
+            format!("meshdlp_protocols.route.{route}.direction.{dir}.protocol.{code}.decision.{decision}.mode.{mode}"),
+            1,
+        );
+        if decision == "block" {
+            self.count(
+                host,
+                format!("meshdlp_blocks.route.{route}.direction.{dir}.reason.{code}.mode.{mode}"),
+                1,
+            );
+        }
+    }
+
+    pub fn inspection(
+        &self,
+        host: &dyn Host,
+        route: &str,
+        insp: &Inspection,
+        bytes: usize,
+        micros: u64,
+    ) {
         let route = label(route);
         let dir = insp.direction.as_str();
         let mode = mode_name(insp.mode);
@@ -64,15 +112,17 @@ impl Telemetry {
             insp.decision.name()
         };
         self.count(
+            host,
             format!("meshdlp_bodies.route.{route}.direction.{dir}.decision.{decision}.mode.{mode}"),
             1,
         );
-        self.count(format!("meshdlp_bytes.direction.{dir}"), bytes as u64);
+        self.count(host, format!("meshdlp_bytes.direction.{dir}"), bytes as u64);
         if let Some(id) = self.metric(
-            host::HISTOGRAM,
+            host,
+            MetricKind::Histogram,
             format!("meshdlp_inspect_us.direction.{dir}"),
         ) {
-            let _ = host::record_metric(id, micros);
+            let _ = host.record_metric(id, micros);
         }
         let mut per: BTreeMap<(&str, String), u64> = BTreeMap::new();
         for f in &insp.findings {
@@ -80,10 +130,11 @@ impl Telemetry {
             *per.entry((f.class.as_ref(), action)).or_default() += 1;
         }
         for ((class, action), n) in per {
-            self.count(format!("meshdlp_findings.route.{route}.direction.{dir}.class.{}.action.{action}.mode.{mode}", label(class)), n);
+            self.count(host, format!("meshdlp_findings.route.{route}.direction.{dir}.class.{}.action.{action}.mode.{mode}", label(class)), n);
         }
         if let Decision::Block(b) = &insp.decision {
             self.count(
+                host,
                 format!(
                     "meshdlp_blocks.route.{route}.direction.{dir}.reason.{}.mode.{mode}",
                     label(b.reason.code())
@@ -93,6 +144,7 @@ impl Telemetry {
         }
         if let Some(reason) = insp.error_reason {
             self.count(
+                host,
                 format!(
                     "meshdlp_errors.route.{route}.direction.{dir}.reason.{}.mode.{mode}",
                     label(reason.code())
@@ -104,6 +156,7 @@ impl Telemetry {
 
     pub fn body_error(
         &self,
+        host: &dyn Host,
         route: &str,
         d: Direction,
         reason: Reason,
@@ -114,6 +167,7 @@ impl Telemetry {
         let dir = d.as_str();
         let mode = mode_name(mode);
         self.count(
+            host,
             format!(
                 "meshdlp_errors.route.{route}.direction.{dir}.reason.{}.mode.{mode}",
                 label(reason.code())
@@ -121,11 +175,13 @@ impl Telemetry {
             1,
         );
         self.count(
+            host,
             format!("meshdlp_bodies.route.{route}.direction.{dir}.decision.{decision}.mode.{mode}"),
             1,
         );
         if decision == "block" {
             self.count(
+                host,
                 format!(
                     "meshdlp_blocks.route.{route}.direction.{dir}.reason.{}.mode.{mode}",
                     label(reason.code())
@@ -137,8 +193,19 @@ impl Telemetry {
 }
 
 /// Microseconds on the host clock.
-pub fn now_micros() -> u64 {
-    host::now_nanos() / 1000
+pub fn now_micros(host: &dyn Host) -> u64 {
+    host.now_nanos() / 1000
+}
+
+/// A client-chosen request id as it may appear in logs and replies: at most 128 characters of
+/// `[A-Za-z0-9._:-]` (UUIDs, trace ids). Anything else - newlines, quotes, a value someone put
+/// there - is not repeated anywhere.
+pub fn request_id(v: &str) -> Option<String> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    ok.then(|| v.to_string())
 }
 
 #[derive(Serialize)]
@@ -200,10 +267,18 @@ pub struct AuditEntry {
     reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'static str>,
     classes: BTreeMap<String, u32>,
     findings: Vec<AuditFinding>,
+    #[serde(rename = "findingsOmitted", skip_serializing_if = "is_zero")]
+    findings_omitted: usize,
     bytes: usize,
     micros: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl AuditEntry {
@@ -223,9 +298,12 @@ impl AuditEntry {
             // Engine errors describe positions and limits, never values.
             error: insp.error.clone(),
             classes,
+            protocol: None,
+            findings_omitted: insp.findings.len().saturating_sub(MAX_AUDIT_FINDINGS),
             findings: insp
                 .findings
                 .iter()
+                .take(MAX_AUDIT_FINDINGS)
                 .map(|f| AuditFinding {
                     class: f.class.to_string(),
                     path: f.path.as_deref().map(audit_path),
@@ -247,10 +325,26 @@ impl AuditEntry {
             mode: mode_name(mode),
             reason: Some(reason.code()),
             error: None,
+            protocol: None,
             classes: BTreeMap::new(),
             findings: Vec::new(),
+            findings_omitted: 0,
             bytes: 0,
             micros: 0,
+        }
+    }
+
+    /// A protocol that was not inspected: refused (`block`) or passed (`pass`).
+    pub fn protocol(
+        d: Direction,
+        code: &'static str,
+        mode: Mode,
+        decision: &'static str,
+    ) -> AuditEntry {
+        AuditEntry {
+            protocol: Some(code),
+            reason: (decision == "block").then_some(code),
+            ..AuditEntry::error(d, Reason::UndecodableBody, mode, decision)
         }
     }
 }

@@ -1,0 +1,728 @@
+//! One HTTP stream: copy what is needed from the request headers, hold and buffer the bodies the
+//! route inspects, ask the engine for a verdict at the end of each body (or at the trailers),
+//! and apply it. Every host call goes through [`Host`], so this logic is tested natively with a
+//! recording fake (`crate::fake`), and nothing here can panic.
+//!
+//! Limits (the memory budget, see docs/SECURITY.md): a body is inspected whole only up to
+//! `maxBodyBytes` (which must not exceed Envoy's `per_connection_buffer_limit_bytes`), a decoded
+//! body up to `maxDecodedBytes`, and no body larger than `maxBodyBytes` is ever handed back to
+//! Envoy: a larger buffer makes Envoy end the stream from inside the host call, and the
+//! re-entrant callbacks that follow took Envoy 1.40 down with the SDK's dispatcher.
+
+use std::io::Write;
+use std::rc::Rc;
+
+use meshdlp::{Decision, Direction, Exchange, Inspection, Mode, Reason, RouteId};
+
+use crate::config::ProtocolAction;
+use crate::host::{Host, Level, Map};
+use crate::telemetry::{self, AuditEntry};
+use crate::Shared;
+
+/// What a callback tells the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue = 0,
+    Pause = 1,
+}
+
+/// Protocols whose bodies meshdlp does not inspect as one HTTP body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Upgrade,
+    Connect,
+    Grpc,
+    EventStream,
+    /// A `206 Partial Content` answer: no value is whole in a byte range.
+    PartialContent,
+}
+
+impl Protocol {
+    pub fn code(self) -> &'static str {
+        match self {
+            Protocol::Upgrade => "protocol.upgrade",
+            Protocol::Connect => "protocol.connect",
+            Protocol::Grpc => "protocol.grpc",
+            Protocol::EventStream => "protocol.event_stream",
+            Protocol::PartialContent => "protocol.partial_content",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Protocol::PartialContent => "Partial responses are not served on inspected routes",
+            _ => "This protocol is not served on inspected routes",
+        }
+    }
+}
+
+/// Per-direction state of a stream.
+#[derive(Default)]
+struct Side {
+    /// The route inspects this direction and there is a body to inspect.
+    inspect: bool,
+    /// Headers are held (paused) until the body is inspected.
+    held: bool,
+    /// Inspection finished (at end of stream or trailers).
+    done: bool,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    /// `content-encoding` was removed already in the headers callback (degraded mode).
+    encoding_removed: bool,
+    /// Blocked after the headers left (degraded mode): later chunks are emptied.
+    blocked: bool,
+}
+
+pub struct Stream {
+    shared: Rc<Shared>,
+    route: Option<RouteId>,
+    mode: Mode,
+    method: String,
+    request_id: Option<String>,
+    scopes: Vec<String>,
+    request: Side,
+    response: Side,
+    /// A local reply was sent: its response is ours, not inspected.
+    replied: bool,
+    /// gRPC: decided once, at the request headers.
+    grpc: bool,
+    /// Passed uninspected as a protocol meshdlp does not inspect: nothing is held any more.
+    passed: bool,
+    audit: Vec<AuditEntry>,
+}
+
+impl Stream {
+    pub fn new(shared: Rc<Shared>) -> Stream {
+        Stream {
+            shared,
+            route: None,
+            mode: Mode::Enforce,
+            method: String::new(),
+            request_id: None,
+            scopes: Vec::new(),
+            request: Side::default(),
+            response: Side::default(),
+            replied: false,
+            grpc: false,
+            passed: false,
+            audit: Vec::new(),
+        }
+    }
+
+    fn side(&mut self, d: Direction) -> &mut Side {
+        match d {
+            Direction::Request => &mut self.request,
+            Direction::Response => &mut self.response,
+        }
+    }
+
+    fn route_name(&self) -> &str {
+        self.route
+            .map_or("default", |r| self.shared.config.policy.route_name(r))
+    }
+
+    pub fn on_request_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
+        let get = |name: &str| host.header(Map::RequestHeaders, name).ok().flatten();
+        let method = get(":method").unwrap_or_default();
+        let path = get(":path").unwrap_or_default();
+        let authority = get(":authority")
+            .or_else(|| get("host"))
+            .unwrap_or_default();
+        self.request_id = get(&self.shared.config.request_id_header)
+            .as_deref()
+            .and_then(telemetry::request_id);
+        self.read_scopes(host);
+        let shared = Rc::clone(&self.shared);
+        let policy = &shared.config.policy;
+        let route = policy.route(&method, &path, &authority);
+        self.mode = policy.mode(route);
+        self.method = method;
+        self.route = Some(route);
+        let inspects_request = policy.inspects(route, Direction::Request);
+        let inspects_response = policy.inspects(route, Direction::Response);
+        if !inspects_request && !inspects_response {
+            return Action::Continue;
+        }
+        // Protocols whose bytes are not one HTTP body: decided before anything is held.
+        let protocols = shared.config.protocols;
+        let content_type = get("content-type").unwrap_or_default();
+        self.grpc = content_type
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/grpc");
+        let protocol = if self.method.eq_ignore_ascii_case("CONNECT") {
+            Some((Protocol::Connect, protocols.connect))
+        } else if get("upgrade").is_some() {
+            Some((Protocol::Upgrade, protocols.upgrade))
+        } else if self.grpc {
+            Some((Protocol::Grpc, protocols.grpc))
+        } else {
+            None
+        };
+        if let Some((protocol, action)) = protocol {
+            let d = if inspects_request {
+                Direction::Request
+            } else {
+                Direction::Response
+            };
+            return self.uninspectable(host, d, protocol, action, true);
+        }
+        if self.mode == Mode::Enforce && inspects_response {
+            // A client fetching byte ranges gets no value whole in any one response: ask for
+            // the whole representation (a 206 that still comes is refused).
+            if get("range").is_some() || get("if-range").is_some() {
+                let _ = host.remove_header(Map::RequestHeaders, "range");
+                let _ = host.remove_header(Map::RequestHeaders, "if-range");
+                shared.telemetry.count_event(
+                    host,
+                    "meshdlp_range_stripped",
+                    self.route_name(),
+                    Direction::Response,
+                );
+            }
+            if shared.config.strip_accept_encoding {
+                // Ask the upstream for an identity body; compressed answers are still decoded.
+                let _ = host.remove_header(Map::RequestHeaders, "accept-encoding");
+            }
+        }
+        self.on_headers(host, Direction::Request, end_of_stream)
+    }
+
+    pub fn on_request_body(&mut self, host: &dyn Host, size: usize, end_of_stream: bool) -> Action {
+        self.on_body(host, Direction::Request, size, end_of_stream)
+    }
+
+    pub fn on_request_trailers(&mut self, host: &dyn Host) -> Action {
+        self.on_trailers(host, Direction::Request)
+    }
+
+    pub fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
+        if self.replied || self.passed {
+            return Action::Continue;
+        }
+        let Some(route) = self.route else {
+            return Action::Continue;
+        };
+        if !self
+            .shared
+            .config
+            .policy
+            .inspects(route, Direction::Response)
+        {
+            return Action::Continue;
+        }
+        let get = |name: &str| host.header(Map::ResponseHeaders, name).ok().flatten();
+        if get(":status").as_deref().map(str::trim) == Some("206") {
+            return self.uninspectable(
+                host,
+                Direction::Response,
+                Protocol::PartialContent,
+                ProtocolAction::Refuse,
+                false,
+            );
+        }
+        let content_type = get("content-type").unwrap_or_default().to_ascii_lowercase();
+        if content_type.trim_start().starts_with("text/event-stream") {
+            let action = self.shared.config.protocols.event_stream;
+            return self.uninspectable(
+                host,
+                Direction::Response,
+                Protocol::EventStream,
+                action,
+                false,
+            );
+        }
+        if !self.grpc && content_type.trim_start().starts_with("application/grpc") {
+            let action = self.shared.config.protocols.grpc;
+            return self.uninspectable(host, Direction::Response, Protocol::Grpc, action, false);
+        }
+        self.on_headers(host, Direction::Response, end_of_stream)
+    }
+
+    pub fn on_response_body(
+        &mut self,
+        host: &dyn Host,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        if self.replied {
+            return Action::Continue;
+        }
+        self.on_body(host, Direction::Response, size, end_of_stream)
+    }
+
+    pub fn on_response_trailers(&mut self, host: &dyn Host) -> Action {
+        if self.replied {
+            return Action::Continue;
+        }
+        self.on_trailers(host, Direction::Response)
+    }
+
+    pub fn on_log(&mut self, host: &dyn Host) {
+        if !self.shared.config.audit_log || self.audit.is_empty() {
+            return;
+        }
+        let line = telemetry::audit_line(
+            self.request_id.as_deref(),
+            self.route_name(),
+            &self.method,
+            &self.audit,
+        );
+        host.log(Level::Info, &format!("meshdlp.audit {line}"));
+        self.audit.clear();
+    }
+
+    fn read_scopes(&mut self, host: &dyn Host) {
+        let cfg = &self.shared.config;
+        if let Some(name) = &cfg.scope_header {
+            if cfg.trust_scope_header {
+                if let Ok(Some(v)) = host.header(Map::RequestHeaders, name) {
+                    crate::config::split_scopes(&v, &mut self.scopes);
+                }
+            }
+            // Internal header: never forwarded upstream.
+            let _ = host.remove_header(Map::RequestHeaders, name);
+        }
+        for path in &cfg.scope_properties {
+            if let Ok(Some(bytes)) = host.property(path) {
+                crate::config::scopes_from_property(&bytes, &mut self.scopes);
+            }
+        }
+    }
+
+    /// A protocol meshdlp does not inspect: refuse it, or pass it uninspected, counted and
+    /// audited. Nothing is held either way, so a never-ending stream cannot fill a buffer.
+    fn uninspectable(
+        &mut self,
+        host: &dyn Host,
+        d: Direction,
+        protocol: Protocol,
+        action: ProtocolAction,
+        at_request: bool,
+    ) -> Action {
+        let Some(route) = self.route else {
+            return Action::Continue;
+        };
+        let refuse = match action {
+            ProtocolAction::Refuse => true,
+            ProtocolAction::Pass => false,
+            ProtocolAction::OnError => {
+                self.shared.config.policy.on_error(route, d)
+                    == meshdlp::manifest::ErrorAction::Block
+            }
+        } && self.mode == Mode::Enforce;
+        // Both directions of this stream are settled: nothing to hold or inspect.
+        self.request = Side::default();
+        self.response = Side::default();
+        self.request.done = true;
+        self.response.done = true;
+        let decision = if refuse { "block" } else { "pass" };
+        self.shared.telemetry.protocol(
+            host,
+            self.route_name(),
+            d,
+            protocol.code(),
+            decision,
+            self.mode,
+        );
+        host.log(
+            Level::Info,
+            &format!(
+                "meshdlp: {} {} {} on route {}: {decision}",
+                self.request_id.as_deref().unwrap_or("-"),
+                d.as_str(),
+                protocol.code(),
+                self.route_name(),
+            ),
+        );
+        self.audit.push(AuditEntry::protocol(
+            d,
+            protocol.code(),
+            self.mode,
+            decision,
+        ));
+        if !refuse {
+            self.passed = true;
+            return Action::Continue;
+        }
+        // Refused at the request: the client asked for what is not served (403). Refused at
+        // the response: the upstream answered what cannot be inspected (502).
+        let status = if at_request { 403 } else { 502 };
+        let body = problem(
+            status,
+            protocol.code(),
+            protocol.title(),
+            self.request_id.as_deref(),
+        );
+        // Decided in a headers callback: nothing of this direction has left yet.
+        self.reply(host, status, protocol.code(), &body, false)
+    }
+
+    /// Decides, in a headers callback, whether to inspect this direction and how to hold.
+    fn on_headers(&mut self, host: &dyn Host, d: Direction, end_of_stream: bool) -> Action {
+        let map = Map::headers(d);
+        let Some(route) = self.route else {
+            return Action::Continue;
+        };
+        let inspects = self.shared.config.policy.inspects(route, d);
+        if !inspects || end_of_stream || self.replied {
+            return Action::Continue;
+        }
+        let content_type = host.header(map, "content-type").ok().flatten();
+        let content_encoding = host
+            .header(map, "content-encoding")
+            .ok()
+            .flatten()
+            .filter(|e| !e.trim().eq_ignore_ascii_case("identity") && !e.trim().is_empty());
+        let hold = self.shared.config.hold_headers && self.mode == Mode::Enforce;
+        *self.side(d) = Side {
+            inspect: true,
+            held: hold,
+            content_type,
+            content_encoding: content_encoding.clone(),
+            ..Side::default()
+        };
+        // A declared length past the limit fails now, before anything is buffered.
+        let declared = host
+            .header(map, "content-length")
+            .ok()
+            .flatten()
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let max = self.shared.config.max_body_bytes;
+        if declared.is_some_and(|n| n > max as u64) {
+            return self.finish_with_error(
+                host,
+                d,
+                Reason::BodyTooLarge,
+                format!("declared content-length exceeds {max} bytes"),
+            );
+        }
+        if !hold && self.mode == Mode::Enforce {
+            // Degraded mode: headers leave before the body is inspected. The body length may
+            // change, so let Envoy frame it (chunked / END_STREAM) instead of a stale length; a
+            // compressed body will be forwarded decoded.
+            let _ = host.remove_header(map, "content-length");
+            if content_encoding.as_deref().is_some_and(decodable) {
+                let _ = host.remove_header(map, "content-encoding");
+                self.side(d).encoding_removed = true;
+            }
+        }
+        if hold {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_body(
+        &mut self,
+        host: &dyn Host,
+        d: Direction,
+        size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let side = self.side(d);
+        if side.blocked {
+            let _ = host.set_body(d, 0, size, b"");
+            return Action::Continue;
+        }
+        if !side.inspect || side.done {
+            return Action::Continue;
+        }
+        let max = self.shared.config.max_body_bytes;
+        if size > max {
+            return self.finish_with_error(
+                host,
+                d,
+                Reason::BodyTooLarge,
+                format!("body exceeds {max} bytes"),
+            );
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.finish(host, d, size)
+    }
+
+    fn on_trailers(&mut self, host: &dyn Host, d: Direction) -> Action {
+        let side = self.side(d);
+        if !side.inspect || side.done {
+            return Action::Continue;
+        }
+        // The stream ends in trailers: no end_of_stream body callback comes. Inspect what was
+        // buffered now.
+        self.finish(host, d, usize::MAX)
+    }
+
+    fn finish(&mut self, host: &dyn Host, d: Direction, size: usize) -> Action {
+        self.side(d).done = true;
+        let max = self.shared.config.max_body_bytes;
+        // Read one byte past the limit: a larger buffer is refused without copying it all.
+        let raw = match host.body(d, 0, size.min(max.saturating_add(1))) {
+            Ok(b) => b,
+            Err(status) => {
+                return self.finish_with_error(
+                    host,
+                    d,
+                    Reason::UndecodableBody,
+                    format!("cannot read the body (status {status})"),
+                )
+            }
+        };
+        if raw.len() > max {
+            return self.finish_with_error(
+                host,
+                d,
+                Reason::BodyTooLarge,
+                format!("body exceeds {max} bytes"),
+            );
+        }
+        let side = self.side(d);
+        let encoding = side.content_encoding.clone();
+        let encoding_removed = side.encoding_removed;
+        let held = side.held;
+        let content_type = side.content_type.clone();
+        let decoded = match encoding.as_deref() {
+            Some(e) => {
+                match meshdlp::codec::decode(e, &raw, self.shared.config.max_decoded_bytes) {
+                    Ok(decoded) => decoded,
+                    Err(err) => {
+                        let reason = match err {
+                            meshdlp::codec::DecodeError::TooLarge(_) => Reason::BodyTooLarge,
+                            _ => Reason::UndecodableBody,
+                        };
+                        return self.finish_with_error(host, d, reason, err.to_string());
+                    }
+                }
+            }
+            None => None,
+        };
+        let Some(route) = self.route else {
+            return Action::Continue;
+        };
+        let body = decoded.as_deref().unwrap_or(&raw);
+        let shared = Rc::clone(&self.shared);
+        let started = telemetry::now_micros(host);
+        let insp = shared.config.policy.inspect(&Exchange {
+            route,
+            direction: d,
+            content_type: content_type.as_deref(),
+            scopes: &self.scopes,
+            body,
+        });
+        let micros = telemetry::now_micros(host).saturating_sub(started);
+        self.record(host, &insp, body.len(), micros);
+        let forward: Option<&[u8]> = match insp.effective() {
+            Decision::Block(block) => {
+                let (status, reason) = (block.status, block.reason);
+                return self.block(host, d, status, reason);
+            }
+            Decision::Rewrite(new_body) => Some(new_body),
+            // Headers already announced an identity body (degraded mode).
+            Decision::Allow if encoding_removed => decoded.as_deref(),
+            Decision::Allow => None,
+        };
+        let Some(new_body) = forward else {
+            return Action::Continue;
+        };
+        self.replace_body(host, d, raw.len(), new_body, held, decoded.is_some())
+    }
+
+    /// Hands a rewritten (or decoded) body back to Envoy, never larger than `maxBodyBytes`: a
+    /// compressed body whose decoded rewrite is larger goes back gzip-compressed (headers held),
+    /// anything else that does not fit fails closed.
+    fn replace_body(
+        &mut self,
+        host: &dyn Host,
+        d: Direction,
+        old_size: usize,
+        new_body: &[u8],
+        held: bool,
+        was_encoded: bool,
+    ) -> Action {
+        let max = self.shared.config.max_body_bytes;
+        let map = Map::headers(d);
+        if new_body.len() <= max {
+            if let Err(s) = host.set_body(d, 0, old_size, new_body) {
+                return self.fail_closed(host, d, s);
+            }
+            if held {
+                let _ = host.set_header(map, "content-length", &new_body.len().to_string());
+                if was_encoded {
+                    let _ = host.remove_header(map, "content-encoding");
+                }
+            }
+            return Action::Continue;
+        }
+        if held && was_encoded {
+            if let Some(gz) = gzip(new_body).filter(|gz| gz.len() <= max) {
+                if let Err(s) = host.set_body(d, 0, old_size, &gz) {
+                    return self.fail_closed(host, d, s);
+                }
+                let _ = host.set_header(map, "content-encoding", "gzip");
+                let _ = host.set_header(map, "content-length", &gz.len().to_string());
+                return Action::Continue;
+            }
+        }
+        let message = format!(
+            "the inspected body ({} bytes) exceeds maxBodyBytes {max}",
+            new_body.len()
+        );
+        self.finish_with_error(host, d, Reason::BodyTooLarge, message)
+    }
+
+    /// A body error: counted, logged, then the route's `onError` (fail closed by default).
+    fn finish_with_error(
+        &mut self,
+        host: &dyn Host,
+        d: Direction,
+        reason: Reason,
+        message: String,
+    ) -> Action {
+        self.side(d).done = true;
+        let Some(route) = self.route else {
+            return Action::Continue;
+        };
+        let shared = Rc::clone(&self.shared);
+        let policy = &shared.config.policy;
+        let fail_closed = policy.on_error(route, d) == meshdlp::manifest::ErrorAction::Block;
+        let decision = if fail_closed { "block" } else { "allow" };
+        shared.telemetry.body_error(
+            host,
+            policy.route_name(route),
+            d,
+            reason,
+            self.mode,
+            decision,
+        );
+        host.log(
+            Level::Warn,
+            &format!(
+                "meshdlp: {} {} body error on route {}: {message} ({})",
+                self.request_id.as_deref().unwrap_or("-"),
+                d.as_str(),
+                policy.route_name(route),
+                reason.code()
+            ),
+        );
+        self.audit
+            .push(AuditEntry::error(d, reason, self.mode, decision));
+        if fail_closed && self.mode == Mode::Enforce {
+            let status = reason.status(d);
+            return self.block(host, d, status, reason);
+        }
+        Action::Continue
+    }
+
+    /// A host call failed while applying a verdict: never forward what was not inspected.
+    fn fail_closed(&mut self, host: &dyn Host, d: Direction, status: u32) -> Action {
+        host.log(
+            Level::Error,
+            &format!(
+                "meshdlp: host call failed while applying the verdict (status {status}); blocking"
+            ),
+        );
+        let code = Reason::TransformFailed.status(d);
+        self.block(host, d, code, Reason::TransformFailed)
+    }
+
+    fn block(&mut self, host: &dyn Host, d: Direction, status: u16, reason: Reason) -> Action {
+        let body = meshdlp::Block { status, reason }.problem_json(self.request_id.as_deref());
+        let side = self.side(d);
+        let headers_left = d == Direction::Response && !side.held;
+        self.reply(host, u32::from(status), reason.code(), &body, headers_left)
+    }
+
+    /// Sends a problem document instead of the stream's own answer. When the response headers
+    /// already left (degraded mode) the status cannot change: the body is replaced with the
+    /// problem document and every chunk that follows is emptied.
+    fn reply(
+        &mut self,
+        host: &dyn Host,
+        status: u32,
+        code: &str,
+        body: &[u8],
+        headers_left: bool,
+    ) -> Action {
+        if !headers_left {
+            self.replied = true;
+            let headers = [
+                ("content-type", "application/problem+json"),
+                ("x-meshdlp-reason", code),
+                ("cache-control", "no-store"),
+            ];
+            match host.send_response(
+                status,
+                &format!("meshdlp_{}", code.replace('.', "_")),
+                &headers,
+                body,
+            ) {
+                Ok(()) => return Action::Pause,
+                Err(s) => host.log(
+                    Level::Error,
+                    &format!("meshdlp: cannot send the block reply (status {s})"),
+                ),
+            }
+        }
+        self.response.blocked = true;
+        let current = host
+            .body(Direction::Response, 0, usize::MAX)
+            .map_or(0, |b| b.len());
+        if host
+            .set_body(Direction::Response, 0, current, body)
+            .is_err()
+        {
+            host.log(
+                Level::Error,
+                "meshdlp: cannot replace a blocked response body",
+            );
+        }
+        Action::Continue
+    }
+
+    fn record(&mut self, host: &dyn Host, insp: &Inspection, bytes: usize, micros: u64) {
+        let Some(route) = self.route else { return };
+        let shared = Rc::clone(&self.shared);
+        let route_name = shared.config.policy.route_name(route);
+        shared
+            .telemetry
+            .inspection(host, route_name, insp, bytes, micros);
+        if !insp.findings.is_empty()
+            || insp.error.is_some()
+            || !matches!(insp.decision, Decision::Allow)
+        {
+            self.audit
+                .push(AuditEntry::from_inspection(insp, bytes, micros));
+        }
+    }
+}
+
+/// A problem document (RFC 9457) for a filter-level refusal: code and request id, no value.
+fn problem(status: u32, code: &str, title: &str, request_id: Option<&str>) -> Vec<u8> {
+    let mut doc = serde_json::json!({
+        "type": format!("urn:meshdlp:problem:{code}"),
+        "title": title,
+        "status": status,
+        "reason": code,
+    });
+    if let Some(id) = request_id {
+        doc["requestId"] = serde_json::Value::String(id.to_string());
+    }
+    serde_json::to_vec(&doc).unwrap_or_default()
+}
+
+fn gzip(body: &[u8]) -> Option<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body).ok()?;
+    enc.finish().ok()
+}
+
+fn decodable(encoding: &str) -> bool {
+    encoding
+        .split(',')
+        .map(|e| e.trim().to_ascii_lowercase())
+        .all(|e| matches!(e.as_str(), "gzip" | "x-gzip" | "deflate" | "identity" | ""))
+}
