@@ -31,10 +31,25 @@ pub struct Manifest {
     /// Routes, tried in order; the first match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteSpec>,
+    /// How request paths are compared with route matchers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingSpec>,
     /// What applies when no route matches. Absent: bodies of unmatched routes are inspected with
     /// every class enabled and the default action (`redact`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_route: Option<RouteRules>,
+}
+
+/// Route matching settings. Paths are always normalised (see `docs/POLICY.md`, "Routes").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutingSpec {
+    /// Whether paths are compared case-sensitively (default `true`, as RFC 3986 and most
+    /// frameworks do). Set `false` when the application serves `/Users` and `/users` alike
+    /// (ASP.NET, Express by default), so `/Users` cannot step around the `/users` route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_sensitive: Option<bool>,
 }
 
 /// Enforce or only observe.

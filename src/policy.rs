@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) keys: KeyRing,
     /// Matched routes in order; the last one is the default route (no matcher).
     pub(crate) routes: Vec<Route>,
+    /// `routing.caseSensitive`: paths and matchers compared as written (default) or lower-cased.
+    pub(crate) case_sensitive: bool,
     pub(crate) warnings: Vec<Warning>,
 }
 
@@ -181,6 +183,11 @@ impl Policy {
             detectors: &detectors,
             keys: &keys,
         };
+        let case_sensitive = m
+            .routing
+            .as_ref()
+            .and_then(|r| r.case_sensitive)
+            .unwrap_or(true);
         let mut routes = Vec::with_capacity(m.routes.len() + 1);
         let mut names = HashSet::new();
         for (i, r) in m.routes.iter().enumerate() {
@@ -200,7 +207,8 @@ impl Policy {
                     format!("duplicate route name `{}`", r.name),
                 ));
             }
-            let matcher = RouteMatcher::compile(&r.matcher, &format!("{loc}.match"))?;
+            let matcher =
+                RouteMatcher::compile(&r.matcher, &format!("{loc}.match"), case_sensitive)?;
             routes.push(ctx.route(&r.name, Some(matcher), &r.rules(), m.mode, &loc)?);
         }
         let default_rules = m.default_route.clone().unwrap_or_else(|| RouteRules {
@@ -214,6 +222,7 @@ impl Policy {
                 detectors,
                 keys,
                 routes,
+                case_sensitive,
                 warnings,
             }),
         })
@@ -224,9 +233,24 @@ impl Policy {
         &self.inner.warnings
     }
 
-    /// The route for a request: the first that matches, else the default route.
+    /// The route for a request: the first that matches, else the default route. `path` is the
+    /// raw `:path`; it is normalised as an application would read it before matching (query
+    /// cut, unreserved escapes decoded, dot segments resolved, duplicate and trailing slashes and
+    /// `;` parameters removed, case folded if `routing.caseSensitive` is false), and a path with
+    /// an encoded slash matches a route if either reading of it does.
+    ///
+    /// ```
+    /// let policy = meshdlp::Policy::from_json(
+    ///     br#"{"routes": [{"name": "echo", "match": {"path": "/echo"}, "request": {}}]}"#,
+    /// ).unwrap();
+    /// for path in ["/echo", "/echo/", "//echo", "/ech%6F", "/a/../echo", "/echo;x=1", "/echo?q"] {
+    ///     assert_eq!(policy.route_name(policy.route("POST", path, "api")), "echo", "{path}");
+    /// }
+    /// ```
     pub fn route(&self, method: &str, path: &str, host: &str) -> RouteId {
         let routes = &self.inner.routes;
+        let paths = crate::route::readings(path, self.inner.case_sensitive);
+        let path = paths.as_slice();
         let i = routes
             .iter()
             .position(|r| {
@@ -483,6 +507,32 @@ mod tests {
             .contains("tokenize needs a key"));
         assert!(err(r#"{"routes": [{"name": "a", "match": {}, "response": {"actions": {"email": "scramble"}}}]}"#)
             .starts_with("routes[0].response.actions.email"));
+    }
+
+    #[test]
+    fn route_paths_are_normalised_and_case_folding_is_configurable() {
+        let routes = r#""routes": [
+            {"name": "echo", "match": {"path": "/echo"}, "request": {}},
+            {"name": "users", "match": {"template": "/users/{id}"}, "request": {}}]"#;
+        let p = Policy::from_json(format!("{{{routes}}}").as_bytes()).unwrap();
+        let name = |p: &Policy, path: &str| p.route_name(p.route("GET", path, "api")).to_string();
+        for path in [
+            "/echo/",
+            "//echo",
+            "/echo;x=1",
+            "/ech%6F",
+            "/a/../echo",
+            "/./echo",
+        ] {
+            assert_eq!(name(&p, path), "echo", "{path}");
+        }
+        assert_eq!(name(&p, "/Echo"), "default");
+        assert_eq!(name(&p, "/users/a%2Fb"), "users");
+        let folded = format!(r#"{{"routing": {{"caseSensitive": false}}, {routes}}}"#);
+        let p = Policy::from_json(folded.as_bytes()).unwrap();
+        assert_eq!(name(&p, "/Echo"), "echo");
+        assert_eq!(name(&p, "/USERS/7"), "users");
+        assert!(err(r#"{"routing": {"caseSensitiv": false}}"#).contains("unknown field"));
     }
 
     #[test]
