@@ -402,7 +402,10 @@ impl Stream {
             // change, so let Envoy frame it (chunked / END_STREAM) instead of a stale length; a
             // compressed body will be forwarded decoded.
             let _ = host.remove_header(map, "content-length");
-            if content_encoding.as_deref().is_some_and(decodable) {
+            if content_encoding
+                .as_deref()
+                .is_some_and(meshdlp::codec::decodable)
+            {
                 let _ = host.remove_header(map, "content-encoding");
                 self.side(d).encoding_removed = true;
             }
@@ -718,11 +721,4 @@ fn gzip(body: &[u8]) -> Option<Vec<u8>> {
     );
     enc.write_all(body).ok()?;
     enc.finish().ok()
-}
-
-fn decodable(encoding: &str) -> bool {
-    encoding
-        .split(',')
-        .map(|e| e.trim().to_ascii_lowercase())
-        .all(|e| matches!(e.as_str(), "gzip" | "x-gzip" | "deflate" | "identity" | ""))
 }
