@@ -22,8 +22,20 @@ use std::sync::OnceLock;
 const DECODE_LIMIT: usize = 1 << 20;
 
 const ENCODINGS: &[&str] = &[
-    "gzip", "deflate", "br", "zstd", "gzip, gzip", "deflate, gzip", "x-gzip", "GZIP", "identity",
-    "", "compress", "gzip, br", " gzip ,identity", "zstd, gzip",
+    "gzip",
+    "deflate",
+    "br",
+    "zstd",
+    "gzip, gzip",
+    "deflate, gzip",
+    "x-gzip",
+    "GZIP",
+    "identity",
+    "",
+    "compress",
+    "gzip, br",
+    " gzip ,identity",
+    "zstd, gzip",
 ];
 
 const POLICIES: &[&str] = &[
@@ -66,7 +78,8 @@ fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
                 e.finish().unwrap_or_default()
             }
             "deflate" => {
-                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
                 let _ = e.write_all(&out);
                 e.finish().unwrap_or_default()
             }
@@ -77,10 +90,16 @@ fn compress(encoding: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [enc_sel, type_sel, body @ ..] = data else { return };
+    let [enc_sel, type_sel, body @ ..] = data else {
+        return;
+    };
     let encoding = ENCODINGS[usize::from(*enc_sel) % ENCODINGS.len()];
     // High selector values: the body is plain, compress it here.
-    let wire = if *enc_sel as usize >= 128 { compress(encoding, body) } else { body.to_vec() };
+    let wire = if *enc_sel as usize >= 128 {
+        compress(encoding, body)
+    } else {
+        body.to_vec()
+    };
     let policy = &policies()[usize::from(*type_sel / 16) % POLICIES.len()];
     let content_type = TYPES[usize::from(*type_sel) % TYPES.len()];
     let decoded = match meshdlp::codec::decode(encoding, &wire, DECODE_LIMIT) {
@@ -88,10 +107,20 @@ fuzz_target!(|data: &[u8]| {
         Ok(None) => wire,
         Err(_) => return, // the filter fails closed (onError): nothing to inspect
     };
-    assert!(decoded.len() <= DECODE_LIMIT, "decoded {} bytes past the limit", decoded.len());
+    assert!(
+        decoded.len() <= DECODE_LIMIT,
+        "decoded {} bytes past the limit",
+        decoded.len()
+    );
     let route = policy.route("POST", "/", "fuzz");
     for direction in [Direction::Response, Direction::Request] {
-        let inspection = policy.inspect(&Exchange { route, direction, content_type, scopes: &[], body: &decoded });
+        let inspection = policy.inspect(&Exchange {
+            route,
+            direction,
+            content_type,
+            scopes: &[],
+            body: &decoded,
+        });
         if let Decision::Rewrite(out) = &inspection.decision {
             if content_type == Some("application/json")
                 && serde_json::from_slice::<serde_json::Value>(&decoded).is_ok()

@@ -328,10 +328,13 @@ def send(port, method, target, headers=(), body=None, parts=None, delay=0.0, tim
                         s.sendall(chunk(p))
                 s.sendall(b"0\r\n" + b"".join(k.encode() + b": " + v.encode() + b"\r\n" for k, v in (trailers or [])) + b"\r\n")
         wire = Wire(s)
-        head = wire.read_until(b"\r\n\r\n")
+        for _ in range(10):  # interim 1xx heads (100 Continue, 103) precede the final one
+            head = wire.read_until(b"\r\n\r\n")
+            start, rheaders = parse_head(head)
+            status = int(start.split(" ")[1])
+            if not 100 <= status < 200 or status == 101:
+                break
         first = time.monotonic() - started
-        start, rheaders = parse_head(head)
-        status = int(start.split(" ")[1])
         if head_only or status == 101:
             return Response(status, rheaders, wire.buf, [], time.monotonic() - started, first)
         bodyless = method == "HEAD" or status in (204, 304) or (method == "CONNECT" and 200 <= status < 300)

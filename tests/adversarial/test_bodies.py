@@ -8,6 +8,7 @@ says so (x-meshdlp-reason), and Envoy keeps serving (checked after every case).
 import gzip
 import json
 import random
+import subprocess
 import time
 import zlib
 
@@ -374,3 +375,55 @@ def test_deep_nesting(case):
     body = ("[" * 100_000 + json.dumps(PII["email"]) + "]" * 100_000).encode()
     resp = timed_response(case, body, "application/json", budget=10.0)
     assert resp.status == 200 or deliberate(resp)
+
+
+# ---------------------------------------------------------------- framing tricks
+
+def test_duplicate_content_encoding_headers(case):
+    """Two content-encoding lines (`identity`, then `gzip`): the body is gzip whichever line
+    the filter reads; it must be decoded and scanned, or refused."""
+    case.plant(**PLANTED)
+    body = gzip.compress(json.dumps(DOC).encode())
+    resp, path = case.response(body, headers=[("content-encoding", "identity"), ("content-encoding", "gzip")])
+    case.assert_clean(resp, path)
+    assert resp.status == 200 or deliberate(resp)
+
+
+def test_interim_100_continue_then_data(case):
+    case.plant(**PLANTED)
+    body = json.dumps(DOC).encode()
+    reply = hostile.fixed(body)
+    reply.writes.insert(0, (b"HTTP/1.1 100 Continue\r\n\r\n", 0))
+    path = case.path("cont")
+    case.upstream.script(path, reply)
+    resp = case.send("POST", path, headers=[("content-type", "application/json"), ("expect", "100-continue")],
+                     body=b"{}")
+    case.assert_clean(resp, path)
+    assert_served(resp, resp.body, json_expected=True)
+
+
+def curl_h2(port, path, data=None):
+    args = ["curl", "-s", "--http2-prior-knowledge", "-m", "15", "-o", "-", "-w", "\n%{http_code} %{http_version}"]
+    if data is not None:
+        args += ["-H", "content-type: application/json", "--data-binary", "@-"]
+    out = subprocess.run(args + ["http://127.0.0.1:%d%s" % (port, path)], input=data, capture_output=True,
+                         timeout=30, check=True)
+    body, _, tail = out.stdout.rpartition(b"\n")
+    code, version = tail.decode().split()
+    return int(code), version, body
+
+
+def test_http2_streams_both_ways(case, proxy):
+    """h2c downstream: DATA frames split the body differently; redaction must not change."""
+    case.plant(**PLANTED)
+    big = big_array(200_000, [dict(DOC)])
+    path = case.path("h2")
+    case.upstream.script(path, hostile.fixed(big))
+    code, version, body = curl_h2(proxy.port, path)
+    assert (code, version) == (200, "2")
+    assert case.leaks_to_client(hostile.Response(code, [], body, [], 0, 0)) == []
+    assert CANARY.encode() in body
+    qpath = case.path("h2q")
+    code, version, _ = curl_h2(proxy.port, qpath, data=big)
+    assert code == 200
+    assert case.leaks_to_upstream(qpath) == []
