@@ -14,6 +14,7 @@ CLI       := target/release/meshdlp
 ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
+        test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
         demo demo-up demo-down bench bench-envoy fmt lint clean
 
 help:
@@ -23,6 +24,9 @@ help:
 	@echo "make bench        engine throughput vs a naive baseline (docs/BENCHMARKS.md)"
 	@echo "make bench-envoy  wrk through Envoy: no filter, noop wasm, meshdlp, Lua peer"
 	@echo "make fuzz         fuzz the body pipeline (FUZZ_SECONDS=60)"
+	@echo "make fuzz-decode  fuzz the compressed body path, seeded from the corpus (FUZZ_SECONDS=60)"
+	@echo "make test-adversarial  the adversarial suite through the real Envoy (tests/adversarial)"
+	@echo "make soak         mixed traffic through Envoy for SOAK_SECONDS=600 (soak-short: 60 s)"
 
 # ---------------------------------------------------------------- tools (project-local)
 tools: .tools/wasm-target $(ENVOY) $(PYTEST)
@@ -50,7 +54,7 @@ wasm: .tools/wasm-target
 	$(CARGO) build -p meshdlp-filter -p noop-filter --target wasm32-wasip1 --profile wasm
 
 # ---------------------------------------------------------------- tests
-test: lint test-unit test-wasm test-policies fuzz-smoke test-e2e
+test: lint test-unit test-wasm test-policies fuzz-smoke test-e2e test-adversarial soak-short
 	@echo "all test tiers passed"
 
 test-unit:
@@ -68,7 +72,34 @@ test-policies: cli
 test-e2e: build $(ENVOY) $(PYTEST)
 	$(PYTEST) -q tests/e2e
 
+# The adversarial suite decodes br and zstd bodies (and its hostile upstream sends them).
+adversarial-tools: .tools/adversarial-py
+
+.tools/adversarial-py: | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "brotli>=1.1,<2" "zstandard>=0.22,<1"
+	@mkdir -p .tools && touch $@
+
+test-adversarial: build $(ENVOY) $(PYTEST) adversarial-tools
+	$(PYTEST) -q tests/adversarial
+
+SOAK_SECONDS ?= 600
+soak-tools:
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
+
+soak: build $(ENVOY) soak-tools
+	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/python tests/soak.py
+
+soak-short: build $(ENVOY) soak-tools
+	SOAK_SECONDS=60 $(VENV)/bin/python tests/soak.py
+
 FUZZ_SECONDS ?= 60
+fuzz-seeds: adversarial-tools
+	$(VENV)/bin/python tests/fuzz_seeds.py fuzz/corpus/decode_inspect
+
+fuzz-decode: adversarial-tools
+	FUZZ_TARGET=decode_inspect FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz.sh
+
 fuzz-smoke:
 	FUZZ_SECONDS=20 ./tests/fuzz.sh
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the body pipeline with cargo-fuzz (libFuzzer) for FUZZ_SECONDS (default 60).
+# FUZZ_TARGET picks the target: inspect (default) or decode_inspect (compressed bodies, seeded
+# from tests/data/corpus by tests/fuzz_seeds.py).
 # Installs what it needs into the project: the nightly toolchain (rustup) and cargo-fuzz (.tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,8 +10,18 @@ sanitizer=${FUZZ_SANITIZER:-none}
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 [ -x .tools/bin/cargo-fuzz ] || cargo install --locked --quiet --root .tools cargo-fuzz
 export PATH="$PWD/.tools/bin:$PATH"
-corpus=fuzz/corpus/inspect
+target=${FUZZ_TARGET:-inspect}
+corpus=fuzz/corpus/$target
 mkdir -p "$corpus"
+if [ "$target" = decode_inspect ]; then
+  python=python3
+  [ -x .venv/bin/python ] && python=.venv/bin/python
+  "$python" tests/fuzz_seeds.py "$corpus"
+  cd fuzz
+  cargo +nightly fuzz run --sanitizer "$sanitizer" decode_inspect "corpus/decode_inspect" -- \
+    -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=16384 -print_final_stats=1 2>&1 | tail -15
+  exit "${PIPESTATUS[0]}"
+fi
 # Seeds: the bodies the tests use, behind each selector byte.
 i=0
 for seed in '{"email":"ada@example.com","card":4111111111111111,"n":[1,{"a":"+44 20 7946 0958"}]}' \
