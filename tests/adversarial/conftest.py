@@ -205,8 +205,11 @@ class Case:
 
 
 def deliberate(resp):
-    """A refusal meshdlp chose and explains: an error status with x-meshdlp-reason."""
-    return resp.status >= 400 and resp.header("x-meshdlp-reason") is not None
+    """A refusal meshdlp chose and explains: an error status with x-meshdlp-reason (for gRPC,
+    Envoy turns the local reply into a trailers-only answer: HTTP 200 with a grpc-status)."""
+    if resp.header("x-meshdlp-reason") is None:
+        return False
+    return resp.status >= 400 or resp.header("grpc-status") not in (None, "0")
 
 
 def problem(resp):
