@@ -31,8 +31,6 @@ sys.path.insert(0, os.path.join(HERE, "adversarial"))
 import harness  # noqa: E402
 import hostile  # noqa: E402
 
-# Not harness's default base ids (from 100): a parallel test run would collide with them.
-harness._base_ids = iter(range(10_000 + (os.getpid() % 1_000) * 10, 20_000))
 
 CORPUS = os.path.join(HERE, "data", "corpus", "api-bodies.jsonl")
 HOSTILE_DIR = os.path.join(HERE, "hostile")

@@ -20,10 +20,6 @@ import harness  # noqa: E402  (tests/e2e/harness.py: renders and runs Envoy)
 import hostile  # noqa: E402
 from checker import Checker  # noqa: E402
 
-# harness numbers Envoy base ids from 100 in every process: another worktree or a parallel
-# `make test-e2e` collides with that ("unable to bind domain socket"). Start elsewhere.
-harness._base_ids = iter(range(20_000 + (os.getpid() % 2_000) * 20, 70_000))
-
 POLICY = os.path.join(HERE, "policy.yaml")
 FILTERS = ["strip-scopes", "jwt", "meshdlp", "router"]
 # What a trapped VM or a dying Envoy writes to its log.

@@ -29,7 +29,6 @@ WORK = os.path.join(ROOT, ".work", "e2e")
 
 JWT_SECRET = b"meshdlp-e2e-jwt-secret-0123456789abcdef"
 TOKEN_KEY = "meshdlp-e2e-tokenize-secret-0123456789"
-_base_ids = iter(range(100, 10000))
 
 
 def b64url(data):
@@ -101,7 +100,7 @@ class Envoy:
         env = dict(os.environ, MESHDLP_KEY=TOKEN_KEY)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [ENVOY, "-c", self.config_path, "--base-id", str(next(_base_ids)), "--concurrency", "1",
+            [ENVOY, "-c", self.config_path, "--use-dynamic-base-id", "--concurrency", "1",
              "--log-level", "warn", "--component-log-level", "wasm:info"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
