@@ -160,7 +160,8 @@ def build_traffic(upstream, workdir):
     recs = [{"id": i % 500, "status": "active", "tags": ["a", "b"], "ok": True} for i in range(100_000)]
     recs.append({"card_number": "4111 1111 1111 1111", "email": "ada.lovelace@example.com"})
     upstream.script("/bomb", hostile.fixed(gzip.compress(json.dumps(recs).encode()), headers=[("content-encoding", "gzip")]))
-    reqs += [raw_request("GET", "/emails"), raw_request("GET", "/bomb")]
+    if os.environ.get("SOAK_WITHOUT_CRASH_BODIES") != "1":  # diagnosis only, never in make targets
+        reqs += [raw_request("GET", "/emails"), raw_request("GET", "/bomb")]
     reqs += [raw_request("POST", "/blocked", json.dumps({"email": "x%d@example.com" % i}).encode(),
                          "application/json") for i in range(150)]  # deliberate 403s
     rng.shuffle(reqs)
@@ -260,6 +261,13 @@ def main():
               flush=True)
         run_wrk(envoy.port, warmup, req_file, lua)
         time.sleep(1)
+        if envoy.proc.poll() is not None:
+            log = envoy.read_log()
+            traps = {m: log.count(m) for m in TRAP_MARKERS if m in log}
+            print("\nsoak summary: Envoy died during the %d s warm-up (exit %s); traps in the log: %s"
+                  % (warmup, envoy.proc.returncode, traps or "none"))
+            failures.append("Envoy exited during the warm-up (%s)" % envoy.proc.returncode)
+            return 1
         rss_start = rss_kb(pid)
         blocks_before = blocks_total(envoy)
         h2 = H2Load(envoy.port, h2_body)
@@ -330,8 +338,9 @@ def main():
     finally:
         envoy.stop()
         upstream.stop()
+        if failures:
+            print("\nsoak FAILED:\n  " + "\n  ".join(failures))
     if failures:
-        print("\nsoak FAILED:\n  " + "\n  ".join(failures))
         return 1
     print("\nsoak passed")
     return 0

@@ -427,3 +427,69 @@ def test_http2_streams_both_ways(case, proxy):
     code, version, _ = curl_h2(proxy.port, qpath, data=big)
     assert code == 200
     assert case.leaks_to_upstream(qpath) == []
+
+
+# ---------------------------------------------------------------- blocks on streamed bodies
+
+def ndjson(n_bytes, tail=()):
+    lines, size = [], 0
+    while size < n_bytes:
+        line = json.dumps({"id": len(lines), "event": "view", "sku": "SKU-%06d" % (len(lines) % 997)})
+        lines.append(line)
+        size += len(line) + 1
+    return ("\n".join(lines + [json.dumps(t) for t in tail]) + "\n").encode()
+
+
+def stream_outcome(case, path, reply):
+    """Sends GET path; returns the response, or None when the stream was cut (reset, or a
+    chunked body that never ended) - what a block after bytes have left must look like."""
+    case.upstream.script(path, reply)
+    try:
+        return case.send("GET", path, timeout=30)
+    except (EOFError, ConnectionResetError):
+        return None
+
+
+def test_block_after_bytes_left_cuts_the_stream(case, proxy):
+    """A 3 MiB NDJSON export on the blocking route whose only finding is in its last record:
+    bytes have left before the verdict, so the stream must be cut (reset, never completed) and
+    counted, and the value never forwarded."""
+    case.plant(email=PII["email"])
+    body = ndjson(3 << 20, tail=[{"to": PII["email"]}])
+    before = blocks(proxy)
+    resp = stream_outcome(case, "/blocked", hostile.chunked(hostile.split_every(body, 64 << 10), "application/x-ndjson"))
+    if resp is not None:
+        case.assert_clean(resp)
+        assert deliberate(resp), "a blocked stream completed: %d, %d bytes" % (resp.status, len(resp.body))
+    assert blocks(proxy) > before, "the block was not counted in meshdlp_blocks"
+
+
+def test_max_records_on_a_stream(case, proxy):
+    """maxRecords (1000 on /limited) still holds when a 2 MiB NDJSON body is streamed."""
+    body = ndjson(2 << 20)
+    before = blocks(proxy)
+    resp = stream_outcome(case, "/limited", hostile.chunked(hostile.split_every(body, 64 << 10), "application/x-ndjson"))
+    if resp is not None:
+        assert deliberate(resp), "more than maxRecords passed: %d, %d bytes" % (resp.status, len(resp.body))
+        assert problem_reason(resp) == "scope.too_many_records", resp.body[:200]
+    assert blocks(proxy) > before, "the block was not counted in meshdlp_blocks"
+
+
+def test_max_records_small_body_is_a_clean_403(case):
+    body = ndjson(200_000)
+    assert body.count(b"\n") > 1000
+    resp = stream_outcome(case, "/limited", hostile.fixed(body, "application/x-ndjson"))
+    assert resp is not None and resp.status == 403 and problem_reason(resp) == "scope.too_many_records"
+
+
+def problem_reason(resp):
+    try:
+        return json.loads(resp.body).get("reason")
+    except ValueError:
+        return None
+
+
+def blocks(proxy):
+    import harness
+    text = harness.request("127.0.0.1", proxy.envoy.admin, "GET", "/stats/prometheus", timeout=5)[2].decode()
+    return sum(float(l.rpartition(" ")[2]) for l in text.splitlines() if l.startswith("meshdlp_blocks{"))

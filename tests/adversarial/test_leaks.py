@@ -139,14 +139,15 @@ def test_key_value_shapes_feed_key_hints(case, direction, shape):
 
 # ---------------------------------------------------------------- Range requests
 
-RANGE_DOC = json.dumps({"id": 1, "contact": PII["email"], "k": CANARY}).encode()
+# A text document: its byte ranges are valid text too, so no parse error hides the bypass.
+RANGE_DOC = ("Customer file 7\ncontact: %s\nnote: %s\n" % (PII["email"], CANARY)).encode()
 
 
 def ranged(req):
     """An upstream that honours Range: single ranges as 206, several as multipart/byteranges."""
     spec = hostile.header(req.headers, "range")
     if not spec or not spec.startswith("bytes="):
-        return hostile.fixed(RANGE_DOC)
+        return hostile.fixed(RANGE_DOC, "text/plain")
     ranges = []
     for r in spec[6:].split(","):
         a, _, b = r.strip().partition("-")
@@ -155,11 +156,11 @@ def ranged(req):
         ranges.append((a, min(b, len(RANGE_DOC) - 1)))
     if len(ranges) == 1:
         a, b = ranges[0]
-        return hostile.fixed(RANGE_DOC[a:b + 1], headers=[("content-range", "bytes %d-%d/%d" % (a, b, len(RANGE_DOC)))],
-                             status=206)
+        return hostile.fixed(RANGE_DOC[a:b + 1], "text/plain", status=206,
+                             headers=[("content-range", "bytes %d-%d/%d" % (a, b, len(RANGE_DOC)))])
     body = b""
     for a, b in ranges:
-        body += (b"--BOUNDARY\r\ncontent-type: application/json\r\ncontent-range: bytes %d-%d/%d\r\n\r\n"
+        body += (b"--BOUNDARY\r\ncontent-type: text/plain\r\ncontent-range: bytes %d-%d/%d\r\n\r\n"
                  % (a, b, len(RANGE_DOC))) + RANGE_DOC[a:b + 1] + b"\r\n"
     body += b"--BOUNDARY--\r\n"
     return hostile.fixed(body, "multipart/byteranges; boundary=BOUNDARY", status=206)
@@ -169,6 +170,17 @@ def parts_of(body):
     return [p.split(b"\r\n\r\n", 1)[1].rstrip(b"\r\n") for p in body.split(b"--BOUNDARY")[1:-1] if b"\r\n\r\n" in p]
 
 
+def assert_range_defused(case, path, resp):
+    """Either Range / If-Range never reached the upstream (stripped), or a partial answer was
+    refused: a 206 must not pass an inspected route."""
+    case.assert_clean(resp)
+    assert resp.status != 206, "a 206 partial response passed on an inspected route"
+    if not deliberate(resp):
+        for r in case.upstream.requests_to(path):
+            assert hostile.header(r.headers, "range") is None, "Range reached the upstream on an inspected route"
+            assert hostile.header(r.headers, "if-range") is None, "If-Range reached the upstream"
+
+
 def test_range_single_ranges_cannot_split_a_value(case):
     case.plant(email=PII["email"])
     cut = RANGE_DOC.index(b"@")
@@ -176,13 +188,10 @@ def test_range_single_ranges_cannot_split_a_value(case):
     case.upstream.script(path, ranged)
     got = b""
     for spec in ("bytes=0-%d" % (cut - 1), "bytes=%d-" % cut):
+        case.upstream.clear()
         resp = case.send("GET", path, headers=[("range", spec), ("if-range", '"etag-1"')])
-        case.assert_clean(resp)
-        assert resp.status != 206, "a 206 partial response passed on an inspected route"
+        assert_range_defused(case, path, resp)
         got += resp.body
-    for r in case.upstream.requests_to(path):
-        assert hostile.header(r.headers, "range") is None, "Range reached the upstream on an inspected route"
-        assert hostile.header(r.headers, "if-range") is None, "If-Range reached the upstream"
     assert case.leaks_to_client(hostile.Response(200, [], got, [], 0, 0)) == []
 
 
@@ -192,13 +201,10 @@ def test_range_multipart_byteranges(case):
     path = case.path("range")
     case.upstream.script(path, ranged)
     resp = case.send("GET", path, headers=[("range", "bytes=0-%d,%d-" % (cut - 1, cut))])
-    case.assert_clean(resp)
-    assert resp.status != 206, "a 206 multipart/byteranges response passed on an inspected route"
     if resp.header("content-type", "").startswith("multipart/byteranges"):
         joined = b"".join(parts_of(resp.body))
-        assert case.leaks_to_client(hostile.Response(200, [], joined, [], 0, 0)) == []
-    for r in case.upstream.requests_to(path):
-        assert hostile.header(r.headers, "range") is None, "Range reached the upstream on an inspected route"
+        assert case.leaks_to_client(hostile.Response(200, [], joined, [], 0, 0)) == [], "the parts join to a value"
+    assert_range_defused(case, path, resp)
 
 
 # ---------------------------------------------------------------- path variants
