@@ -1,10 +1,11 @@
 //! Content-encoding: compressed bodies are decoded before inspection, so compression is never a
 //! way around the policy.
 //!
-//! Every decoder here is pure Rust (it builds for `wasm32-wasip1`) and writes into one output
-//! buffer that never grows past `limit + 1` bytes: a compression bomb costs at most that, plus
-//! the decoder's own window (deflate 32 KiB, brotli at most 16 MiB by its format, zstd capped at
-//! [`ZSTD_MAX_WINDOW`]). A stream that ends early is `Corrupt`, never "ok with what we got": a
+//! Every decoder here is pure Rust (it builds for `wasm32-wasip1`) and writes into pieces of
+//! output that never add up to more than `limit + 1` bytes: a compression bomb costs at most
+//! that, plus the decoder's own window (deflate 32 KiB, brotli at most 16 MiB by its format, zstd
+//! capped at [`ZSTD_MAX_WINDOW`]). A body that fits is joined into one buffer at the end. A
+//! stream that ends early is `Corrupt`, never "ok with what we got": a
 //! truncated body forwarded as complete would be a different document than the one inspected.
 
 use std::io::Read;
@@ -108,73 +109,121 @@ pub fn decode(
 }
 
 fn decode_one(coding: Coding, input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Output::new(limit);
     match coding {
-        Coding::Gzip => gunzip(input, limit),
+        Coding::Gzip => gunzip(input, &mut out)?,
         Coding::Deflate => {
             // RFC 9110 deflate is zlib-wrapped; some servers send raw deflate. A raw stream whose
             // first bytes happen to look like a zlib header fails the zlib checks and is retried.
+            let mut zlib_ok = false;
             if looks_like_zlib(input) {
-                let mut out = Vec::new();
-                match inflate(input, true, limit, &mut out, "deflate") {
-                    Ok(used) if used == input.len() => return Ok(out),
-                    Ok(_) => {}
+                match inflate(input, true, &mut out, "deflate") {
+                    Ok(used) => zlib_ok = used == input.len(),
                     Err(e @ DecodeError::TooLarge(_)) => return Err(e),
                     Err(_) => {}
                 }
             }
-            let mut out = Vec::new();
-            let used = inflate(input, false, limit, &mut out, "deflate")?;
-            if used != input.len() {
-                return Err(DecodeError::Corrupt("deflate".into()));
+            if !zlib_ok {
+                out = Output::new(limit);
+                let used = inflate(input, false, &mut out, "deflate")?;
+                if used != input.len() {
+                    return Err(DecodeError::Corrupt("deflate".into()));
+                }
             }
-            Ok(out)
         }
-        Coding::Brotli => brotli(input, limit),
-        Coding::Zstd => zstd(input, limit),
+        Coding::Brotli => {
+            // The reader reports a stream that ends early as an error (only once: we stop there).
+            let reader = brotli_decompressor::Decompressor::new(input, 4096);
+            read_limited(reader, &mut out, "br")?;
+        }
+        Coding::Zstd => zstd(input, &mut out)?,
     }
+    Ok(out.into_vec())
 }
 
-/// Grows `out` so it can take more output, in steps, never past `cap` bytes of capacity.
-fn grow(out: &mut Vec<u8>, cap: usize) {
-    let want = out.len().saturating_add(STEP).min(cap);
-    if want > out.capacity() {
-        out.reserve_exact(want - out.len());
-    }
-}
-
-/// Inflates one deflate stream (zlib-wrapped or raw) from the start of `input`, appending to
-/// `out`; returns the input bytes used. The stream must end (`StreamEnd`): running out of input
-/// first is a truncation.
-fn inflate(
-    input: &[u8],
-    zlib: bool,
+/// Decoded output, kept in pieces of at most [`STEP`] bytes while it grows: a buffer that grows
+/// by reallocation holds the old and the new copy at once, so a bomb would cost about twice the
+/// limit. Pieces cost the limit + 1 byte at most; a body that fits is joined once at the end.
+struct Output {
+    pieces: Vec<Vec<u8>>,
+    len: usize,
     limit: usize,
-    out: &mut Vec<u8>,
-    name: &str,
-) -> Result<usize, DecodeError> {
+}
+
+impl Output {
+    fn new(limit: usize) -> Output {
+        Output {
+            pieces: Vec::new(),
+            len: 0,
+            limit,
+        }
+    }
+
+    /// The piece to write into, with room for at least one byte. `TooLarge` once more than
+    /// `limit` bytes were produced.
+    fn tail(&mut self) -> Result<&mut Vec<u8>, DecodeError> {
+        if self.len > self.limit {
+            return Err(DecodeError::TooLarge(self.limit));
+        }
+        let full = self.pieces.last().is_none_or(|p| p.len() == p.capacity());
+        if full {
+            // Room for limit + 1 bytes in all: one byte over is how a bomb is recognised.
+            let room = (self.limit - self.len).saturating_add(1);
+            self.pieces.push(Vec::with_capacity(STEP.min(room)));
+        }
+        self.pieces
+            .last_mut()
+            .ok_or(DecodeError::TooLarge(self.limit))
+    }
+
+    /// Accounts for `n` bytes just written into the tail.
+    fn wrote(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.len += n;
+        if self.len > self.limit {
+            return Err(DecodeError::TooLarge(self.limit));
+        }
+        Ok(())
+    }
+
+    /// The bytes from offset `start` on, piece by piece.
+    fn since(&self, start: usize) -> impl Iterator<Item = &[u8]> {
+        let mut at = 0;
+        self.pieces.iter().filter_map(move |p| {
+            let (from, to) = (at, at + p.len());
+            at = to;
+            (to > start).then(|| &p[start.saturating_sub(from)..])
+        })
+    }
+
+    fn into_vec(mut self) -> Vec<u8> {
+        if self.pieces.len() == 1 {
+            return self.pieces.pop().unwrap_or_default();
+        }
+        self.pieces.concat()
+    }
+}
+
+/// Inflates one deflate stream (zlib-wrapped or raw) from the start of `input` into `out`;
+/// returns the input bytes used. The stream must end (`StreamEnd`): running out of input first
+/// is a truncation.
+fn inflate(input: &[u8], zlib: bool, out: &mut Output, name: &str) -> Result<usize, DecodeError> {
     let corrupt = || DecodeError::Corrupt(name.to_string());
     let mut d = flate2::Decompress::new(zlib);
     loop {
-        if out.len() > limit {
-            return Err(DecodeError::TooLarge(limit));
-        }
-        if out.len() == out.capacity() {
-            grow(out, limit.saturating_add(1));
-        }
         let (in_before, out_before) = (d.total_in(), d.total_out());
         let pos = usize::try_from(in_before).map_err(|_| corrupt())?;
         let rest = input.get(pos..).ok_or_else(corrupt)?;
+        let tail = out.tail()?;
+        let room = tail.capacity() - tail.len();
         let status = d
-            .decompress_vec(rest, out, flate2::FlushDecompress::None)
+            .decompress_vec(rest, tail, flate2::FlushDecompress::None)
             .map_err(|_| corrupt())?;
-        if out.len() > limit {
-            return Err(DecodeError::TooLarge(limit));
-        }
+        let wrote = usize::try_from(d.total_out() - out_before).map_err(|_| corrupt())?;
+        out.wrote(wrote)?;
         if status == flate2::Status::StreamEnd {
             return usize::try_from(d.total_in()).map_err(|_| corrupt());
         }
-        let stalled = d.total_in() == in_before && d.total_out() == out_before;
-        if stalled && out.len() < out.capacity() {
+        if d.total_in() == in_before && wrote == 0 && room > 0 {
             // Room to write and nothing moved: the input ended inside the stream.
             return Err(corrupt());
         }
@@ -191,27 +240,28 @@ fn looks_like_zlib(input: &[u8]) -> bool {
 }
 
 /// RFC 1952, every member (concatenated members are one body), CRC and size checked.
-fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn gunzip(input: &[u8], out: &mut Output) -> Result<(), DecodeError> {
     let corrupt = || DecodeError::Corrupt("gzip".to_string());
-    let mut out = Vec::new();
     let mut rest = input;
     loop {
         let header = gzip_header_len(rest).ok_or_else(corrupt)?;
         let body = rest.get(header..).ok_or_else(corrupt)?;
-        let start = out.len();
-        let used = inflate(body, false, limit, &mut out, "gzip")?;
+        let start = out.len;
+        let used = inflate(body, false, out, "gzip")?;
         let trailer = body.get(used..used + 8).ok_or_else(corrupt)?;
         let mut crc = flate2::Crc::new();
-        crc.update(out.get(start..).unwrap_or_default());
+        for piece in out.since(start) {
+            crc.update(piece);
+        }
         let want_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         let want_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-        if crc.sum() != want_crc || (out.len() - start) as u32 != want_len {
+        if crc.sum() != want_crc || (out.len - start) as u32 != want_len {
             return Err(corrupt());
         }
         rest = body.get(used + 8..).unwrap_or_default();
         // Another member follows, or padding some servers add; anything else is not gzip.
         if rest.iter().all(|b| *b == 0) {
-            return Ok(out);
+            return Ok(());
         }
     }
 }
@@ -242,20 +292,11 @@ fn gzip_header_len(b: &[u8]) -> Option<usize> {
     (pos <= b.len()).then_some(pos)
 }
 
-fn brotli(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    // The reader reports a stream that ends early as an error (and only once: we stop there).
-    read_limited(
-        brotli_decompressor::Decompressor::new(input, 4096),
-        limit,
-        "br",
-    )
-}
-
 /// RFC 8878: one or more frames (skippable frames skipped), each window at most
 /// [`ZSTD_MAX_WINDOW`], a frame that declares more content than `limit` refused before decoding.
-fn zstd(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn zstd(input: &[u8], out: &mut Output) -> Result<(), DecodeError> {
     let corrupt = || DecodeError::Corrupt("zstd".to_string());
-    let mut out = Vec::new();
+    let limit = out.limit;
     let mut rest = input;
     if rest.is_empty() {
         return Err(corrupt());
@@ -270,7 +311,7 @@ fn zstd(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
                 window,
                 content_size,
             } => {
-                let room = limit.saturating_sub(out.len()) as u64;
+                let room = limit.saturating_sub(out.len) as u64;
                 if content_size.is_some_and(|n| n > room) {
                     // Decoding could only end in TooLarge: do not start.
                     return Err(DecodeError::TooLarge(limit));
@@ -283,23 +324,14 @@ fn zstd(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
         let mut source = rest;
         let mut frame =
             ruzstd::decoding::StreamingDecoder::new(&mut source).map_err(|_| corrupt())?;
-        let room = limit.saturating_sub(out.len());
-        let mut part = read_limited(&mut frame, room, "zstd").map_err(|e| match e {
-            DecodeError::TooLarge(_) => DecodeError::TooLarge(limit),
-            e => e,
-        })?;
+        read_limited(&mut frame, out, "zstd")?;
         if !frame.decoder.is_finished() {
             return Err(corrupt());
         }
         drop(frame);
-        if out.is_empty() {
-            out = part;
-        } else {
-            out.append(&mut part);
-        }
         rest = source;
     }
-    Ok(out)
+    Ok(())
 }
 
 enum ZstdFrame {
@@ -357,29 +389,22 @@ fn zstd_frame_header(b: &[u8]) -> Option<ZstdFrame> {
     })
 }
 
-/// Reads everything from `r` into a buffer whose capacity never exceeds `limit + 1`; more than
-/// `limit` bytes is `TooLarge`, a read error (corrupt or truncated input) is `Corrupt`.
-fn read_limited<R: Read>(mut r: R, limit: usize, name: &str) -> Result<Vec<u8>, DecodeError> {
-    let cap = limit.saturating_add(1);
-    let mut out: Vec<u8> = Vec::new();
+/// Reads everything from `r` into `out`; more than the limit is `TooLarge`, a read error
+/// (corrupt or truncated input) is `Corrupt`.
+fn read_limited<R: Read>(mut r: R, out: &mut Output, name: &str) -> Result<(), DecodeError> {
     loop {
-        if out.len() == out.capacity() {
-            grow(&mut out, cap);
-        }
-        let len = out.len();
-        let room = out.capacity() - len;
-        out.resize(len + room, 0);
-        let n = match r.read(&mut out[len..]) {
+        let tail = out.tail()?;
+        let len = tail.len();
+        tail.resize(tail.capacity(), 0);
+        let n = match r.read(&mut tail[len..]) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
             Err(_) => return Err(DecodeError::Corrupt(name.to_string())),
         };
-        out.truncate(len + n);
-        if out.len() > limit {
-            return Err(DecodeError::TooLarge(limit));
-        }
-        if n == 0 && room > 0 {
-            return Ok(out);
+        tail.truncate(len + n);
+        out.wrote(n)?;
+        if n == 0 {
+            return Ok(());
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   generated from these types.
 //! * [`Policy`] - validated and compiled once (detectors, prefilter, routes, keys). Immutable,
 //!   `Send + Sync`, cloned by reference count.
+//! * [`Policy::stream`] - the same for a body too large to buffer: a [`StreamInspector`] fed chunk
+//!   by chunk, in bounded memory.
 //! * [`Policy::inspect`] - one body in, an [`Inspection`] out: a [`Decision`] (allow, rewrite with
 //!   a new body, block with a status and a stable reason code) and the [`Finding`]s, which carry
 //!   class, path, span, detector and confidence, never the value.
@@ -24,6 +26,7 @@ mod json;
 mod jsonpath;
 mod policy;
 mod route;
+mod stream;
 mod transform;
 
 pub mod codec;
@@ -36,4 +39,5 @@ pub use manifest::{ActionKind, BodyKind, Manifest, Mode};
 pub use policy::{
     deserialize_located, parse_manifest_json, Direction, Policy, RouteId, BUILTIN_DEFAULT_POLICY,
 };
+pub use stream::{StreamInspector, StreamLimits, StreamVerdict};
 pub use transform::{Detokenizer, TransformError, Warning};
