@@ -35,6 +35,35 @@ struct Raw {
     /// What to do with protocols whose bodies cannot be inspected as one HTTP body.
     #[serde(default)]
     protocols: Option<RawProtocols>,
+    /// Bodies larger than `maxBodyBytes`: inspected chunk by chunk.
+    #[serde(default)]
+    streaming: Option<RawStreaming>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawStreaming {
+    /// Stream bodies past `maxBodyBytes` (default true); false: they fail per `onError`.
+    #[serde(default)]
+    enabled: Option<bool>,
+    /// Largest record held whole (an NDJSON line, an array element). Default 256 KiB.
+    #[serde(default)]
+    max_record_bytes: Option<usize>,
+    /// Text kept back after each chunk so a value cut by a chunk boundary is seen whole.
+    /// Default 8 KiB.
+    #[serde(default)]
+    window_bytes: Option<usize>,
+    /// Streams inspected chunk by chunk at once per VM (the memory budget). Default 64.
+    #[serde(default)]
+    max_streams: Option<usize>,
+}
+
+/// Streaming inspection settings, compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct Streaming {
+    pub enabled: bool,
+    pub limits: meshdlp::StreamLimits,
+    pub max_streams: usize,
 }
 
 /// Per protocol: `onError` (default: the route's `onError` decides - `block` refuses, `allow`
@@ -127,6 +156,7 @@ pub struct Config {
     pub strip_accept_encoding: bool,
     pub audit_log: bool,
     pub protocols: Protocols,
+    pub streaming: Streaming,
 }
 
 /// A configuration error, phrased for the Envoy log.
@@ -205,7 +235,23 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             "configuration.maxBodyBytes: must be positive".into(),
         ));
     }
+    let raw_streaming = raw.streaming.unwrap_or_default();
+    let streaming = Streaming {
+        enabled: raw_streaming.enabled.unwrap_or(true),
+        limits: meshdlp::StreamLimits {
+            max_record_bytes: raw_streaming.max_record_bytes.unwrap_or(256 << 10),
+            window_bytes: raw_streaming.window_bytes.unwrap_or(8 << 10),
+            max_findings: 100,
+        },
+        max_streams: raw_streaming.max_streams.unwrap_or(64),
+    };
+    if streaming.limits.max_record_bytes == 0 || streaming.max_streams == 0 {
+        return Err(ConfigError(
+            "configuration.streaming: maxRecordBytes and maxStreams must be positive".into(),
+        ));
+    }
     Ok(Config {
+        streaming,
         policy,
         scope_header,
         trust_scope_header: scopes.trust_header,

@@ -124,6 +124,21 @@ impl Host for FakeHost {
         }))
     }
 
+    fn header_values(&self, map: Map, name: &str) -> Result<Vec<String>, Status> {
+        self.fails("header")?;
+        Ok(self
+            .headers
+            .borrow()
+            .get(&map)
+            .map(|h| {
+                h.iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn set_header(&self, map: Map, name: &str, value: &str) -> Result<(), Status> {
         self.fails("set_header")?;
         let mut all = self.headers.borrow_mut();

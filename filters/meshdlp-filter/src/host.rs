@@ -58,7 +58,10 @@ pub enum Level {
 
 /// What the filter needs from its proxy. Implementations never panic.
 pub trait Host {
+    /// The first value of a header (Envoy returns only the first of repeated headers).
     fn header(&self, map: Map, name: &str) -> Result<Option<String>, Status>;
+    /// Every value of a header, in order (a repeated `content-encoding` must not hide a layer).
+    fn header_values(&self, map: Map, name: &str) -> Result<Vec<String>, Status>;
     fn set_header(&self, map: Map, name: &str, value: &str) -> Result<(), Status>;
     fn remove_header(&self, map: Map, name: &str) -> Result<(), Status>;
     /// The buffered body of one direction (at most `max` bytes from `start`).
@@ -106,6 +109,33 @@ pub(crate) fn serialize_map(map: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// Reads a serialized header map (the format above) and returns the values of `name`.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn values_in_map(bytes: &[u8], name: &str) -> Option<Vec<String>> {
+    let word = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let count = word(0)?;
+    let mut sizes = Vec::with_capacity(count.min(1024));
+    for i in 0..count {
+        let at = 4 + i.checked_mul(8)?;
+        sizes.push((word(at)?, word(at + 4)?));
+    }
+    let mut at = 4usize.checked_add(count.checked_mul(8)?)?;
+    let mut out = Vec::new();
+    for (k, v) in sizes {
+        let key = bytes.get(at..at.checked_add(k)?)?;
+        at = at.checked_add(k)?.checked_add(1)?;
+        let value = bytes.get(at..at.checked_add(v)?)?;
+        at = at.checked_add(v)?.checked_add(1)?;
+        if key.eq_ignore_ascii_case(name.as_bytes()) {
+            out.push(String::from_utf8_lossy(value).into_owned());
+        }
+    }
+    Some(out)
+}
+
 #[cfg(target_arch = "wasm32")]
 pub use wasm::WasmHost;
 
@@ -117,7 +147,9 @@ mod wasm {
 
     use meshdlp::Direction;
 
-    use super::{serialize_map, Host, Level, Map, MetricKind, Status, NOT_FOUND, OK};
+    use super::{
+        serialize_map, values_in_map, Host, Level, Map, MetricKind, Status, NOT_FOUND, OK,
+    };
 
     const REQUEST_BODY: u32 = 0;
     const RESPONSE_BODY: u32 = 1;
@@ -143,6 +175,7 @@ mod wasm {
             value_size: usize,
         ) -> u32;
         fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
+        fn proxy_get_header_map_pairs(map: u32, out: *mut *mut u8, out_size: *mut usize) -> u32;
         fn proxy_get_buffer_bytes(
             buffer: u32,
             start: usize,
@@ -246,6 +279,20 @@ mod wasm {
                     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
                 }
                 NOT_FOUND => Ok(None),
+                other => Err(other),
+            }
+        }
+
+        fn header_values(&self, map: Map, name: &str) -> Result<Vec<String>, Status> {
+            let mut ptr = null_mut();
+            let mut size = 0;
+            match unsafe { proxy_get_header_map_pairs(map.abi(), &mut ptr, &mut size) } {
+                OK => {
+                    let bytes = unsafe { take(ptr, size) };
+                    // A map we cannot read is an error, never "no such header".
+                    values_in_map(&bytes, name).ok_or(2)
+                }
+                NOT_FOUND => Ok(Vec::new()),
                 other => Err(other),
             }
         }
@@ -359,6 +406,21 @@ mod wasm {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn header_maps_read_back_every_value() {
+        let m = super::serialize_map(&[
+            ("content-encoding", "identity"),
+            ("x", "y"),
+            ("Content-Encoding", "gzip"),
+        ]);
+        assert_eq!(
+            super::values_in_map(&m, "content-encoding"),
+            Some(vec!["identity".to_string(), "gzip".to_string()])
+        );
+        assert_eq!(super::values_in_map(&m[..m.len() - 3], "x"), None);
+        assert_eq!(super::values_in_map(&[255, 255, 255, 255], "x"), None);
+    }
+
     #[test]
     fn header_map_serialization() {
         let m = super::serialize_map(&[("a", "bc")]);

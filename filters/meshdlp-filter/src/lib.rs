@@ -18,6 +18,7 @@ pub mod host;
 pub mod stream;
 mod telemetry;
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::config::Config;
@@ -28,6 +29,8 @@ use crate::telemetry::Telemetry;
 pub struct Shared {
     pub config: Config,
     telemetry: Telemetry,
+    /// Streams being inspected chunk by chunk now (bounded by `streaming.maxStreams`).
+    streams_active: Cell<usize>,
 }
 
 /// Compiles a plugin configuration, logging the outcome. `None` rejects it.
@@ -47,6 +50,7 @@ pub fn configure(host: &dyn Host, bytes: &[u8]) -> Option<Rc<Shared>> {
             Some(Rc::new(Shared {
                 config,
                 telemetry: Telemetry::default(),
+                streams_active: Cell::new(0),
             }))
         }
         Err(e) => {

@@ -12,7 +12,10 @@
 use std::io::Write;
 use std::rc::Rc;
 
-use meshdlp::{Decision, Direction, Exchange, Inspection, Mode, Reason, RouteId};
+use meshdlp::{
+    Decision, Direction, Exchange, Inspection, Mode, Reason, RouteId, StreamInspector,
+    StreamVerdict,
+};
 
 use crate::config::ProtocolAction;
 use crate::host::{Host, Level, Map};
@@ -71,6 +74,13 @@ struct Side {
     encoding_removed: bool,
     /// Blocked after the headers left (degraded mode): later chunks are emptied.
     blocked: bool,
+    /// Inspected chunk by chunk (the body is larger than `maxBodyBytes`).
+    stream: Option<Box<StreamInspector>>,
+    /// The declared length is past `maxBodyBytes`: stream from the first chunk.
+    stream_planned: bool,
+    /// Streamed bytes (and with them the headers) have left: a block now resets the stream.
+    released: bool,
+    started_micros: u64,
 }
 
 pub struct Stream {
@@ -84,11 +94,21 @@ pub struct Stream {
     response: Side,
     /// A local reply was sent: its response is ours, not inspected.
     replied: bool,
-    /// gRPC: decided once, at the request headers.
-    grpc: bool,
-    /// Passed uninspected as a protocol meshdlp does not inspect: nothing is held any more.
-    passed: bool,
+    /// A protocol passed uninspected at the request (its request side only): the response is
+    /// passed too only when it is that protocol's answer (101 to an upgrade, 2xx to CONNECT,
+    /// a gRPC response decided on its own).
+    passed: Option<Protocol>,
     audit: Vec<AuditEntry>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // A stream torn down mid-body gives its streaming slot back.
+        let live = usize::from(self.request.stream.is_some())
+            + usize::from(self.response.stream.is_some());
+        let active = &self.shared.streams_active;
+        active.set(active.get().saturating_sub(live));
+    }
 }
 
 impl Stream {
@@ -103,8 +123,7 @@ impl Stream {
             request: Side::default(),
             response: Side::default(),
             replied: false,
-            grpc: false,
-            passed: false,
+            passed: None,
             audit: Vec::new(),
         }
     }
@@ -136,7 +155,7 @@ impl Stream {
         let policy = &shared.config.policy;
         let route = policy.route(&method, &path, &authority);
         self.mode = policy.mode(route);
-        self.method = method;
+        self.method = telemetry::method(&method);
         self.route = Some(route);
         let inspects_request = policy.inspects(route, Direction::Request);
         let inspects_response = policy.inspects(route, Direction::Response);
@@ -146,7 +165,7 @@ impl Stream {
         // Protocols whose bytes are not one HTTP body: decided before anything is held.
         let protocols = shared.config.protocols;
         let content_type = get("content-type").unwrap_or_default();
-        self.grpc = content_type
+        let grpc = content_type
             .trim_start()
             .to_ascii_lowercase()
             .starts_with("application/grpc");
@@ -154,7 +173,7 @@ impl Stream {
             Some((Protocol::Connect, protocols.connect))
         } else if get("upgrade").is_some() {
             Some((Protocol::Upgrade, protocols.upgrade))
-        } else if self.grpc {
+        } else if grpc {
             Some((Protocol::Grpc, protocols.grpc))
         } else {
             None
@@ -197,7 +216,7 @@ impl Stream {
     }
 
     pub fn on_response_headers(&mut self, host: &dyn Host, end_of_stream: bool) -> Action {
-        if self.replied || self.passed {
+        if self.replied {
             return Action::Continue;
         }
         let Some(route) = self.route else {
@@ -212,7 +231,15 @@ impl Stream {
             return Action::Continue;
         }
         let get = |name: &str| host.header(Map::ResponseHeaders, name).ok().flatten();
-        if get(":status").as_deref().map(str::trim) == Some("206") {
+        let status = get(":status").unwrap_or_default();
+        let status = status.trim();
+        match self.passed {
+            // The tunnel the request side was passed for: its bytes are not HTTP bodies.
+            Some(Protocol::Upgrade) if status == "101" => return Action::Continue,
+            Some(Protocol::Connect) if status.starts_with('2') => return Action::Continue,
+            _ => {}
+        }
+        if status == "206" {
             return self.uninspectable(
                 host,
                 Direction::Response,
@@ -232,7 +259,7 @@ impl Stream {
                 false,
             );
         }
-        if !self.grpc && content_type.trim_start().starts_with("application/grpc") {
+        if content_type.trim_start().starts_with("application/grpc") {
             let action = self.shared.config.protocols.grpc;
             return self.uninspectable(host, Direction::Response, Protocol::Grpc, action, false);
         }
@@ -311,11 +338,18 @@ impl Stream {
                     == meshdlp::manifest::ErrorAction::Block
             }
         } && self.mode == Mode::Enforce;
-        // Both directions of this stream are settled: nothing to hold or inspect.
-        self.request = Side::default();
-        self.response = Side::default();
-        self.request.done = true;
-        self.response.done = true;
+        // The direction decided here is settled: nothing of it is held or inspected. At the
+        // request that is the request side; the response is decided when it comes.
+        let settled = if at_request {
+            Direction::Request
+        } else {
+            Direction::Response
+        };
+        self.end_stream(host, settled);
+        *self.side(settled) = Side {
+            done: true,
+            ..Side::default()
+        };
         let decision = if refuse { "block" } else { "pass" };
         self.shared.telemetry.protocol(
             host,
@@ -342,7 +376,9 @@ impl Stream {
             decision,
         ));
         if !refuse {
-            self.passed = true;
+            if at_request {
+                self.passed = Some(protocol);
+            }
             return Action::Continue;
         }
         // Refused at the request: the client asked for what is not served (403). Refused at
@@ -355,7 +391,7 @@ impl Stream {
             self.request_id.as_deref(),
         );
         // Decided in a headers callback: nothing of this direction has left yet.
-        self.reply(host, status, protocol.code(), &body, false)
+        self.reply(host, settled, status, protocol.code(), &body, false)
     }
 
     /// Decides, in a headers callback, whether to inspect this direction and how to hold.
@@ -368,12 +404,36 @@ impl Stream {
         if !inspects || end_of_stream || self.replied {
             return Action::Continue;
         }
-        let content_type = host.header(map, "content-type").ok().flatten();
-        let content_encoding = host
-            .header(map, "content-encoding")
-            .ok()
-            .flatten()
-            .filter(|e| !e.trim().eq_ignore_ascii_case("identity") && !e.trim().is_empty());
+        // Every value of a repeated header counts: `content-encoding: identity` followed by
+        // `content-encoding: gzip` must not hide the gzip layer, and two different declared
+        // types mean the body is sniffed, not believed.
+        let (content_type, content_encoding) = match (
+            host.header_values(map, "content-type"),
+            host.header_values(map, "content-encoding"),
+        ) {
+            (Ok(types), Ok(encodings)) => {
+                let content_type = match types.as_slice() {
+                    [one] => Some(one.clone()),
+                    [first, rest @ ..] if rest.iter().all(|t| t == first) => Some(first.clone()),
+                    _ => None,
+                };
+                let encoding = encodings.join(", ");
+                let identity = encoding
+                    .split(',')
+                    .all(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"));
+                (content_type, (!identity).then_some(encoding))
+            }
+            (Err(s), _) | (_, Err(s)) => {
+                // Still in the headers callback: nothing has left, a real reply is possible.
+                self.side(d).held = true;
+                return self.finish_with_error(
+                    host,
+                    d,
+                    Reason::UndecodableBody,
+                    format!("cannot read the headers (status {s})"),
+                );
+            }
+        };
         let hold = self.shared.config.hold_headers && self.mode == Mode::Enforce;
         *self.side(d) = Side {
             inspect: true,
@@ -382,20 +442,24 @@ impl Stream {
             content_encoding: content_encoding.clone(),
             ..Side::default()
         };
-        // A declared length past the limit fails now, before anything is buffered.
+        // A declared length past the limit streams (or fails) from the first byte on.
         let declared = host
             .header(map, "content-length")
             .ok()
             .flatten()
             .and_then(|v| v.trim().parse::<u64>().ok());
         let max = self.shared.config.max_body_bytes;
-        if declared.is_some_and(|n| n > max as u64) {
-            return self.finish_with_error(
-                host,
-                d,
-                Reason::BodyTooLarge,
-                format!("declared content-length exceeds {max} bytes"),
-            );
+        if let Some(n) = declared {
+            let streams = self.can_stream(d);
+            if n > max as u64 && !streams {
+                return self.finish_with_error(
+                    host,
+                    d,
+                    Reason::BodyTooLarge,
+                    format!("declared content-length exceeds {max} bytes"),
+                );
+            }
+            self.side(d).stream_planned = streams && n > whole_body_limit(max) as u64;
         }
         if !hold && self.mode == Mode::Enforce {
             // Degraded mode: headers leave before the body is inspected. The body length may
@@ -429,17 +493,16 @@ impl Stream {
             let _ = host.set_body(d, 0, size, b"");
             return Action::Continue;
         }
+        if side.stream.is_some() {
+            return self.stream_chunk(host, d, size, end_of_stream);
+        }
         if !side.inspect || side.done {
             return Action::Continue;
         }
+        let planned = side.stream_planned;
         let max = self.shared.config.max_body_bytes;
-        if size > max {
-            return self.finish_with_error(
-                host,
-                d,
-                Reason::BodyTooLarge,
-                format!("body exceeds {max} bytes"),
-            );
+        if planned || size > max || (size > whole_body_limit(max) && self.can_stream(d)) {
+            return self.start_streaming(host, d, size, end_of_stream);
         }
         if !end_of_stream {
             return Action::Pause;
@@ -449,6 +512,10 @@ impl Stream {
 
     fn on_trailers(&mut self, host: &dyn Host, d: Direction) -> Action {
         let side = self.side(d);
+        if side.stream.is_some() {
+            // Whatever the inspector still holds is released with the last body bytes.
+            return self.stream_chunk(host, d, 0, true);
+        }
         if !side.inspect || side.done {
             return Action::Continue;
         }
@@ -494,7 +561,14 @@ impl Stream {
                             meshdlp::codec::DecodeError::TooLarge(_) => Reason::BodyTooLarge,
                             _ => Reason::UndecodableBody,
                         };
-                        return self.finish_with_error(host, d, reason, err.to_string());
+                        // Never the upstream's own words: a header value can carry anything.
+                        let message = match err {
+                            meshdlp::codec::DecodeError::Unsupported(_) => {
+                                "unsupported content-encoding".to_string()
+                            }
+                            other => other.to_string(),
+                        };
+                        return self.finish_with_error(host, d, reason, message);
                     }
                 }
             }
@@ -625,6 +699,10 @@ impl Stream {
                 "meshdlp: host call failed while applying the verdict (status {status}); blocking"
             ),
         );
+        if self.mode == Mode::Monitor {
+            // Monitor mode changes nothing, not even on errors.
+            return Action::Continue;
+        }
         let code = Reason::TransformFailed.status(d);
         self.block(host, d, code, Reason::TransformFailed)
     }
@@ -633,22 +711,32 @@ impl Stream {
         let body = meshdlp::Block { status, reason }.problem_json(self.request_id.as_deref());
         let side = self.side(d);
         let headers_left = d == Direction::Response && !side.held;
-        self.reply(host, u32::from(status), reason.code(), &body, headers_left)
+        self.reply(
+            host,
+            d,
+            u32::from(status),
+            reason.code(),
+            &body,
+            headers_left,
+        )
     }
 
     /// Sends a problem document instead of the stream's own answer. When the response headers
     /// already left (degraded mode) the status cannot change: the body is replaced with the
-    /// problem document and every chunk that follows is emptied.
+    /// problem document and every chunk that follows is emptied. When the reply cannot be sent,
+    /// nothing more of `d` is forwarded and the stream is reset.
     fn reply(
         &mut self,
         host: &dyn Host,
+        d: Direction,
         status: u32,
         code: &str,
         body: &[u8],
         headers_left: bool,
     ) -> Action {
+        // The current chunk of `d`, emptied or replaced whatever happens below.
+        let current = host.body(d, 0, usize::MAX).map_or(0, |b| b.len());
         if !headers_left {
-            self.replied = true;
             let headers = [
                 ("content-type", "application/problem+json"),
                 ("x-meshdlp-reason", code),
@@ -660,27 +748,174 @@ impl Stream {
                 &headers,
                 body,
             ) {
-                Ok(()) => return Action::Pause,
-                Err(s) => host.log(
-                    Level::Error,
-                    &format!("meshdlp: cannot send the block reply (status {s})"),
-                ),
+                Ok(()) => {
+                    self.replied = true;
+                    return Action::Pause;
+                }
+                Err(s) => {
+                    host.log(
+                        Level::Error,
+                        &format!("meshdlp: cannot send the block reply (status {s}); resetting"),
+                    );
+                    self.side(d).blocked = true;
+                    let _ = host.set_body(d, 0, current, b"");
+                    let _ = host.reset_stream(d);
+                    return Action::Continue;
+                }
             }
         }
-        self.response.blocked = true;
-        let current = host
-            .body(Direction::Response, 0, usize::MAX)
-            .map_or(0, |b| b.len());
-        if host
-            .set_body(Direction::Response, 0, current, body)
-            .is_err()
-        {
+        self.side(d).blocked = true;
+        if host.set_body(d, 0, current, body).is_err() {
             host.log(
                 Level::Error,
-                "meshdlp: cannot replace a blocked response body",
+                "meshdlp: cannot replace a blocked body; resetting",
             );
+            let _ = host.reset_stream(d);
         }
         Action::Continue
+    }
+
+    /// Whether a body of this direction may be inspected chunk by chunk: streaming is on, the
+    /// body is not compressed (it would have to be decoded as a stream), and the VM's budget of
+    /// streams inspected at once is not used up.
+    fn can_stream(&mut self, d: Direction) -> bool {
+        let streaming = self.shared.config.streaming;
+        streaming.enabled
+            && self.side(d).content_encoding.is_none()
+            && self.shared.streams_active.get() < streaming.max_streams
+    }
+
+    fn start_streaming(&mut self, host: &dyn Host, d: Direction, size: usize, eos: bool) -> Action {
+        let max = self.shared.config.max_body_bytes;
+        if !self.can_stream(d) {
+            let why = if self.side(d).content_encoding.is_some() {
+                "a compressed body"
+            } else {
+                "streaming is off or at its limit of streams"
+            };
+            return self.finish_with_error(
+                host,
+                d,
+                Reason::BodyTooLarge,
+                format!("body exceeds {max} bytes and cannot be streamed ({why})"),
+            );
+        }
+        let Some(route) = self.route else {
+            return Action::Continue;
+        };
+        let shared = Rc::clone(&self.shared);
+        let content_type = self.side(d).content_type.clone();
+        let inspector = shared.config.policy.stream(
+            route,
+            d,
+            content_type.as_deref(),
+            &self.scopes,
+            shared.config.streaming.limits,
+        );
+        shared.streams_active.set(shared.streams_active.get() + 1);
+        let started = telemetry::now_micros(host);
+        let side = self.side(d);
+        side.stream = Some(Box::new(inspector));
+        side.started_micros = started;
+        if side.held {
+            // The rewritten length is unknown: Envoy frames the body instead.
+            let _ = host.remove_header(Map::headers(d), "content-length");
+        }
+        self.stream_chunk(host, d, size, eos)
+    }
+
+    /// Inspects the chunk Envoy holds now and replaces it with what may be forwarded.
+    fn stream_chunk(&mut self, host: &dyn Host, d: Direction, size: usize, eos: bool) -> Action {
+        let chunk = if size == 0 {
+            Vec::new()
+        } else {
+            match host.body(d, 0, size) {
+                Ok(b) => b,
+                Err(s) => {
+                    return self.stream_blocked(host, d, size, Reason::TransformFailed, Some(s))
+                }
+            }
+        };
+        let side = self.side(d);
+        let Some(inspector) = side.stream.as_mut() else {
+            return Action::Continue;
+        };
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut verdict = inspector.push(&chunk, &mut out);
+        if eos && verdict == StreamVerdict::Continue {
+            verdict = inspector.finish(&mut out);
+        }
+        if let StreamVerdict::Block(b) = verdict {
+            return self.stream_blocked(host, d, chunk.len(), b.reason, None);
+        }
+        if (!out.is_empty() || !chunk.is_empty()) && out != chunk {
+            if let Err(s) = host.set_body(d, 0, chunk.len(), &out) {
+                return self.stream_blocked(host, d, chunk.len(), Reason::TransformFailed, Some(s));
+            }
+        }
+        side.released = true;
+        if eos {
+            self.end_stream(host, d);
+        }
+        Action::Continue
+    }
+
+    /// A block decided while streaming. Before anything left: a real reply. After: the stream
+    /// is reset and nothing more is forwarded (the bytes already released stay released).
+    fn stream_blocked(
+        &mut self,
+        host: &dyn Host,
+        d: Direction,
+        size: usize,
+        reason: Reason,
+        status: Option<u32>,
+    ) -> Action {
+        if let Some(s) = status {
+            host.log(
+                Level::Error,
+                &format!("meshdlp: host call failed while streaming (status {s}); blocking"),
+            );
+        }
+        let released = self.side(d).released;
+        self.end_stream(host, d);
+        if self.mode == Mode::Monitor {
+            return Action::Continue;
+        }
+        let code = reason.status(d);
+        if !released || d == Direction::Request {
+            return self.block(host, d, code, reason);
+        }
+        let _ = host.set_body(d, 0, size, b"");
+        self.side(d).blocked = true;
+        let _ = host.reset_stream(d);
+        self.shared
+            .telemetry
+            .count_event(host, "meshdlp_stream_resets", self.route_name(), d);
+        Action::Continue
+    }
+
+    /// The end of a streamed body (or its block): counted, audited, and its memory returned.
+    fn end_stream(&mut self, host: &dyn Host, d: Direction) {
+        let side = self.side(d);
+        side.done = true;
+        let Some(inspector) = side.stream.take() else {
+            return;
+        };
+        let started = side.started_micros;
+        self.shared
+            .streams_active
+            .set(self.shared.streams_active.get().saturating_sub(1));
+        let Some(route) = self.route else { return };
+        let micros = telemetry::now_micros(host).saturating_sub(started);
+        let shared = Rc::clone(&self.shared);
+        let route_name = shared.config.policy.route_name(route);
+        shared
+            .telemetry
+            .streamed(host, route_name, d, &inspector, micros);
+        let entry = AuditEntry::from_stream(d, &inspector, micros);
+        if let Some(entry) = entry {
+            self.audit.push(entry);
+        }
     }
 
     fn record(&mut self, host: &dyn Host, insp: &Inspection, bytes: usize, micros: u64) {
@@ -698,6 +933,14 @@ impl Stream {
                 .push(AuditEntry::from_inspection(insp, bytes, micros));
         }
     }
+}
+
+/// The largest body inspected whole: 3/4 of `maxBodyBytes`. Larger bodies stream, which keeps
+/// a quarter of Envoy's buffer as headroom for the chunk that arrives next (Envoy answers an
+/// overflow with a bare 413/500 before the filter sees the chunk) and for a rewrite that grows
+/// (redaction markers are longer than short values).
+fn whole_body_limit(max_body_bytes: usize) -> usize {
+    max_body_bytes - max_body_bytes / 4
 }
 
 /// A problem document (RFC 9457) for a filter-level refusal: code and request id, no value.

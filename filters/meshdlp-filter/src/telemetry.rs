@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use meshdlp::{Decision, Direction, Inspection, Mode, Reason};
+use meshdlp::{Decision, Direction, Finding, Inspection, Mode, Reason, StreamInspector};
 use serde::Serialize;
 
 use crate::host::{Host, MetricKind};
@@ -124,12 +124,7 @@ impl Telemetry {
         ) {
             let _ = host.record_metric(id, micros);
         }
-        let mut per: BTreeMap<(&str, String), u64> = BTreeMap::new();
-        for f in &insp.findings {
-            let action = format!("{:?}", f.action).to_ascii_lowercase();
-            *per.entry((f.class.as_ref(), action)).or_default() += 1;
-        }
-        for ((class, action), n) in per {
+        for ((class, action), n) in per_class(&insp.findings) {
             self.count(host, format!("meshdlp_findings.route.{route}.direction.{dir}.class.{}.action.{action}.mode.{mode}", label(class)), n);
         }
         if let Decision::Block(b) = &insp.decision {
@@ -148,6 +143,61 @@ impl Telemetry {
                 format!(
                     "meshdlp_errors.route.{route}.direction.{dir}.reason.{}.mode.{mode}",
                     label(reason.code())
+                ),
+                1,
+            );
+        }
+    }
+
+    /// A body inspected chunk by chunk.
+    pub fn streamed(
+        &self,
+        host: &dyn Host,
+        route: &str,
+        d: Direction,
+        insp: &StreamInspector,
+        micros: u64,
+    ) {
+        let route = label(route);
+        let dir = d.as_str();
+        let mode = mode_name(insp.mode());
+        let block = insp.would_block();
+        let decision = match (block, insp.findings_total()) {
+            (Some(_), _) => "block",
+            (None, 0) => "allow",
+            (None, _) => "rewrite",
+        };
+        self.count(
+            host,
+            format!("meshdlp_bodies.route.{route}.direction.{dir}.decision.{decision}.mode.{mode}"),
+            1,
+        );
+        self.count(
+            host,
+            format!("meshdlp_streamed.route.{route}.direction.{dir}.decision.{decision}"),
+            1,
+        );
+        self.count(
+            host,
+            format!("meshdlp_bytes.direction.{dir}"),
+            insp.bytes_in(),
+        );
+        if let Some(id) = self.metric(
+            host,
+            MetricKind::Histogram,
+            format!("meshdlp_inspect_us.direction.{dir}"),
+        ) {
+            let _ = host.record_metric(id, micros);
+        }
+        for ((class, action), n) in per_class(insp.findings()) {
+            self.count(host, format!("meshdlp_findings.route.{route}.direction.{dir}.class.{}.action.{action}.mode.{mode}", label(class)), n);
+        }
+        if let Some(b) = block {
+            self.count(
+                host,
+                format!(
+                    "meshdlp_blocks.route.{route}.direction.{dir}.reason.{}.mode.{mode}",
+                    label(b.reason.code())
                 ),
                 1,
             );
@@ -192,20 +242,41 @@ impl Telemetry {
     }
 }
 
+/// Findings counted per (class, action).
+fn per_class(findings: &[Finding]) -> BTreeMap<(&str, String), u64> {
+    let mut per: BTreeMap<(&str, String), u64> = BTreeMap::new();
+    for f in findings {
+        let action = format!("{:?}", f.action).to_ascii_lowercase();
+        *per.entry((f.class.as_ref(), action)).or_default() += 1;
+    }
+    per
+}
+
 /// Microseconds on the host clock.
 pub fn now_micros(host: &dyn Host) -> u64 {
     host.now_nanos() / 1000
 }
 
-/// A client-chosen request id as it may appear in logs and replies: at most 128 characters of
-/// `[A-Za-z0-9._:-]` (UUIDs, trace ids). Anything else - newlines, quotes, a value someone put
-/// there - is not repeated anywhere.
+/// A client-chosen request id as it may appear in logs and replies: 8 to 128 characters of
+/// `[A-Za-z0-9._:-]` with at least one letter and one digit (UUIDs, trace ids). Anything else -
+/// newlines, quotes, a card number, an SSN or a name someone put there - is repeated nowhere.
 pub fn request_id(v: &str) -> Option<String> {
-    let ok = !v.is_empty()
-        && v.len() <= 128
+    let ok = (8..=128).contains(&v.len())
         && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && v.bytes().any(|b| b.is_ascii_alphabetic())
+        && v.bytes().any(|b| b.is_ascii_digit());
     ok.then(|| v.to_string())
+}
+
+/// A request method as it may appear in an audit line: a token of at most 16 upper-case
+/// letters, else `OTHER`.
+pub fn method(v: &str) -> String {
+    if (1..=16).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_uppercase()) {
+        v.to_string()
+    } else {
+        "OTHER".to_string()
+    }
 }
 
 #[derive(Serialize)]
@@ -257,6 +328,17 @@ fn audit_path(path: &str) -> String {
     out
 }
 
+fn audit_finding(f: &Finding) -> AuditFinding {
+    AuditFinding {
+        class: f.class.to_string(),
+        path: f.path.as_deref().map(audit_path),
+        detector: f.detector.to_string(),
+        action: format!("{:?}", f.action).to_ascii_lowercase(),
+        confidence: (f.confidence * 100.0).round() / 100.0,
+        out_of_scope: f.out_of_scope,
+    }
+}
+
 /// One direction's outcome, for the audit line.
 #[derive(Serialize)]
 pub struct AuditEntry {
@@ -269,6 +351,9 @@ pub struct AuditEntry {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     protocol: Option<&'static str>,
+    /// Inspected chunk by chunk.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    streamed: bool,
     classes: BTreeMap<String, u32>,
     findings: Vec<AuditFinding>,
     #[serde(rename = "findingsOmitted", skip_serializing_if = "is_zero")]
@@ -299,23 +384,54 @@ impl AuditEntry {
             error: insp.error.clone(),
             classes,
             protocol: None,
+            streamed: false,
             findings_omitted: insp.findings.len().saturating_sub(MAX_AUDIT_FINDINGS),
             findings: insp
                 .findings
                 .iter()
                 .take(MAX_AUDIT_FINDINGS)
-                .map(|f| AuditFinding {
-                    class: f.class.to_string(),
-                    path: f.path.as_deref().map(audit_path),
-                    detector: f.detector.to_string(),
-                    action: format!("{:?}", f.action).to_ascii_lowercase(),
-                    confidence: (f.confidence * 100.0).round() / 100.0,
-                    out_of_scope: f.out_of_scope,
-                })
+                .map(audit_finding)
                 .collect(),
             bytes,
             micros,
         }
+    }
+
+    /// A streamed body, when there is anything to say (findings, a block or an error).
+    pub fn from_stream(d: Direction, insp: &StreamInspector, micros: u64) -> Option<AuditEntry> {
+        let block = insp.would_block();
+        if insp.findings_total() == 0 && block.is_none() && insp.error().is_none() {
+            return None;
+        }
+        let mut classes = BTreeMap::new();
+        for f in insp.findings() {
+            *classes.entry(f.class.to_string()).or_insert(0) += 1;
+        }
+        let kept = insp.findings().len();
+        Some(AuditEntry {
+            direction: d.as_str(),
+            decision: match block {
+                Some(_) => "block",
+                None => "rewrite",
+            },
+            mode: mode_name(insp.mode()),
+            reason: block.map(|b| b.reason.code()),
+            error: insp.error().map(str::to_string),
+            protocol: None,
+            streamed: true,
+            classes,
+            findings_omitted: usize::try_from(insp.findings_total())
+                .unwrap_or(usize::MAX)
+                .saturating_sub(kept.min(MAX_AUDIT_FINDINGS)),
+            findings: insp
+                .findings()
+                .iter()
+                .take(MAX_AUDIT_FINDINGS)
+                .map(audit_finding)
+                .collect(),
+            bytes: usize::try_from(insp.bytes_in()).unwrap_or(usize::MAX),
+            micros,
+        })
     }
 
     pub fn error(d: Direction, reason: Reason, mode: Mode, decision: &'static str) -> AuditEntry {
@@ -326,6 +442,7 @@ impl AuditEntry {
             reason: Some(reason.code()),
             error: None,
             protocol: None,
+            streamed: false,
             classes: BTreeMap::new(),
             findings: Vec::new(),
             findings_omitted: 0,
@@ -352,6 +469,24 @@ impl AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::audit_path;
+
+    #[test]
+    fn only_plain_request_ids_and_methods_are_repeated() {
+        use super::{method, request_id};
+        assert!(request_id("550e8400-e29b-41d4-a716-446655440000").is_some());
+        for bad in [
+            "4111111111111111",
+            "536-22-1234",
+            "ada.lovelace",
+            "a\nb12345",
+            "x1",
+            &"a1".repeat(100),
+        ] {
+            assert_eq!(request_id(bad), None, "{bad}");
+        }
+        assert_eq!(method("GET"), "GET");
+        assert_eq!(method("get\r\nX"), "OTHER");
+    }
 
     #[test]
     fn audit_paths_hide_keys_that_look_like_values() {
