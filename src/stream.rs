@@ -785,6 +785,18 @@ impl StreamInspector {
                 }
             }
             cut = cut.clamp(context, held.len());
+            // A value whose head was released already (only a value longer than the window,
+            // or one recognised late, can do that): its tail must not follow unredacted.
+            if first
+                .findings
+                .iter()
+                .any(|f| f.start < context && f.end > context && f.action != ActionKind::Allow)
+                && self.mode == Mode::Enforce
+            {
+                self.error
+                    .get_or_insert_with(|| "a value straddles released text".into());
+                return Err(Block::new(Reason::TransformFailed, self.direction));
+            }
             // Context with findings would be rewritten again: start after the last one.
             let mut from = first
                 .findings

@@ -483,7 +483,11 @@ fn property_planted_values_never_leave_and_clean_bodies_are_unchanged() {
         }
         let body = body(&mut rng, kind, &values);
         let small = rng.below(3) == 0;
-        let max_chunk = 1 + rng.below(if small { 4 } else { 300 });
+        let mut max_chunk = 1 + rng.below(if small { 4 } else { 300 });
+        if rng.below(6) == 0 {
+            // The whole body at once: held bytes stay bounded all the same.
+            max_chunk = body.len().max(1);
+        }
         let chunks: Vec<usize> = (0..64).map(|_| 1 + rng.below(max_chunk)).collect();
         let l = limits(MIN_WINDOW + rng.below(512), 2048 + rng.below(4096));
         let sniffed = kind == 3 && rng.below(2) == 0;
@@ -544,6 +548,79 @@ fn a_key_name_released_before_its_value_still_counts() {
             );
             assert_eq!(v, StreamVerdict::Continue);
             assert!(!contains(&out, b"12/03/1985"), "shift {shift}");
+        }
+    }
+}
+
+#[test]
+fn a_private_key_shorter_than_the_window_is_found_byte_by_byte() {
+    let p = policy(ALL);
+    let b64: String = (0..1700u32)
+        .map(|i| {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                [(i * 7 % 64) as usize] as char
+        })
+        .collect::<String>()
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let key = format!("-----BEGIN RSA PRIVATE KEY-----\n{b64}\n-----END RSA PRIVATE KEY-----");
+    let body = format!(
+        "{}\n{key}\n{}",
+        "log line ".repeat(500),
+        "tail ".repeat(2000)
+    );
+    assert!(!contains(
+        &buffered(&p, Some("text/plain"), body.as_bytes()),
+        b"PRIVATE KEY-----\nABC"
+    ));
+    let (out, v, _, _) = run(
+        &p,
+        Some("text/plain"),
+        body.as_bytes(),
+        &[1],
+        StreamLimits::default(),
+    );
+    assert_eq!(v, StreamVerdict::Continue);
+    assert!(!contains(&out, &key.as_bytes()[..200]));
+    assert!(!contains(
+        &out,
+        &key.as_bytes()[key.len() - 300..key.len() - 100]
+    ));
+}
+
+/// Not a test: `cargo test --release --lib stream_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn stream_throughput() {
+    let p = policy(ALL);
+    let line = "{\"id\":1,\"email\":\"ada@example.com\",\"note\":\"lorem ipsum dolor sit amet consectetur\"}\n";
+    let ndjson = line.repeat((8 << 20) / line.len());
+    let array = format!("[{}]", ndjson.trim_end().replace('\n', ","));
+    let text = "the quick brown fox mails ada@example.com about the order 1234 today\n"
+        .repeat((8 << 20) / 69);
+    for (name, ct, body) in [
+        ("ndjson", "application/x-ndjson", ndjson.as_bytes()),
+        ("array", "application/json", array.as_bytes()),
+        ("text", "text/plain", text.as_bytes()),
+    ] {
+        let t = std::time::Instant::now();
+        let _ = buffered(&p, Some(ct), body);
+        let whole = t.elapsed().as_secs_f64();
+        for chunk in [16 << 10, 1] {
+            let t = std::time::Instant::now();
+            let (_, v, held, _) = run(&p, Some(ct), body, &[chunk], StreamLimits::default());
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(v, StreamVerdict::Continue);
+            eprintln!(
+                "{name}: {} MiB, buffered {:.0} MB/s, streamed in {chunk}-byte chunks {:.0} MB/s, held max {} KiB",
+                body.len() >> 20,
+                body.len() as f64 / whole / 1e6,
+                body.len() as f64 / secs / 1e6,
+                held >> 10
+            );
         }
     }
 }
