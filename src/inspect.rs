@@ -24,7 +24,32 @@ use crate::transform::Action;
 
 use resolve::resolve_overlaps;
 use rewrite::{apply_edits, encode, Edit};
-use scan::{sniff, Candidate, Scanner};
+use scan::{sniff, Candidate, Scanner, Site};
+
+/// At most this many findings are reported per body. The values beyond are still acted on
+/// (redacted, blocked); [`Inspection::findings_truncated`] counts them. This bounds the finding
+/// list and the audit line: 8 MiB of `a@b.co` lines are over a million findings.
+pub const MAX_REPORTED_FINDINGS: usize = 1000;
+
+/// A prefix before a JSON document: a UTF-8 byte-order mark, or an anti-XSSI line (`)]}'`,
+/// `)]}',`, `while(1);`, `for(;;);`). Returns how many bytes to skip, and what was skipped.
+fn json_prefix(body: &[u8]) -> (usize, Option<&'static str>) {
+    let mut skip = 0;
+    let mut what = None;
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        skip = 3;
+        what = Some("json.bom");
+    }
+    let rest = &body[skip..];
+    for p in [&b")]}',"[..], b")]}'", b"while(1);", b"for(;;);"] {
+        if rest.starts_with(p) {
+            skip += p.len();
+            what = Some("json.xssi_prefix");
+            break;
+        }
+    }
+    (skip, what)
+}
 
 impl Policy {
     /// Inspects one body. Never panics on any input; errors follow the route's `onError`.
@@ -40,6 +65,8 @@ impl Policy {
             error_reason: None,
             route: ex.route,
             direction: ex.direction,
+            findings_truncated: 0,
+            fallback: None,
         };
         let Some(plan) = route.plan(ex.direction) else {
             return out;
@@ -63,19 +90,39 @@ impl Policy {
                 return out;
             }
         }
+        // A prefix some servers put before JSON (a byte-order mark, an anti-XSSI line) is
+        // skipped, and the JSON after it walked.
+        let (skip, prefix) = match kind {
+            BodyKind::Json => json_prefix(ex.body),
+            _ => (0, None),
+        };
+        out.fallback = prefix;
         let mut scan = Scanner::new(self, plan, ex.body, kind);
+        // Field rules and record limits need the document's structure; without them, a body
+        // that does not parse as declared is scanned as text (key/value shapes included) and
+        // still redacted: refusing it would refuse ordinary traffic.
+        let needs_structure =
+            !plan.fields.is_empty() || plan.scope.as_ref().is_some_and(|s| s.max_records.is_some());
         let parsed = match kind {
-            BodyKind::Json if sniffed => {
-                if scan.json(0, ex.body).is_err() {
+            BodyKind::Json => match scan.json(skip, &ex.body[skip..]) {
+                Err(e) if !sniffed && needs_structure => Err(e),
+                Err(_) => {
                     scan.candidates.clear();
                     scan.records = 0;
                     out.body_kind = BodyKind::Text;
+                    if !sniffed {
+                        out.fallback = Some("json.as_text");
+                    }
                     scan.text(0, ex.body);
+                    Ok(())
                 }
-                Ok(())
-            }
-            BodyKind::Json => scan.json(0, ex.body),
-            BodyKind::Ndjson => scan.ndjson(),
+                Ok(()) => Ok(()),
+            },
+            BodyKind::Ndjson => scan.ndjson(!needs_structure).map(|lines| {
+                if !lines.is_empty() {
+                    out.fallback = Some("ndjson.lines_as_text");
+                }
+            }),
             BodyKind::Form => {
                 scan.form();
                 Ok(())
@@ -120,6 +167,7 @@ impl Policy {
         let allow = Action::Allow;
         let mut block: Option<Reason> = None;
         let mut edits: Vec<Edit> = Vec::new();
+        let mut keys_replaced = 0usize;
         for c in candidates {
             let mut out_of_scope = false;
             let action: &Action = if let Some(rule) =
@@ -169,7 +217,11 @@ impl Policy {
                         None => Edit {
                             start: c.start,
                             end: c.end,
-                            text: encode(&format!("[REDACTED:{}]", classes.name(c.class)), c.site),
+                            text: encode(
+                                &format!("[REDACTED:{}]", classes.name(c.class)),
+                                c.site,
+                                c.levels,
+                            ),
                             drop: false,
                         },
                     });
@@ -182,12 +234,24 @@ impl Policy {
                         a => a.replacement(class_name, value, &self.inner.keys),
                     };
                     match replacement {
-                        Ok(Some(text)) => edits.push(Edit {
-                            start: c.start,
-                            end: c.end,
-                            text: encode(&text, c.site),
-                            drop: false,
-                        }),
+                        Ok(Some(mut text)) => {
+                            if c.site == Site::JsonKey
+                                && matches!(action.kind(), ActionKind::Redact | ActionKind::Mask)
+                            {
+                                // Two keys of one object redacted alike would be duplicate
+                                // keys, and parsers keep only one of their members: a redacted
+                                // key carries its ordinal in the body. (Hashes and tokens are
+                                // distinct per value already.)
+                                keys_replaced += 1;
+                                text = format!("{text}#{keys_replaced}");
+                            }
+                            edits.push(Edit {
+                                start: c.start,
+                                end: c.end,
+                                text: encode(&text, c.site, c.levels),
+                                drop: false,
+                            })
+                        }
                         Ok(None) => {}
                         Err(_) => {
                             block.get_or_insert(Reason::TransformFailed);
@@ -200,9 +264,13 @@ impl Policy {
             } else {
                 self.inner.detectors.list[c.source].id.clone()
             };
+            if out.findings.len() >= MAX_REPORTED_FINDINGS {
+                out.findings_truncated += 1;
+                continue;
+            }
             out.findings.push(Finding {
                 class: class_name.clone(),
-                path: c.path,
+                path: c.path.map(|p| p.to_string()),
                 start: c.start,
                 end: c.end,
                 detector,

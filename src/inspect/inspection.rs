@@ -24,7 +24,9 @@ pub struct Exchange<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub class: Arc<str>,
-    /// JSON path of the value (`$.users[0].email`), or `None` in free text.
+    /// JSON path of the value (`$.users[0].email`), or `None` in free text. A key that holds a
+    /// value shows as `[<class>]` (or `[<key>]` when it merely looks like one); at most 256
+    /// bytes, then `…`.
     pub path: Option<String>,
     /// Byte span in the body as given (for escaped JSON strings: the raw escaped text).
     pub start: usize,
@@ -163,6 +165,14 @@ pub struct Inspection {
     pub error_reason: Option<Reason>,
     pub route: RouteId,
     pub direction: Direction,
+    /// Findings not listed in `findings` because of `MAX_REPORTED_FINDINGS`; their values
+    /// were acted on all the same. For a metric and an audit field.
+    pub findings_truncated: u64,
+    /// Set when the body was not read exactly as declared, for a metric: `json.bom` or
+    /// `json.xssi_prefix` (a prefix skipped, the JSON after it walked), `json.as_text` (declared
+    /// JSON that does not parse, scanned and redacted as text), `ndjson.lines_as_text` (lines
+    /// that are not JSON, scanned as text).
+    pub fallback: Option<&'static str>,
 }
 
 impl Inspection {

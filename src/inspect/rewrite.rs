@@ -4,10 +4,22 @@ use crate::json;
 
 use super::scan::Site;
 
-pub(super) fn encode(text: &str, site: Site) -> Vec<u8> {
+/// The replacement as written at its site, JSON-escaped `levels` more times for the JSON strings
+/// around it (a value of a document nested in a JSON string).
+pub(super) fn encode(text: &str, site: Site, levels: u8) -> Vec<u8> {
+    let mut out = encode_site(text, site);
+    for _ in 0..levels {
+        let mut escaped = Vec::with_capacity(out.len() + 8);
+        json::escape_into(&String::from_utf8_lossy(&out), &mut escaped);
+        out = escaped;
+    }
+    out
+}
+
+fn encode_site(text: &str, site: Site) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 2);
     match site {
-        Site::JsonString => json::escape_into(text, &mut out),
+        Site::JsonString | Site::JsonKey => json::escape_into(text, &mut out),
         Site::JsonWhole => {
             out.push(b'"');
             json::escape_into(text, &mut out);

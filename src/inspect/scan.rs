@@ -1,7 +1,15 @@
 //! Walkers per body kind (JSON, NDJSON, form, text): they collect candidates - detector hits
 //! and field-rule matches with their raw byte spans - and decide nothing.
+//!
+//! Whatever a walker cannot decode is still scanned as it is: a string with an invalid escape
+//! is decoded leniently, a key is scanned like a value, a percent-encoded text is scanned again
+//! decoded, and JSON held in a JSON string (escaped once per level) is walked again, up to
+//! [`MAX_LAYERS`] decodings deep. Every decoding keeps an offset map, so a span found in the
+//! innermost text maps back, through every layer, to the raw bytes of the body.
 
-use crate::detect::{ClassId, DetectorMask, Hit, KeyCtx, KeywordHits};
+use std::sync::Arc;
+
+use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits};
 use crate::json::{self, Kind, PathStack, Value};
 use crate::jsonpath::{self, Step};
 use crate::manifest::BodyKind;
@@ -10,11 +18,21 @@ use crate::transform::Action;
 
 use super::resolve::prune_overlapping_hits;
 
+/// At most this many decodings (JSON string escapes, percent-encoding, JSON inside a string) are
+/// stacked on one text: a message envelope inside a queue event inside an API response is three.
+pub(crate) const MAX_LAYERS: u8 = 6;
+
+/// Paths are rendered for at most this many candidates per body; later ones share an elided
+/// path. Reported findings are capped below this (see `MAX_REPORTED_FINDINGS`).
+const MAX_RENDERED_PATHS: usize = 2 * super::MAX_REPORTED_FINDINGS;
+
 /// How a finding's replacement is written into the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Site {
     /// Inside a JSON string: replacement is JSON-escaped.
     JsonString,
+    /// An object key: JSON-escaped, and made unique (see `Policy::decide`).
+    JsonKey,
     /// A whole JSON number, literal or container: replacement becomes a JSON string.
     JsonWhole,
     /// Plain text: replacement written as is.
@@ -36,9 +54,13 @@ pub(super) struct Candidate {
     /// Field rule whose action overrides (rules without a class).
     pub(super) rule_action: Option<usize>,
     pub(super) site: Site,
+    /// JSON string layers around the site beyond its own (JSON nested in JSON strings): the
+    /// replacement is JSON-escaped once more for each.
+    pub(super) levels: u8,
     /// Decoded value when it differs from the raw bytes (escapes, percent-encoding, numbers).
     pub(super) decoded: Option<Vec<u8>>,
-    pub(super) path: Option<String>,
+    /// Rendered once per value with findings, shared by its candidates.
+    pub(super) path: Option<Arc<str>>,
     /// For `drop`: where the JSON member starts and its value ends, and whether the value is
     /// the document itself (then it becomes `null`). `None` in text and form bodies.
     pub(super) member: Option<(usize, usize, bool)>,
@@ -56,6 +78,7 @@ impl Candidate {
             from_field: false,
             rule_action: None,
             site,
+            levels: 0,
             decoded: None,
             path: None,
             member: None,
@@ -73,11 +96,86 @@ impl Candidate {
             from_field: true,
             rule_action: None,
             site,
+            levels: 0,
             decoded: None,
             path: None,
             member: None,
         }
     }
+}
+
+/// Where a text being scanned comes from: how its offsets map back to the body, and what its
+/// findings inherit.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    /// Text offset -> offset in the parent text (before `shift`), when the text was decoded.
+    map: Option<&'a [usize]>,
+    /// Offset of the text (or of the raw text `map` refers to) in the parent.
+    shift: usize,
+    parent: Option<&'a Origin<'a>>,
+    /// JSON string layers around this text (0 for a body, 1 for a string of the body, ...).
+    json_levels: u8,
+    /// Decodings so far.
+    layers: u8,
+    /// The rendered path of the string holding a nested document.
+    prefix: Option<&'a str>,
+    /// A field rule's action inherited from an enclosing value.
+    rule_action: Option<usize>,
+}
+
+impl<'a> Origin<'a> {
+    fn body(shift: usize) -> Origin<'static> {
+        Origin {
+            map: None,
+            shift,
+            parent: None,
+            json_levels: 0,
+            layers: 0,
+            prefix: None,
+            rule_action: None,
+        }
+    }
+
+    /// A text at `shift` of this one, as it is (`map: None`) or decoded.
+    fn child(&'a self, shift: usize, map: Option<&'a [usize]>) -> Origin<'a> {
+        Origin {
+            map,
+            shift,
+            parent: Some(self),
+            layers: self.layers + u8::from(map.is_some()),
+            ..*self
+        }
+    }
+
+    fn to_body(&self, p: usize) -> usize {
+        let q = match self.map {
+            Some(m) => m.get(p).or(m.last()).copied().unwrap_or(0),
+            None => p,
+        } + self.shift;
+        match self.parent {
+            Some(o) => o.to_body(q),
+            None => q,
+        }
+    }
+
+    fn decoded(&self) -> bool {
+        self.map.is_some() || self.parent.is_some_and(Origin::decoded)
+    }
+}
+
+/// A value's path, rendered on first use.
+struct LazyPath<'a> {
+    stack: Option<(&'a PathStack, &'a [u8])>,
+    prefix: Option<&'a str>,
+    rendered: Option<Arc<str>>,
+}
+
+impl LazyPath<'_> {
+    const NONE: LazyPath<'static> = LazyPath {
+        stack: None,
+        prefix: None,
+        rendered: None,
+    };
 }
 
 /// Runs the plan's detectors over one text into `hits` (cleared first).
@@ -86,7 +184,7 @@ fn detect(
     plan: &Plan,
     text: &[u8],
     ctx: KeyCtx<'_>,
-    keywords: Option<DetectorMask>,
+    keywords: Option<crate::detect::DetectorMask>,
     hits: &mut Vec<Hit>,
 ) {
     hits.clear();
@@ -115,10 +213,10 @@ pub(super) struct Scanner<'p, 'b> {
     pub(super) candidates: Vec<Candidate>,
     pub(super) records: u64,
     hits: Vec<Hit>,
-    buf: Vec<u8>,
-    map: Vec<usize>,
     /// Keyword positions from one prefilter pass over the whole body.
     keywords: KeywordHits,
+    paths_rendered: usize,
+    elided: Arc<str>,
 }
 
 /// What field rules say about a value.
@@ -142,14 +240,14 @@ impl<'p, 'b> Scanner<'p, 'b> {
             candidates: Vec::new(),
             records: 0,
             hits: Vec::new(),
-            buf: Vec::new(),
-            map: Vec::new(),
             keywords: match kind {
                 BodyKind::Json | BodyKind::Ndjson => {
                     policy.inner.detectors.keyword_hits(body, plan.enabled)
                 }
                 _ => KeywordHits::default(),
             },
+            paths_rendered: 0,
+            elided: Arc::from("$…"),
         }
     }
 
@@ -173,17 +271,43 @@ impl<'p, 'b> Scanner<'p, 'b> {
         RuleVerdict::None
     }
 
-    pub(super) fn json(&mut self, base: usize, doc: &[u8]) -> Result<(), String> {
-        if std::str::from_utf8(doc).is_err() {
-            return Err("body is not valid UTF-8 JSON".to_string());
+    fn path(&mut self, lazy: &mut LazyPath<'_>) -> Option<Arc<str>> {
+        if let Some(p) = &lazy.rendered {
+            return Some(p.clone());
         }
+        let (stack, doc) = lazy.stack?;
+        self.paths_rendered += 1;
+        let p: Arc<str> = if self.paths_rendered > MAX_RENDERED_PATHS {
+            self.elided.clone()
+        } else {
+            let mut s = String::from(lazy.prefix.unwrap_or("$"));
+            stack.render_into(doc, &mut s);
+            jsonpath::truncate_path(&mut s);
+            Arc::from(s)
+        };
+        lazy.rendered = Some(p.clone());
+        Some(p)
+    }
+
+    /// Walks one JSON document of the body (`base`: where it starts).
+    pub(super) fn json(&mut self, base: usize, doc: &[u8]) -> Result<(), String> {
+        let origin = Origin::body(base);
+        self.json_doc(doc, &origin)
+            .map_err(|e| format!("malformed JSON at byte {}: {}", base + e.offset, e.message))
+    }
+
+    /// Walks a JSON document: the body's (records counted, field rules apply) or one nested in
+    /// a string.
+    fn json_doc(&mut self, doc: &[u8], origin: &Origin<'_>) -> Result<(), json::SyntaxError> {
         let plan = self.plan;
         let mut path = PathStack::default();
-        let has_rules = !plan.fields.is_empty();
+        let top = origin.json_levels == 0;
+        let has_rules = top && !plan.fields.is_empty();
         let records_path = plan
             .scope
             .as_ref()
             .and_then(|s| s.max_records.as_ref())
+            .filter(|_| top)
             .map(|(p, _)| p);
         let mut records = 0u64;
         let result = json::walk(doc, &mut path, |p, v| {
@@ -192,32 +316,44 @@ impl<'p, 'b> Scanner<'p, 'b> {
                     records += len as u64;
                 }
             }
-            self.json_value(base, doc, p, v, has_rules);
+            self.json_value(doc, origin, p, v, has_rules);
         });
         self.records += records;
-        result.map_err(|e| format!("malformed JSON at byte {}: {}", base + e.offset, e.message))
+        result
     }
 
-    fn json_value(&mut self, base: usize, doc: &[u8], p: &PathStack, v: &Value, has_rules: bool) {
+    fn json_value(
+        &mut self,
+        doc: &[u8],
+        origin: &Origin<'_>,
+        p: &mut PathStack,
+        v: &Value,
+        has_rules: bool,
+    ) {
+        if let Kind::Key { escaped } = v.kind {
+            self.json_key(doc, origin, p, v, escaped);
+            return;
+        }
         let is_scannable = matches!(v.kind, Kind::String { .. } | Kind::Number);
         if !has_rules && !is_scannable {
             return;
         }
-        let steps_owned;
         let verdict = if has_rules {
-            steps_owned = p.steps(doc);
-            self.rule_for(&steps_owned)
+            self.rule_for(&p.steps(doc))
         } else {
-            steps_owned = Vec::new();
             RuleVerdict::None
         };
-        let member = Some((base + v.member_start, base + v.outer_end, p.is_root()));
-        let path_string = |_: &Self| -> Option<String> {
-            Some(if has_rules {
-                jsonpath::render(&steps_owned)
-            } else {
-                jsonpath::render(&p.steps(doc))
-            })
+        let member = (origin.json_levels == 0).then(|| {
+            (
+                origin.to_body(v.member_start),
+                origin.to_body(v.outer_end),
+                p.is_root(),
+            )
+        });
+        let mut lazy = LazyPath {
+            stack: Some((&*p, doc)),
+            prefix: origin.prefix,
+            rendered: None,
         };
         match verdict {
             RuleVerdict::Skip => {}
@@ -230,7 +366,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                         let (s, e) = v.inner();
                         let decoded = escaped.then(|| {
                             let mut out = Vec::new();
-                            let _ = json::decode_string(&doc[s..e], &mut out, None);
+                            json::decode_lossy(&doc[s..e], &mut out, None);
                             out
                         });
                         (Site::JsonString, s, e, decoded)
@@ -238,11 +374,18 @@ impl<'p, 'b> Scanner<'p, 'b> {
                     _ => (Site::JsonWhole, v.outer_start, v.outer_end, None),
                 };
                 let class = self.plan.fields[rule].class.unwrap_or_default();
+                let path = self.path(&mut lazy);
                 self.candidates.push(Candidate {
                     decoded,
-                    path: path_string(self),
+                    path,
                     member,
-                    ..Candidate::from_rule(rule, class, base + start, base + end, site)
+                    ..Candidate::from_rule(
+                        rule,
+                        class,
+                        origin.to_body(start),
+                        origin.to_body(end),
+                        site,
+                    )
                 });
             }
             RuleVerdict::None | RuleVerdict::Override(_) => {
@@ -252,77 +395,238 @@ impl<'p, 'b> Scanner<'p, 'b> {
                 }
                 let rule_action = match verdict {
                     RuleVerdict::Override(r) => Some(r),
-                    _ => None,
+                    _ => origin.rule_action,
                 };
                 let ctx = KeyCtx {
                     key: p.key(),
                     parent: p.parent_key(),
                 };
                 let (s, e) = v.inner();
-                let raw = &doc[s..e];
-                let escaped = matches!(v.kind, Kind::String { escaped: true });
-                if escaped {
-                    self.buf.clear();
-                    self.map.clear();
-                    if json::decode_string(raw, &mut self.buf, Some(&mut self.map)).is_err() {
-                        return;
+                match v.kind {
+                    Kind::Number => {
+                        detect(
+                            self.policy,
+                            self.plan,
+                            &doc[s..e],
+                            ctx,
+                            None,
+                            &mut self.hits,
+                        );
+                        if let Some(h) = best_hit(&self.hits) {
+                            let path = self.path(&mut lazy);
+                            let decoded = origin.decoded().then(|| doc[s..e].to_vec());
+                            self.candidates.push(Candidate {
+                                rule_action,
+                                decoded,
+                                path,
+                                member,
+                                levels: origin.json_levels,
+                                ..Candidate::from_hit(
+                                    &h,
+                                    origin.to_body(s),
+                                    origin.to_body(e),
+                                    Site::JsonWhole,
+                                )
+                            });
+                        }
                     }
-                    detect(self.policy, self.plan, &self.buf, ctx, None, &mut self.hits);
-                } else {
-                    let keywords = self.keywords.within(base + s, base + e);
-                    detect(
-                        self.policy,
-                        self.plan,
-                        raw,
-                        ctx,
-                        Some(keywords),
-                        &mut self.hits,
-                    );
-                }
-                if self.hits.is_empty() {
-                    return;
-                }
-                let path = path_string(self);
-                let mut hits = std::mem::take(&mut self.hits);
-                if hits.len() > 1 {
-                    // Several detectors often match the same digits (a card is also a run the
-                    // phone detectors look at): keep the best per overlap here, before any
-                    // candidate is built.
-                    prune_overlapping_hits(&mut hits);
-                }
-                for h in &hits {
-                    let (start, end, site, decoded) = match v.kind {
-                        Kind::Number => (v.outer_start, v.outer_end, Site::JsonWhole, None),
-                        _ if escaped => (
-                            s + self.map[h.start],
-                            s + self.map[h.end.min(self.map.len() - 1)],
+                    Kind::String { escaped } => {
+                        let origin = Origin {
+                            rule_action,
+                            ..*origin
+                        };
+                        self.json_string(
+                            &doc[s..e],
+                            s,
+                            escaped,
+                            ctx,
+                            &origin,
+                            &mut lazy,
                             Site::JsonString,
-                            Some(self.buf[h.start..h.end].to_vec()),
-                        ),
-                        _ => (s + h.start, s + h.end, Site::JsonString, None),
-                    };
-                    self.candidates.push(Candidate {
-                        rule_action,
-                        decoded,
-                        path: path.clone(),
-                        member,
-                        ..Candidate::from_hit(h, base + start, base + end, site)
-                    });
+                            member,
+                        );
+                    }
+                    _ => {}
                 }
-                self.hits = hits;
             }
         }
     }
 
-    pub(super) fn ndjson(&mut self) -> Result<(), String> {
+    /// Object keys are scanned like values (a map keyed by email addresses), without a key hint.
+    fn json_key(
+        &mut self,
+        doc: &[u8],
+        origin: &Origin<'_>,
+        p: &mut PathStack,
+        v: &Value,
+        escaped: bool,
+    ) {
+        let (s, e) = v.inner();
+        let raw = &doc[s..e];
+        // Identifier-like keys hold no value any detector finds: skip them cheaply.
+        if !escaped && raw.len() <= 32 && raw.iter().all(|b| b.is_ascii_alphabetic() || *b == b'_')
+        {
+            return;
+        }
+        let mark = self.candidates.len();
+        let ctx = KeyCtx {
+            key: None,
+            parent: p.parent_key(),
+        };
+        let mut lazy = LazyPath::NONE;
+        self.json_string(raw, s, escaped, ctx, origin, &mut lazy, Site::JsonKey, None);
+        if let Some(first) = self.candidates.get(mark) {
+            // The key is a value: its path segment shows the class, never the key.
+            let class = self
+                .policy
+                .inner
+                .detectors
+                .classes
+                .name(first.class)
+                .clone();
+            p.label_key(class);
+            let mut lazy = LazyPath {
+                stack: Some((&*p, doc)),
+                prefix: origin.prefix,
+                rendered: None,
+            };
+            let path = self.path(&mut lazy);
+            for c in &mut self.candidates[mark..] {
+                c.path = path.clone();
+            }
+        }
+    }
+
+    /// Scans the raw contents of a JSON string (`at`: where they start in the document).
+    #[allow(clippy::too_many_arguments)]
+    fn json_string(
+        &mut self,
+        raw: &[u8],
+        at: usize,
+        escaped: bool,
+        ctx: KeyCtx<'_>,
+        origin: &Origin<'_>,
+        lazy: &mut LazyPath<'_>,
+        site: Site,
+        member: Option<(usize, usize, bool)>,
+    ) {
+        let string_origin = Origin {
+            json_levels: origin.json_levels + 1,
+            ..*origin
+        };
+        if escaped {
+            let mut buf = Vec::with_capacity(raw.len());
+            let mut map = Vec::with_capacity(raw.len() + 1);
+            json::decode_lossy(raw, &mut buf, Some(&mut map));
+            let o = string_origin.child(at, Some(map.as_slice()));
+            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+        } else {
+            let keywords = (origin.parent.is_none() && origin.json_levels == 0).then(|| {
+                let (s, e) = (origin.to_body(at), origin.to_body(at + raw.len()));
+                self.keywords.within(s, e)
+            });
+            let o = string_origin.child(at, None);
+            self.text_layers(raw, &o, ctx, lazy, site, member, keywords);
+        }
+    }
+
+    /// Scans a text, then what it may hide: JSON inside it, escapes left in it, percent-escapes.
+    #[allow(clippy::too_many_arguments)]
+    fn text_layers(
+        &mut self,
+        text: &[u8],
+        origin: &Origin<'_>,
+        ctx: KeyCtx<'_>,
+        lazy: &mut LazyPath<'_>,
+        site: Site,
+        member: Option<(usize, usize, bool)>,
+        keywords: Option<crate::detect::DetectorMask>,
+    ) {
+        let deeper = origin.layers < MAX_LAYERS;
+        if deeper && site == Site::JsonString && looks_like_json(text) {
+            // JSON in a JSON string: walk it, keys and all; if it does not parse, scan it as text.
+            let mark = self.candidates.len();
+            let prefix = self.path(lazy);
+            let nested = Origin {
+                prefix: prefix.as_deref(),
+                layers: origin.layers + 1,
+                ..*origin
+            };
+            if self.json_doc(text, &nested).is_ok() {
+                return;
+            }
+            self.candidates.truncate(mark);
+        }
+        detect(self.policy, self.plan, text, ctx, keywords, &mut self.hits);
+        if !self.hits.is_empty() {
+            self.push_hits(text, origin, lazy, site, member);
+        }
+        if !deeper {
+            return;
+        }
+        if matches!(site, Site::JsonString | Site::JsonKey) && has_json_escape(text) {
+            // Escaped once more than the document needs (a string serialised twice).
+            let mut buf = Vec::with_capacity(text.len());
+            let mut map = Vec::with_capacity(text.len() + 1);
+            json::decode_lossy(text, &mut buf, Some(&mut map));
+            let o = Origin {
+                json_levels: origin.json_levels + 1,
+                ..origin.child(0, Some(map.as_slice()))
+            };
+            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+        } else if has_percent_escape(text) {
+            let mut buf = Vec::with_capacity(text.len());
+            let mut map = Vec::with_capacity(text.len() + 1);
+            percent_decode(text, false, &mut buf, Some(&mut map));
+            let o = origin.child(0, Some(map.as_slice()));
+            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+        }
+    }
+
+    fn push_hits(
+        &mut self,
+        text: &[u8],
+        origin: &Origin<'_>,
+        lazy: &mut LazyPath<'_>,
+        site: Site,
+        member: Option<(usize, usize, bool)>,
+    ) {
+        let mut hits = std::mem::take(&mut self.hits);
+        if hits.len() > 1 {
+            // Several detectors often match the same digits (a card is also a run the phone
+            // detectors look at): keep the best per overlap here, before any candidate is built.
+            prune_overlapping_hits(&mut hits);
+        }
+        let path = self.path(lazy);
+        let decoded = origin.decoded();
+        let levels = match site {
+            Site::JsonString | Site::JsonKey => origin.json_levels.saturating_sub(1),
+            _ => origin.json_levels,
+        };
+        for h in &hits {
+            let (start, end) = (origin.to_body(h.start), origin.to_body(h.end));
+            if start >= end {
+                continue;
+            }
+            self.candidates.push(Candidate {
+                rule_action: origin.rule_action,
+                decoded: decoded.then(|| text.get(h.start..h.end).unwrap_or_default().to_vec()),
+                path: path.clone(),
+                member,
+                levels,
+                ..Candidate::from_hit(h, start, end, site)
+            });
+        }
+        self.hits = hits;
+    }
+
+    pub(super) fn ndjson(&mut self, lenient: bool) -> Result<Vec<usize>, String> {
         let body = self.body;
         let mut start = 0;
         let mut line_no = 0;
+        let mut fallbacks = Vec::new();
         while start < body.len() {
-            let end = body[start..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(body.len(), |p| start + p);
+            let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |p| start + p);
             line_no += 1;
             let line = &body[start..end];
             let trimmed_len = line
@@ -332,32 +636,79 @@ impl<'p, 'b> Scanner<'p, 'b> {
             if line[..trimmed_len].iter().any(|b| !b.is_ascii_whitespace()) {
                 self.records += 1;
                 let saved = self.records;
-                self.json(start, &line[..trimmed_len])
-                    .map_err(|e| format!("line {line_no}: {e}"))?;
+                let mark = self.candidates.len();
+                if let Err(e) = self.json(start, &line[..trimmed_len]) {
+                    if !lenient {
+                        return Err(format!("line {line_no}: {e}"));
+                    }
+                    // A line that is not JSON is scanned as text.
+                    self.candidates.truncate(mark);
+                    self.text(start, &line[..trimmed_len]);
+                    fallbacks.push(line_no);
+                }
                 // Record-limit arrays inside lines are not records of an NDJSON stream.
                 self.records = saved;
             }
             start = end + 1;
         }
-        Ok(())
+        Ok(fallbacks)
     }
 
+    /// Scans free text: detectors over the whole text (and its percent-decoding), plus the
+    /// values of `key: value`, `key=value`, `"key": "value"`, `<key>value</key>` and
+    /// `key="value"` shapes with their keys as hints.
     pub(super) fn text(&mut self, base: usize, text: &[u8]) {
-        detect(
-            self.policy,
-            self.plan,
+        let origin = Origin::body(base);
+        let mut lazy = LazyPath::NONE;
+        self.text_layers(
             text,
+            &origin,
             KeyCtx::default(),
+            &mut lazy,
+            Site::Text,
             None,
-            &mut self.hits,
+            None,
         );
-        for h in &self.hits {
-            self.candidates.push(Candidate::from_hit(
-                h,
-                base + h.start,
-                base + h.end,
-                Site::Text,
-            ));
+        self.text_pairs(text, &origin);
+    }
+
+    fn text_pairs(&mut self, text: &[u8], origin: &Origin<'_>) {
+        let policy = self.policy;
+        let detectors = &policy.inner.detectors;
+        let mut key = String::new();
+        let mut last_value_end = 0;
+        for sep in memchr::memchr3_iter(b':', b'=', b'>', text) {
+            if sep < last_value_end {
+                continue;
+            }
+            let Some((k, value)) = pair_at(text, sep) else {
+                continue;
+            };
+            let Ok(k) = std::str::from_utf8(k) else {
+                continue;
+            };
+            jsonpath::normalize_key(k, &mut key);
+            if !detectors.is_hinted_key(&key) {
+                continue;
+            }
+            let ctx = KeyCtx {
+                key: Some(key.as_str()),
+                parent: None,
+            };
+            detect(
+                self.policy,
+                self.plan,
+                &text[value.clone()],
+                ctx,
+                None,
+                &mut self.hits,
+            );
+            if !self.hits.is_empty() {
+                let o = origin.child(value.start, None);
+                let mut lazy = LazyPath::NONE;
+                self.push_hits(&text[value.clone()], &o, &mut lazy, Site::Text, None);
+            }
+            last_value_end = value.end;
         }
     }
 
@@ -365,20 +716,19 @@ impl<'p, 'b> Scanner<'p, 'b> {
         let body = self.body;
         let mut start = 0;
         let mut key_norm = String::new();
+        let mut buf = Vec::new();
+        let mut map = Vec::new();
         while start <= body.len() {
-            let end = body[start..]
-                .iter()
-                .position(|b| *b == b'&')
-                .map_or(body.len(), |p| start + p);
+            let end = memchr::memchr(b'&', &body[start..]).map_or(body.len(), |p| start + p);
             let pair = &body[start..end];
             let (k, v_start) = match pair.iter().position(|b| *b == b'=') {
                 Some(eq) => (&pair[..eq], start + eq + 1),
                 None => (pair, end),
             };
             let mut key = Vec::new();
-            percent_decode(k, &mut key, None);
+            percent_decode(k, true, &mut key, None);
             let key = String::from_utf8_lossy(&key).into_owned();
-            crate::detect::normalize_key(&key, &mut key_norm);
+            jsonpath::normalize_key(&key, &mut key_norm);
             let raw = &body[v_start..end];
             let steps = [Step::Key(key.as_str())];
             let verdict = if self.plan.fields.is_empty() {
@@ -386,18 +736,18 @@ impl<'p, 'b> Scanner<'p, 'b> {
             } else {
                 self.rule_for(&steps)
             };
-            let path = Some(jsonpath::render(&steps));
-            self.buf.clear();
-            self.map.clear();
-            percent_decode(raw, &mut self.buf, Some(&mut self.map));
-            let decoded_differs = self.buf.as_slice() != raw;
+            let path: Option<Arc<str>> = Some(Arc::from(jsonpath::render(&steps)));
+            buf.clear();
+            map.clear();
+            percent_decode(raw, true, &mut buf, Some(&mut map));
+            let decoded_differs = buf.as_slice() != raw;
             match verdict {
                 RuleVerdict::Skip => {}
                 RuleVerdict::Whole(rule) => {
                     if !raw.is_empty() {
                         let class = self.plan.fields[rule].class.unwrap_or_default();
                         self.candidates.push(Candidate {
-                            decoded: decoded_differs.then(|| self.buf.clone()),
+                            decoded: decoded_differs.then(|| buf.clone()),
                             path,
                             ..Candidate::from_rule(rule, class, v_start, end, Site::Form)
                         });
@@ -413,18 +763,25 @@ impl<'p, 'b> Scanner<'p, 'b> {
                         key: Some(key_norm.as_str()),
                         parent: None,
                     };
-                    detect(self.policy, self.plan, &self.buf, ctx, None, &mut self.hits);
-                    for h in &self.hits {
-                        let (start, end) = (
-                            v_start + self.map[h.start],
-                            v_start + self.map[h.end.min(self.map.len() - 1)],
-                        );
-                        self.candidates.push(Candidate {
-                            rule_action,
-                            decoded: decoded_differs.then(|| self.buf[h.start..h.end].to_vec()),
-                            path: path.clone(),
-                            ..Candidate::from_hit(h, start, end, Site::Form)
-                        });
+                    let body_origin = Origin::body(0);
+                    let o = Origin {
+                        rule_action,
+                        ..body_origin.child(v_start, Some(map.as_slice()))
+                    };
+                    let mut lazy = LazyPath {
+                        rendered: path,
+                        ..LazyPath::NONE
+                    };
+                    let decoded = std::mem::take(&mut buf);
+                    self.text_layers(&decoded, &o, ctx, &mut lazy, Site::Form, None, None);
+                    buf = decoded;
+                    if !decoded_differs {
+                        for c in self.candidates.iter_mut().rev() {
+                            if c.start < v_start {
+                                break;
+                            }
+                            c.decoded = None;
+                        }
                     }
                 }
             }
@@ -433,13 +790,120 @@ impl<'p, 'b> Scanner<'p, 'b> {
     }
 }
 
-/// Decodes `%XX` and `+` (form encoding), recording raw offsets like `json::decode_string`.
-fn percent_decode(raw: &[u8], out: &mut Vec<u8>, mut map: Option<&mut Vec<usize>>) {
+/// The best hit of a number (a number is replaced whole).
+fn best_hit(hits: &[Hit]) -> Option<Hit> {
+    hits.iter()
+        .copied()
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence))
+}
+
+fn looks_like_json(text: &[u8]) -> bool {
+    let first = text.iter().position(|b| !b.is_ascii_whitespace());
+    let last = text.iter().rposition(|b| !b.is_ascii_whitespace());
+    match (first, last) {
+        (Some(f), Some(l)) => matches!((text[f], text[l]), (b'{', b'}') | (b'[', b']')),
+        _ => false,
+    }
+}
+
+/// A JSON escape that changes what a text says: `\"`, `\\`, `\/` or `\uXXXX`.
+fn has_json_escape(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', text).any(|i| match text.get(i + 1) {
+        Some(b'"' | b'\\' | b'/') => true,
+        Some(b'u') => text
+            .get(i + 2..i + 6)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+        _ => false,
+    })
+}
+
+fn has_percent_escape(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', text).any(|i| {
+        text.get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
+/// The key and value span of a key/value shape whose separator (`:`, `=` or the `>` closing an
+/// XML start tag) is at `sep`.
+fn pair_at(text: &[u8], sep: usize) -> Option<(&[u8], std::ops::Range<usize>)> {
+    const MAX_KEY: usize = 64;
+    const MAX_VALUE: usize = 1024;
+    let key_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let (key, value_start, value_end) = if text[sep] == b'>' {
+        // <key attr="...">value</key>
+        let open = memchr::memrchr(b'<', &text[sep.saturating_sub(512)..sep])
+            .map(|p| sep.saturating_sub(512) + p)?;
+        let name_start = open + 1;
+        let name_len = text[name_start..sep]
+            .iter()
+            .take_while(|b| key_byte(**b) || **b == b':')
+            .count();
+        if name_len == 0 || name_len > MAX_KEY || text[sep - 1] == b'/' {
+            return None;
+        }
+        let key = &text[name_start..name_start + name_len];
+        let start = sep + 1;
+        let end = memchr::memchr(b'<', &text[start..text.len().min(start + MAX_VALUE)])
+            .map_or(text.len().min(start + MAX_VALUE), |p| start + p);
+        (key, start, end)
+    } else {
+        // key: value, key=value, "key": "value", key="value"
+        let mut k_end = sep;
+        while k_end > 0 && text[k_end - 1] == b' ' {
+            k_end -= 1;
+        }
+        if k_end > 0 && matches!(text[k_end - 1], b'"' | b'\'') {
+            k_end -= 1;
+        }
+        let mut k_start = k_end;
+        while k_start > 0 && sep - k_start < MAX_KEY && key_byte(text[k_start - 1]) {
+            k_start -= 1;
+        }
+        if k_start == k_end {
+            return None;
+        }
+        let mut start = sep + 1;
+        while text.get(start) == Some(&b' ') || text.get(start) == Some(&b'\t') {
+            start += 1;
+        }
+        let limit = text.len().min(start + MAX_VALUE);
+        let (start, end) = match text.get(start) {
+            Some(&q @ (b'"' | b'\'')) => {
+                let s = start + 1;
+                let e = memchr::memchr(q, &text[s.min(limit)..limit]).map_or(limit, |p| s + p);
+                (s, e)
+            }
+            _ => {
+                let stop: &[u8] = if text[sep] == b'=' {
+                    b"&;,\"'<> \t\r\n"
+                } else {
+                    b"&;,\"'<>\r\n"
+                };
+                let e = text[start.min(limit)..limit]
+                    .iter()
+                    .position(|b| stop.contains(b))
+                    .map_or(limit, |p| start + p);
+                (start, e)
+            }
+        };
+        (&text[k_start..k_end], start, end)
+    };
+    let mut end = value_end;
+    while end > value_start && text[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    (end > value_start).then_some((key, value_start..end))
+}
+
+/// Decodes `%XX` (and with `plus`, `+` as a space: form encoding), recording raw offsets like
+/// `json::decode_string`.
+fn percent_decode(raw: &[u8], plus: bool, out: &mut Vec<u8>, mut map: Option<&mut Vec<usize>>) {
     let hex = |b: u8| (b as char).to_digit(16);
     let mut i = 0;
     while i < raw.len() {
         let (byte, len) = match raw[i] {
-            b'+' => (b' ', 1),
+            b'+' if plus => (b' ', 1),
             b'%' => match (
                 raw.get(i + 1).and_then(|b| hex(*b)),
                 raw.get(i + 2).and_then(|b| hex(*b)),
