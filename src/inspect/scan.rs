@@ -147,13 +147,13 @@ impl<'a> Origin<'a> {
         }
     }
 
-    fn to_body(&self, p: usize) -> usize {
+    fn body_offset(&self, p: usize) -> usize {
         let q = match self.map {
             Some(m) => m.get(p).or(m.last()).copied().unwrap_or(0),
             None => p,
         } + self.shift;
         match self.parent {
-            Some(o) => o.to_body(q),
+            Some(o) => o.body_offset(q),
             None => q,
         }
     }
@@ -345,8 +345,8 @@ impl<'p, 'b> Scanner<'p, 'b> {
         };
         let member = (origin.json_levels == 0).then(|| {
             (
-                origin.to_body(v.member_start),
-                origin.to_body(v.outer_end),
+                origin.body_offset(v.member_start),
+                origin.body_offset(v.outer_end),
                 p.is_root(),
             )
         });
@@ -382,8 +382,8 @@ impl<'p, 'b> Scanner<'p, 'b> {
                     ..Candidate::from_rule(
                         rule,
                         class,
-                        origin.to_body(start),
-                        origin.to_body(end),
+                        origin.body_offset(start),
+                        origin.body_offset(end),
                         site,
                     )
                 });
@@ -423,8 +423,8 @@ impl<'p, 'b> Scanner<'p, 'b> {
                                 levels: origin.json_levels,
                                 ..Candidate::from_hit(
                                     &h,
-                                    origin.to_body(s),
-                                    origin.to_body(e),
+                                    origin.body_offset(s),
+                                    origin.body_offset(e),
                                     Site::JsonWhole,
                                 )
                             });
@@ -522,7 +522,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
             self.text_layers(&buf, &o, ctx, lazy, site, member, None);
         } else {
             let keywords = (origin.parent.is_none() && origin.json_levels == 0).then(|| {
-                let (s, e) = (origin.to_body(at), origin.to_body(at + raw.len()));
+                let (s, e) = (origin.body_offset(at), origin.body_offset(at + raw.len()));
                 self.keywords.within(s, e)
             });
             let o = string_origin.child(at, None);
@@ -604,7 +604,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
             _ => origin.json_levels,
         };
         for h in &hits {
-            let (start, end) = (origin.to_body(h.start), origin.to_body(h.end));
+            let (start, end) = (origin.body_offset(h.start), origin.body_offset(h.end));
             if start >= end {
                 continue;
             }
