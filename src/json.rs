@@ -4,8 +4,9 @@
 //! bytes, so the output is byte-identical outside the replaced spans. The walker is iterative (an
 //! explicit stack), so deep nesting cannot overflow the call stack; depth is capped anyway.
 
-use crate::detect::normalize_key;
-use crate::jsonpath::Step;
+use std::sync::Arc;
+
+use crate::jsonpath::{self, normalize_key, Step};
 
 /// Nesting deeper than this is rejected as malformed.
 pub(crate) const MAX_DEPTH: usize = 256;
@@ -22,6 +23,11 @@ pub(crate) enum Kind {
     Object,
     Array {
         len: usize,
+    },
+    /// An object key (visited before its value, with its own segment on the path); the spans
+    /// are those of a string.
+    Key {
+        escaped: bool,
     },
 }
 
@@ -41,7 +47,7 @@ impl Value {
     /// The content span: inside the quotes for strings, the whole value otherwise.
     pub(crate) fn inner(&self) -> (usize, usize) {
         match self.kind {
-            Kind::String { .. } => (self.outer_start + 1, self.outer_end - 1),
+            Kind::String { .. } | Kind::Key { .. } => (self.outer_start + 1, self.outer_end - 1),
             _ => (self.outer_start, self.outer_end),
         }
     }
@@ -66,6 +72,8 @@ struct Segment {
     normalized: String,
     /// Index of the nearest key segment below this one (its parent member), if any.
     parent: Option<usize>,
+    /// Shown instead of the key in rendered paths (the key is itself a value).
+    label: Option<Arc<str>>,
 }
 
 /// The path of the current value. Segments are reused between members to avoid allocating.
@@ -76,13 +84,7 @@ pub(crate) struct PathStack {
 }
 
 impl PathStack {
-    fn push_key(
-        &mut self,
-        body: &[u8],
-        start: usize,
-        end: usize,
-        escaped: bool,
-    ) -> Result<(), SyntaxError> {
+    fn push_key(&mut self, body: &[u8], start: usize, end: usize, escaped: bool) {
         if self.depth == self.segments.len() {
             self.segments.push(Segment::default());
         }
@@ -94,27 +96,26 @@ impl PathStack {
         seg.key_start = start;
         seg.key_end = end;
         seg.decoded = None;
+        seg.label = None;
         let raw = &body[start..end];
+        // Keys are decoded leniently (an invalid escape stays as written, invalid UTF-8 becomes
+        // U+FFFD): a key must never make a document uninspectable.
         if escaped {
             let mut out = Vec::new();
-            decode_string(raw, &mut out, None).map_err(|at| SyntaxError {
-                offset: start + at,
-                message: "invalid escape in key",
-            })?;
-            let s = String::from_utf8(out).map_err(|_| SyntaxError {
-                offset: start,
-                message: "key is not valid UTF-8",
-            })?;
+            decode_lossy(raw, &mut out, None);
+            let s = String::from_utf8_lossy(&out).into_owned();
             normalize_key(&s, &mut seg.normalized);
             seg.decoded = Some(s);
         } else {
-            let s = std::str::from_utf8(raw).map_err(|_| SyntaxError {
-                offset: start,
-                message: "key is not valid UTF-8",
-            })?;
-            normalize_key(s, &mut seg.normalized);
+            match std::str::from_utf8(raw) {
+                Ok(s) => normalize_key(s, &mut seg.normalized),
+                Err(_) => {
+                    let s = String::from_utf8_lossy(raw).into_owned();
+                    normalize_key(&s, &mut seg.normalized);
+                    seg.decoded = Some(s);
+                }
+            }
         }
-        Ok(())
     }
 
     fn push_index(&mut self, index: usize) {
@@ -161,6 +162,34 @@ impl PathStack {
         parent.map(|p| self.segments[p].normalized.as_str())
     }
 
+    /// Renders the key of the current value as `[<label>]` in paths: the key is a value.
+    pub(crate) fn label_key(&mut self, label: Arc<str>) {
+        if let Some(seg) = self.segments[..self.depth].last_mut() {
+            if seg.is_key {
+                seg.label = Some(label);
+            }
+        }
+    }
+
+    /// Appends the rendered path (without the leading `$`) to `out`, stopping once it is
+    /// longer than a rendered path may be.
+    pub(crate) fn render_into(&self, body: &[u8], out: &mut String) {
+        for s in &self.segments[..self.depth] {
+            if !s.is_key {
+                jsonpath::push_index(out, s.index);
+            } else {
+                let key = match &s.decoded {
+                    Some(d) => d.as_str(),
+                    None => std::str::from_utf8(&body[s.key_start..s.key_end]).unwrap_or(""),
+                };
+                jsonpath::push_key(out, key, s.label.as_deref());
+            }
+            if out.len() > jsonpath::MAX_RENDERED_PATH {
+                break;
+            }
+        }
+    }
+
     /// The concrete path, for matching patterns and rendering.
     pub(crate) fn steps<'s>(&'s self, body: &'s [u8]) -> Vec<Step<'s>> {
         self.segments[..self.depth]
@@ -195,7 +224,7 @@ enum Frame {
 /// Walks `body`, calling `visit` for every value (containers after their children).
 pub(crate) fn walk<F>(body: &[u8], path: &mut PathStack, mut visit: F) -> Result<(), SyntaxError>
 where
-    F: FnMut(&PathStack, &Value),
+    F: FnMut(&mut PathStack, &Value),
 {
     let err = |offset: usize, message: &'static str| SyntaxError { offset, message };
     let mut stack: Vec<Frame> = Vec::new();
@@ -229,7 +258,9 @@ where
                         }
                     } else {
                         member_start = i;
-                        i = parse_key(body, i, path)?;
+                        let key = parse_key(body, i, member_start, path)?;
+                        visit(path, &key.0);
+                        i = key.1;
                         continue 'value;
                     }
                 } else {
@@ -317,7 +348,9 @@ where
                         Some(b',') => {
                             i = skip_ws(body, i + 1);
                             member_start = i;
-                            i = parse_key(body, i, path)?;
+                            let key = parse_key(body, i, member_start, path)?;
+                            visit(path, &key.0);
+                            i = key.1;
                             continue 'value;
                         }
                         Some(b'}') => {
@@ -367,8 +400,14 @@ where
     }
 }
 
-/// Parses `"key" :` at `i`, pushes the key, returns the position of the member's value.
-fn parse_key(body: &[u8], i: usize, path: &mut PathStack) -> Result<usize, SyntaxError> {
+/// Parses `"key" :` at `i`, pushes the key, returns the key and the position of the member's
+/// value.
+fn parse_key(
+    body: &[u8],
+    i: usize,
+    member_start: usize,
+    path: &mut PathStack,
+) -> Result<(Value, usize), SyntaxError> {
     if body.get(i) != Some(&b'"') {
         return Err(SyntaxError {
             offset: i,
@@ -376,7 +415,7 @@ fn parse_key(body: &[u8], i: usize, path: &mut PathStack) -> Result<usize, Synta
         });
     }
     let (end, escaped) = scan_string(body, i)?;
-    path.push_key(body, i + 1, end - 1, escaped)?;
+    path.push_key(body, i + 1, end - 1, escaped);
     let j = skip_ws(body, end);
     if body.get(j) != Some(&b':') {
         return Err(SyntaxError {
@@ -384,7 +423,13 @@ fn parse_key(body: &[u8], i: usize, path: &mut PathStack) -> Result<usize, Synta
             message: "expected ':'",
         });
     }
-    Ok(skip_ws(body, j + 1))
+    let key = Value {
+        kind: Kind::Key { escaped },
+        outer_start: i,
+        outer_end: end,
+        member_start,
+    };
+    Ok((key, skip_ws(body, j + 1)))
 }
 
 fn skip_ws(body: &[u8], mut i: usize) -> usize {
@@ -482,6 +527,10 @@ fn scan_number(body: &[u8], i: usize) -> Result<usize, SyntaxError> {
 
 fn hex4(raw: &[u8], at: usize) -> Option<u32> {
     let h = raw.get(at..at + 4)?;
+    // `from_str_radix` alone would take a sign ("\u+123").
+    if !h.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
     let s = std::str::from_utf8(h).ok()?;
     u32::from_str_radix(s, 16).ok()
 }
@@ -489,11 +538,29 @@ fn hex4(raw: &[u8], at: usize) -> Option<u32> {
 /// Decodes the contents of a JSON string (without quotes). With `map`, records for every decoded
 /// byte the raw offset of the escape or byte it came from, plus a final entry for the end.
 /// Returns the offset of a bad escape on error.
+#[cfg(test)]
 pub(crate) fn decode_string(
     raw: &[u8],
     out: &mut Vec<u8>,
-    mut map: Option<&mut Vec<usize>>,
+    map: Option<&mut Vec<usize>>,
 ) -> Result<(), usize> {
+    decode(raw, out, map, false)
+}
+
+/// Like `decode_string`, but never fails: an invalid escape (`C:\Users`) is kept as written
+/// (the backslash is decoded as itself), so what follows it is still scanned. Returns whether
+/// an invalid escape was met.
+pub(crate) fn decode_lossy(raw: &[u8], out: &mut Vec<u8>, map: Option<&mut Vec<usize>>) -> bool {
+    decode(raw, out, map, true).is_err()
+}
+
+fn decode(
+    raw: &[u8],
+    out: &mut Vec<u8>,
+    mut map: Option<&mut Vec<usize>>,
+    lossy: bool,
+) -> Result<(), usize> {
+    let mut invalid = None;
     let mut i = 0;
     while i < raw.len() {
         let b = raw[i];
@@ -506,19 +573,32 @@ pub(crate) fn decode_string(
             continue;
         }
         let start = i;
-        let esc = *raw.get(i + 1).ok_or(i)?;
+        let esc = raw.get(i + 1).copied();
         let mut utf8 = [0u8; 4];
+        let unit: Option<u32> = if esc == Some(b'u') {
+            hex4(raw, i + 2)
+        } else {
+            None
+        };
         let bytes: &[u8] = match esc {
-            b'"' => b"\"",
-            b'\\' => b"\\",
-            b'/' => b"/",
-            b'b' => b"\x08",
-            b'f' => b"\x0c",
-            b'n' => b"\n",
-            b'r' => b"\r",
-            b't' => b"\t",
-            b'u' => {
-                let hi = hex4(raw, i + 2).ok_or(i)?;
+            None | Some(b'u') if unit.is_none() => {
+                // A bad escape: keep the backslash as a literal byte and go on.
+                if !lossy {
+                    return Err(i);
+                }
+                invalid.get_or_insert(i);
+                b"\\"
+            }
+            Some(b'"') => b"\"",
+            Some(b'\\') => b"\\",
+            Some(b'/') => b"/",
+            Some(b'b') => b"\x08",
+            Some(b'f') => b"\x0c",
+            Some(b'n') => b"\n",
+            Some(b'r') => b"\r",
+            Some(b't') => b"\t",
+            Some(b'u') => {
+                let hi = unit.unwrap_or(0xFFFD);
                 let (cp, len) = if (0xD800..0xDC00).contains(&hi) {
                     // A surrogate pair: "\uD83D\uDE00".
                     let lo = (raw.get(i + 6..i + 8) == Some(b"\\u"))
@@ -545,18 +625,29 @@ pub(crate) fn decode_string(
                 }
                 continue;
             }
-            _ => return Err(i),
+            _ => {
+                if !lossy {
+                    return Err(i);
+                }
+                invalid.get_or_insert(i);
+                b"\\"
+            }
         };
         out.extend_from_slice(bytes);
         if let Some(m) = map.as_deref_mut() {
             m.push(start);
         }
-        i += 2;
+        // A kept backslash consumes only itself: the byte after it is decoded on its own.
+        i += if bytes == b"\\" && esc != Some(b'\\') {
+            1
+        } else {
+            2
+        };
     }
     if let Some(m) = map {
         m.push(raw.len());
     }
-    Ok(())
+    invalid.map_or(Ok(()), Err)
 }
 
 /// Escapes `s` for use inside a JSON string.
@@ -587,6 +678,9 @@ mod tests {
         let mut path = PathStack::default();
         let mut out = Vec::new();
         walk(body.as_bytes(), &mut path, |p, v| {
+            if matches!(v.kind, Kind::Key { .. }) {
+                return;
+            }
             let steps = p.steps(body.as_bytes());
             out.push((
                 crate::jsonpath::render(&steps),
@@ -623,6 +717,27 @@ mod tests {
         }
         let deep = "[".repeat(MAX_DEPTH + 1);
         assert_eq!(collect(&deep).unwrap_err().message, "nesting too deep");
+    }
+
+    #[test]
+    fn lossy_decoding_keeps_bad_escapes_and_goes_on() {
+        let mut out = Vec::new();
+        let mut map = Vec::new();
+        let bad = decode_lossy(
+            br"SSN 536\u0020x C:\Users\ada \ud800 \u+123 \",
+            &mut out,
+            Some(&mut map),
+        );
+        assert!(bad);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "SSN 536 x C:\\Users\\ada \u{FFFD} \\u+123 \\"
+        );
+        assert_eq!(
+            map.len(),
+            "SSN 536 x C:\\Users\\ada \u{FFFD} \\u+123 \\".len() + 1
+        );
+        assert!(decode_string(br"C:\Users", &mut Vec::new(), None).is_err());
     }
 
     #[test]

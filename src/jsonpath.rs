@@ -209,31 +209,112 @@ fn match_from(segs: &[Segment], path: &[Step<'_>]) -> bool {
     }
 }
 
+/// Longest rendered path in bytes; a longer one is cut and ends in `…`. A path is rendered for
+/// every value with findings, so a hostile 500 KB key must not be copied into each of them.
+pub(crate) const MAX_RENDERED_PATH: usize = 256;
+
 /// Renders a concrete path as `$.a.b[0]['odd key']`.
 pub(crate) fn render(path: &[Step<'_>]) -> String {
     let mut s = String::from("$");
     for step in path {
         match step {
-            Step::Index(i) => {
-                use std::fmt::Write;
-                let _ = write!(s, "[{i}]");
-            }
-            Step::Key(k)
-                if !k.is_empty()
-                    && k.chars()
-                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
-            {
-                s.push('.');
-                s.push_str(k);
-            }
-            Step::Key(k) => {
-                s.push_str("['");
-                s.push_str(&k.replace('\'', "\\'"));
-                s.push_str("']");
-            }
+            Step::Index(i) => push_index(&mut s, *i),
+            Step::Key(k) => push_key(&mut s, k, None),
+        }
+        if s.len() > MAX_RENDERED_PATH {
+            break;
         }
     }
+    truncate_path(&mut s);
     s
+}
+
+pub(crate) fn push_index(s: &mut String, i: usize) {
+    use std::fmt::Write;
+    let _ = write!(s, "[{i}]");
+}
+
+/// Appends one key to a rendered path. Paths go to audit lines and logs, and a key may itself
+/// be a value (a map keyed by email addresses, card numbers, names): this is the one place that
+/// decides how a key is shown. A key in which a detector found `class` renders as `[<class>]`;
+/// a key that merely looks like a value (see [`key_looks_like_value`]) renders as `[<key>]`.
+pub(crate) fn push_key(s: &mut String, key: &str, found: Option<&str>) {
+    if let Some(class) = found {
+        s.push_str("[<");
+        s.push_str(class);
+        s.push_str(">]");
+    } else if key_looks_like_value(key) {
+        s.push_str("[<key>]");
+    } else if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        s.push('.');
+        s.push_str(key);
+    } else {
+        s.push_str("['");
+        s.push_str(&key.replace('\'', "\\'"));
+        s.push_str("']");
+    }
+}
+
+/// Whether a key may be a value rather than a name: an `@`, a run of six or more digits (with
+/// the separators of phone, card and SSN formats between them), a long key, or words that all
+/// start with a capital letter ("Ada Lovelace"). Errs on the side of hiding.
+pub(crate) fn key_looks_like_value(key: &str) -> bool {
+    if key.len() > 64 || key.contains('@') {
+        return true;
+    }
+    let (mut run, mut longest) = (0usize, 0usize);
+    for b in key.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                run += 1;
+                longest = longest.max(run);
+            }
+            b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+' => {}
+            _ => run = 0,
+        }
+    }
+    if longest >= 6 {
+        return true;
+    }
+    let mut words = key.split(' ').filter(|w| !w.is_empty()).peekable();
+    key.contains(' ')
+        && words.peek().is_some()
+        && words.all(|w| w.chars().next().is_some_and(char::is_uppercase))
+}
+
+/// Cuts a rendered path to [`MAX_RENDERED_PATH`] bytes (at a character boundary) plus `…`.
+pub(crate) fn truncate_path(s: &mut String) {
+    if s.len() > MAX_RENDERED_PATH {
+        let mut cut = MAX_RENDERED_PATH;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+}
+
+/// Lower-cases ASCII and drops `_`, `-`, `.` and spaces: `phoneNumber`, `phone_number` and
+/// `Phone-Number` all become `phonenumber`.
+pub(crate) fn normalize_key(key: &str, out: &mut String) {
+    out.clear();
+    if key.is_ascii() {
+        for &b in key.as_bytes() {
+            if !matches!(b, b'_' | b'-' | b'.' | b' ') {
+                out.push(char::from(b.to_ascii_lowercase()));
+            }
+        }
+    } else {
+        out.extend(
+            key.chars()
+                .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+                .map(|c| c.to_ascii_lowercase()),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -269,5 +350,27 @@ mod tests {
     #[test]
     fn renders() {
         assert_eq!(render(&[Key("a"), Index(2), Key("b c")]), "$.a[2]['b c']");
+    }
+
+    #[test]
+    fn keys_that_look_like_values_are_never_rendered() {
+        for (key, want) in [
+            ("ada@example.com", "$.m[<key>]"),
+            ("4111 1111 1111 1111", "$.m[<key>]"),
+            ("536-22-1234", "$.m[<key>]"),
+            ("+44 20 7946 0958", "$.m[<key>]"),
+            ("Ada Lovelace", "$.m[<key>]"),
+            ("order12345", "$.m.order12345"),
+            ("first name", "$.m['first name']"),
+            ("v1.2.3", "$.m['v1.2.3']"),
+        ] {
+            assert_eq!(render(&[Key("m"), Key(key)]), want, "{key}");
+        }
+        let long = "k".repeat(500_000);
+        let r = render(&[Key("a"), Index(1), Key(&long)]);
+        assert_eq!(r, "$.a[1][<key>]");
+        let many: Vec<Step<'_>> = (0..200).map(|_| Key("abcdef")).collect();
+        let r = render(&many);
+        assert!(r.len() <= MAX_RENDERED_PATH + '…'.len_utf8() && r.ends_with('…'));
     }
 }

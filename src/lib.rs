@@ -34,7 +34,7 @@ pub mod manifest;
 
 pub use detect::BUILTIN_PACK;
 pub use error::PolicyError;
-pub use inspect::{Block, Decision, Exchange, Finding, Inspection, Reason};
+pub use inspect::{Block, Decision, Exchange, Finding, Inspection, Reason, MAX_REPORTED_FINDINGS};
 pub use manifest::{ActionKind, BodyKind, Manifest, Mode};
 pub use policy::{
     deserialize_located, parse_manifest_json, Direction, Policy, RouteId, BUILTIN_DEFAULT_POLICY,

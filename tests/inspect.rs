@@ -311,8 +311,13 @@ fn text_and_unknown_types_are_scanned_never_skipped() {
 
 #[test]
 fn malformed_declared_json_follows_on_error() {
-    let strict = all();
-    for bad in [&b"{\"a\": "[..], b"{\"a\": \"\xff\"}", b"[1,]"] {
+    // Only a plan that needs the document's structure (field rules, record limits) cannot
+    // inspect malformed JSON; other plans scan it as text (see the fallback tests).
+    let strict = policy(
+        r#"{"defaultRoute": {"response": {"fields": [{"path": "$.card", "action": "redact"}]},
+            "request": {"scope": {"maxRecords": {"path": "$", "max": 10}}}}}"#,
+    );
+    for bad in [&b"{\"a\": "[..], b"[1,]", b"{\"card\": 4111111111111111,}"] {
         let i = inspect_with(
             &strict,
             "/",
@@ -334,10 +339,16 @@ fn malformed_declared_json_follows_on_error() {
         );
         assert!(matches!(i.decision, Decision::Block(b) if b.status == 400));
     }
-    let open = policy(r#"{"defaultRoute": {"response": {"onError": "allow"}}}"#);
+    let open = policy(
+        r#"{"defaultRoute": {"response": {"onError": "allow", "fields": [{"path": "$.a", "action": "drop"}]}}}"#,
+    );
     let i = json(&open, "{\"a\": ");
     assert_eq!(i.decision, Decision::Allow);
     assert!(i.error.is_some());
+    // Without field rules: scanned as text, redacted, forwarded.
+    let i = json(&all(), "{\"a\": \"ada@example.com\"");
+    assert!(matches!(i.decision, Decision::Rewrite(_)));
+    assert_eq!(i.fallback, Some("json.as_text"));
 }
 
 #[test]
@@ -398,7 +409,12 @@ fn big_bodies() {
     let item = r#"{"id":1,"email":"ada@example.com","note":"nothing here"}"#;
     let body = format!("[{}]", vec![item; 20_000].join(","));
     let i = json(&p, &body);
-    assert_eq!(i.findings.len(), 20_000);
+    // Findings reported are capped; every value is still redacted.
+    assert_eq!(i.findings.len(), meshdlp::MAX_REPORTED_FINDINGS);
+    assert_eq!(
+        i.findings_truncated,
+        20_000 - meshdlp::MAX_REPORTED_FINDINGS as u64
+    );
     let o = out(&i, &body);
     let v: serde_json::Value = serde_json::from_str(&o).unwrap();
     assert_eq!(v[19_999]["email"], "[REDACTED:email]");
@@ -409,6 +425,13 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let p = all();
     let body = "[".repeat(100_000);
     let i = json(&p, &body);
+    // Too deep to walk: scanned as text (nothing to find), unless the plan needs the structure.
+    assert_eq!(i.decision, Decision::Allow);
+    assert_eq!(i.fallback, Some("json.as_text"));
+    let fields = policy(
+        r#"{"defaultRoute": {"response": {"fields": [{"path": "$.a", "action": "redact"}]}}}"#,
+    );
+    let i = json(&fields, &body);
     assert!(matches!(i.decision, Decision::Block(b) if b.reason == Reason::MalformedBody));
 }
 
@@ -422,4 +445,295 @@ fn problem_documents_hold_no_values() {
     assert_eq!(doc["reason"], "scope.class_not_allowed");
     assert_eq!(doc["requestId"], "req-1");
     assert_eq!(doc["status"], 403);
+}
+
+// ---------------------------------------------------------------- issue 6: leaks, fallbacks
+
+/// Every layer of JSON string escaping and percent-encoding decoded, for leak checks.
+fn fully_decoded(text: &str) -> String {
+    let mut s = text.to_string();
+    for _ in 0..6 {
+        let mut next = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, chars.peek().copied()) {
+                ('\\', Some('u')) => {
+                    chars.next();
+                    let hex: String = chars.by_ref().take(4).collect();
+                    match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        Some(ch) => next.push(ch),
+                        None => next.push('\u{FFFD}'),
+                    }
+                }
+                ('\\', Some(e)) => {
+                    chars.next();
+                    next.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        other => other,
+                    });
+                }
+                ('%', _) => {
+                    let hex: String = chars.clone().take(2).collect();
+                    match u8::from_str_radix(&hex, 16) {
+                        Ok(b) if hex.len() == 2 && b.is_ascii() => {
+                            chars.next();
+                            chars.next();
+                            next.push(char::from(b));
+                        }
+                        _ => next.push('%'),
+                    }
+                }
+                (c, _) => next.push(c),
+            }
+        }
+        s = next;
+    }
+    s
+}
+
+fn assert_no_leak(output: &str, planted: &[&str]) {
+    let decoded = fully_decoded(output);
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let flat = digits(&decoded.replace(char::is_whitespace, ""));
+    for p in planted {
+        assert!(!decoded.contains(p), "{p:?} leaked in {output}");
+        if p.chars().filter(char::is_ascii_digit).count() >= 9 {
+            assert!(
+                !flat.contains(&digits(p)),
+                "digits of {p:?} leaked in {output}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_invalid_escape_or_a_lone_surrogate_does_not_hide_a_string() {
+    let p = all();
+    let body = r#"{"a": "SSN 536-22-1234 card 4111 1111 1111 1111 C:\Users\ada", "b": "\ud800 ada@example.com \udc00"}"#;
+    let i = json(&p, body);
+    let classes: Vec<&str> = i.findings.iter().map(|f| &*f.class).collect();
+    assert_eq!(classes, ["us_ssn", "credit_card", "email"]);
+    let o = out(&i, body);
+    assert_no_leak(
+        &o,
+        &["536-22-1234", "4111 1111 1111 1111", "ada@example.com"],
+    );
+    assert!(o.contains(r"C:\Users\ada"), "{o}");
+}
+
+#[test]
+fn keys_are_scanned_redacted_in_place_and_never_rendered_in_paths() {
+    let p = all();
+    let body = r#"{"byEmail": {"ada@example.com": {"n": 1}, "bob@example.com": {"n": 2}},
+        "4111 1111 1111 1111": "x", "536-22-1234": [1], "people": {"Ada Lovelace": {"mail": "ada@example.com"}},
+        "esc": {"ada\u0040example.org": 1}}"#;
+    let i = json(&p, body);
+    let o = out(&i, body);
+    assert_no_leak(
+        &o,
+        &[
+            "ada@example.com",
+            "bob@example.com",
+            "ada@example.org",
+            "4111 1111 1111 1111",
+            "536-22-1234",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&o).expect("still JSON");
+    // Two keys redacted alike stay two members.
+    assert_eq!(v["byEmail"].as_object().unwrap().len(), 2, "{o}");
+    assert_eq!(v.as_object().unwrap().len(), 5, "{o}");
+    let paths: Vec<&str> = i
+        .findings
+        .iter()
+        .filter_map(|f| f.path.as_deref())
+        .collect();
+    assert!(paths.contains(&"$.byEmail[<email>]"), "{paths:?}");
+    assert!(paths.contains(&"$.people[<key>].mail"), "{paths:?}");
+    for path in &paths {
+        assert_no_leak(path, &["ada", "bob", "4111", "536-22", "Lovelace"]);
+    }
+}
+
+#[test]
+fn percent_encoded_values_are_decoded_and_redacted() {
+    let p = all();
+    let body = r#"{"q": "to=ada%40example.com&tel=%2B44%2020%207946%200958", "c": "4111%201111%201111%201111"}"#;
+    let i = json(&p, body);
+    let o = out(&i, body);
+    serde_json::from_str::<serde_json::Value>(&o).expect("still JSON");
+    assert_no_leak(
+        &o,
+        &["ada@example.com", "+44 20 7946 0958", "4111 1111 1111 1111"],
+    );
+    let text = "mail ada%40example.com or call %2B44%2020 7946 0958";
+    let i = inspect_with(
+        &p,
+        "/",
+        Direction::Response,
+        Some("text/plain"),
+        &[],
+        text.as_bytes(),
+    );
+    assert_no_leak(&out(&i, text), &["ada@example.com", "+44 20 7946 0958"]);
+}
+
+#[test]
+fn json_nested_in_json_strings_is_walked_at_every_level() {
+    let p = all();
+    let inner = serde_json::json!({
+        "email": "ada@example.com",
+        "card": 4111111111111111u64,
+        "dob": "1985-03-12",
+        "note": "call +44 20 7946 0958"
+    });
+    // A message envelope inside a queue event inside an API response.
+    let envelope = serde_json::json!({"message": inner.to_string()}).to_string();
+    let event = serde_json::json!({"event": envelope, "id": 7}).to_string();
+    let body = serde_json::json!({"data": event}).to_string();
+    // The same with `@` escaped at the innermost level (`\\\\u0040` in the body).
+    let hidden = serde_json::json!({"data": serde_json::json!({"event": r#"{"email":"bob\u0040example.com"}"#}).to_string()}).to_string();
+    assert!(hidden.contains(r"\\\\u0040"), "{hidden}");
+    for body in [body, hidden] {
+        let i = json(&p, &body);
+        let o = out(&i, &body);
+        assert_no_leak(
+            &o,
+            &[
+                "ada@example.com",
+                "bob@example.com",
+                "4111111111111111",
+                "1985-03-12",
+                "+44 20 7946 0958",
+            ],
+        );
+        // Every level still parses.
+        let mut v: serde_json::Value = serde_json::from_str(&o).expect("outer JSON");
+        let mut depth = 0;
+        while let Some(s) = v.as_object().and_then(|m| {
+            m.values()
+                .find_map(|x| x.as_str().filter(|s| s.starts_with('{')))
+        }) {
+            v = serde_json::from_str(s).unwrap_or_else(|e| panic!("level {depth}: {e}: {s}"));
+            depth += 1;
+        }
+        assert!(depth >= 1, "{o}");
+    }
+}
+
+#[test]
+fn keywords_match_in_any_case() {
+    let p = all();
+    for (text, class) in [
+        ("apiKey=Zx9fQ2LmP7vR4tY8wK3s", "generic_secret"),
+        ("X-Api-Key: Zx9fQ2LmP7vR4tY8wK3s", "generic_secret"),
+        ("API_Key: Zx9fQ2LmP7vR4tY8wK3s", "generic_secret"),
+        ("PassWord=Zx9fQ2LmP7vR4tY8wK3s", "generic_secret"),
+        ("DoB: 12/03/1985", "date_of_birth"),
+        ("BIRTHDATE 1985-03-12", "date_of_birth"),
+    ] {
+        let i = inspect_with(
+            &p,
+            "/",
+            Direction::Response,
+            Some("text/plain"),
+            &[],
+            text.as_bytes(),
+        );
+        let classes: Vec<&str> = i.findings.iter().map(|f| &*f.class).collect();
+        assert_eq!(classes, [class], "{text}");
+    }
+}
+
+#[test]
+fn key_value_shapes_in_text_feed_key_hints() {
+    let p = all();
+    for (ct, text, planted) in [
+        (
+            "text/plain",
+            r#"record "dob": "1985-03-12", "full_name": "Ada Lovelace""#,
+            &["1985-03-12", "Ada Lovelace"][..],
+        ),
+        (
+            "text/html",
+            "<p>dob: 1985-03-12</p><p>password=hunter2!x</p>",
+            &["1985-03-12", "hunter2!x"],
+        ),
+        (
+            "application/xml",
+            "<user><dob>1985-03-12</dob><full_name>Ada Lovelace</full_name></user>",
+            &["1985-03-12", "Ada Lovelace"],
+        ),
+        (
+            "application/xml",
+            r#"<user dob="1985-03-12" last_name='Lovelace'/>"#,
+            &["1985-03-12", "Lovelace"],
+        ),
+        (
+            "text/plain",
+            "first_name=Ada&dob=1985-03-12",
+            &["1985-03-12", "Ada"],
+        ),
+    ] {
+        let i = inspect_with(&p, "/", Direction::Response, Some(ct), &[], text.as_bytes());
+        assert_no_leak(&out(&i, text), planted);
+    }
+}
+
+#[test]
+fn json_with_a_prefix_bad_bytes_or_a_trailing_comma_is_inspected_not_refused() {
+    let p = all();
+    let cases: [(&[u8], Option<&str>, BodyKind); 5] = [
+        (
+            b"\xEF\xBB\xBF{\"e\": \"ada@example.com\"}",
+            Some("json.bom"),
+            BodyKind::Json,
+        ),
+        (
+            b")]}'\n{\"e\": \"ada@example.com\"}",
+            Some("json.xssi_prefix"),
+            BodyKind::Json,
+        ),
+        (
+            b"{\"x\": \"\xff\xfe\", \"e\": \"ada@example.com\"}",
+            None,
+            BodyKind::Json,
+        ),
+        (
+            b"{\"e\": \"ada@example.com\", \"dob\": \"1985-03-12\",}",
+            Some("json.as_text"),
+            BodyKind::Text,
+        ),
+        (
+            b"[{\"e\": \"ada@example.com\"},]",
+            Some("json.as_text"),
+            BodyKind::Text,
+        ),
+    ];
+    for (body, fallback, kind) in cases {
+        let i = inspect_with(
+            &p,
+            "/",
+            Direction::Response,
+            Some("application/json"),
+            &[],
+            body,
+        );
+        assert!(
+            matches!(i.decision, Decision::Rewrite(_)),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(i.fallback, fallback, "{:?}", String::from_utf8_lossy(body));
+        assert_eq!(i.body_kind, kind);
+        let Decision::Rewrite(o) = &i.decision else {
+            unreachable!()
+        };
+        assert_no_leak(
+            &String::from_utf8_lossy(o),
+            &["ada@example.com", "1985-03-12"],
+        );
+        assert!(o.starts_with(&body[..3]), "prefix kept");
+    }
 }

@@ -9,15 +9,28 @@
 //!   65,536-bit table of hashed first three bytes of every keyword, one table probe per body
 //!   byte, and a byte comparison only where a probe hits.
 //!
+//! Keywords of detectors whose patterns ignore case (`apiKey`, `X-Api-Key`, `DoB`) match in any
+//! ASCII case. Listing case variants explicitly cannot cover them (`apikey` alone has 64), and a
+//! case-insensitive automaton loses the SIMD prefilter; so they have their own automata of
+//! lower-case keywords, searched over lower-cased copies of the text, a 4 KiB window at a time
+//! (folding is vectorised; the window stays in the cache). The trigram filter hashes lower-cased
+//! bytes and compares case-insensitively where a keyword asks for it.
+//!
 //! Both find every keyword occurrence the detectors need; the tests check they agree.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::DetectorMask;
 
+/// Bytes of text lower-cased and searched at a time by the any-case automata.
+const FOLD_WINDOW: usize = 4096;
+
 pub(crate) struct KeywordSearch {
     bytes: Vec<(u8, DetectorMask)>,
     automata: Vec<(AhoCorasick, Vec<DetectorMask>)>,
+    /// Automata of lower-case keywords that match in any case, and their longest keyword.
+    folded: Vec<(AhoCorasick, Vec<DetectorMask>)>,
+    longest_folded: usize,
     trigram: Trigram,
     use_trigram: bool,
 }
@@ -31,53 +44,67 @@ impl std::fmt::Debug for KeywordSearch {
 }
 
 impl KeywordSearch {
-    /// `keywords[i]` triggers the detectors in `owners[i]`.
+    /// `keywords[i]` triggers the detectors in `owners[i]`; it matches in any ASCII case when
+    /// `any_case[i]`.
     pub(crate) fn build(
         keywords: &[String],
         owners: &[DetectorMask],
+        any_case: &[bool],
     ) -> Result<KeywordSearch, String> {
         let mut bytes: Vec<(u8, DetectorMask)> = Vec::new();
-        let mut multi: Vec<&str> = Vec::new();
-        let mut multi_owner: Vec<DetectorMask> = Vec::new();
-        for (k, &owner) in keywords.iter().zip(owners) {
+        let mut exact: Vec<String> = Vec::new();
+        let mut exact_owner: Vec<DetectorMask> = Vec::new();
+        let mut folded: Vec<String> = Vec::new();
+        let mut folded_owner: Vec<DetectorMask> = Vec::new();
+        let add =
+            |list: &mut Vec<String>, owner_list: &mut Vec<DetectorMask>, k: String, o| match list
+                .iter()
+                .position(|x| *x == k)
+            {
+                Some(p) => owner_list[p] |= o,
+                None => {
+                    list.push(k);
+                    owner_list.push(o);
+                }
+            };
+        for ((k, &owner), &fold) in keywords.iter().zip(owners).zip(any_case) {
             match k.as_bytes() {
                 [] => {}
-                [b] => match bytes.iter_mut().find(|(x, _)| x == b) {
-                    Some(entry) => entry.1 |= owner,
-                    None => bytes.push((*b, owner)),
-                },
-                _ => {
-                    multi.push(k);
-                    multi_owner.push(owner);
+                [b] => {
+                    let cases = if fold {
+                        vec![b.to_ascii_lowercase(), b.to_ascii_uppercase()]
+                    } else {
+                        vec![*b]
+                    };
+                    for c in cases {
+                        match bytes.iter_mut().find(|(x, _)| *x == c) {
+                            Some(entry) => entry.1 |= owner,
+                            None => bytes.push((c, owner)),
+                        }
+                    }
                 }
+                _ if fold => add(
+                    &mut folded,
+                    &mut folded_owner,
+                    k.to_ascii_lowercase(),
+                    owner,
+                ),
+                _ => add(&mut exact, &mut exact_owner, k.clone(), owner),
             }
         }
-        // Leftmost-longest search reports non-overlapping matches, so a match can hide another
-        // keyword. A keyword therefore also triggers the owners of every keyword it contains
-        // ("secret_access_key" -> "secret") and of every keyword that could start inside it and
-        // run on (" Ave" -> "Avenue"): a superset, never a miss.
-        let overlaps = |a: &str, b: &str| {
-            a.contains(b) || (1..a.len()).any(|i| a.is_char_boundary(i) && b.starts_with(&a[i..]))
-        };
-        let implied: Vec<DetectorMask> = (0..multi.len())
-            .map(|a| {
-                (0..multi.len())
-                    .filter(|b| overlaps(multi[a], multi[*b]))
-                    .fold(0, |m, b| m | multi_owner[b])
-            })
-            .collect();
-        let mut automata = Vec::new();
-        for (chunk, owners) in multi.chunks(60).zip(implied.chunks(60)) {
-            let ac = AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(chunk)
-                .map_err(|e| format!("keyword prefilter: {e}"))?;
-            automata.push((ac, owners.to_vec()));
-        }
+        let exact_automata = automata(&exact, &exact_owner)?;
+        let folded_automata = automata(&folded, &folded_owner)?;
+        let mut trigram_keywords: Vec<(&str, bool)> =
+            exact.iter().map(|k| (k.as_str(), false)).collect();
+        trigram_keywords.extend(folded.iter().map(|k| (k.as_str(), true)));
+        let mut trigram_owners = exact_owner.clone();
+        trigram_owners.extend(&folded_owner);
         Ok(KeywordSearch {
             bytes,
-            automata,
-            trigram: Trigram::build(&multi, &multi_owner),
+            automata: exact_automata,
+            folded: folded_automata,
+            longest_folded: folded.iter().map(String::len).max().unwrap_or(0),
+            trigram: Trigram::build(&trigram_keywords, &trigram_owners),
             use_trigram: cfg!(target_arch = "wasm32"),
         })
     }
@@ -107,6 +134,32 @@ impl KeywordSearch {
                 }
             }
         }
+        if self.folded.is_empty() {
+            return;
+        }
+        // Windows overlap by the longest keyword less one byte; a match is reported by the
+        // window it starts in.
+        let overlap = self.longest_folded.saturating_sub(1);
+        let mut window = vec![0u8; FOLD_WINDOW + overlap];
+        let mut at = 0;
+        while at < text.len() {
+            let own_end = (at + FOLD_WINDOW).min(text.len());
+            let end = (own_end + overlap).min(text.len());
+            let w = &mut window[..end - at];
+            w.copy_from_slice(&text[at..end]);
+            w.make_ascii_lowercase();
+            for (ac, owners) in &self.folded {
+                for m in ac.find_iter(&*w) {
+                    if at + m.start() >= own_end {
+                        break;
+                    }
+                    if !f(at + m.start(), at + m.end(), owners[m.pattern().as_usize()]) {
+                        return;
+                    }
+                }
+            }
+            at = own_end;
+        }
     }
 
     #[cfg(test)]
@@ -116,26 +169,63 @@ impl KeywordSearch {
     }
 }
 
+/// Aho-Corasick automata of at most 60 keywords each (see the module comment).
+fn automata(
+    multi: &[String],
+    multi_owner: &[DetectorMask],
+) -> Result<Vec<(AhoCorasick, Vec<DetectorMask>)>, String> {
+    // Leftmost-longest search reports non-overlapping matches, so a match can hide another
+    // keyword. A keyword therefore also triggers the owners of every keyword it contains
+    // ("secret_access_key" -> "secret") and of every keyword that could start inside it and
+    // run on (" Ave" -> "Avenue"): a superset, never a miss.
+    let overlaps = |a: &str, b: &str| {
+        a.contains(b) || (1..a.len()).any(|i| a.is_char_boundary(i) && b.starts_with(&a[i..]))
+    };
+    let implied: Vec<DetectorMask> = (0..multi.len())
+        .map(|a| {
+            (0..multi.len())
+                .filter(|b| overlaps(&multi[a], &multi[*b]))
+                .fold(0, |m, b| m | multi_owner[b])
+        })
+        .collect();
+    let mut automata = Vec::new();
+    for (chunk, owners) in multi.chunks(60).zip(implied.chunks(60)) {
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(chunk)
+            .map_err(|e| format!("keyword prefilter: {e}"))?;
+        automata.push((ac, owners.to_vec()));
+    }
+    Ok(automata)
+}
+
 /// A hashed-trigram filter over keywords of two bytes or more.
 struct Trigram {
     /// 65,536 bits: indexing by `hash >> 6` needs no bounds check.
     bits: Box<[u64; 1024]>,
     /// (hash, keyword index), sorted.
     index: Vec<(u16, u16)>,
-    keywords: Vec<Vec<u8>>,
+    /// (keyword, matches in any case)
+    keywords: Vec<(Vec<u8>, bool)>,
     owners: Vec<DetectorMask>,
 }
 
-/// Shifts and xors only: this runs once per body byte.
+/// Shifts and xors only: this runs once per body byte. Hashes lower-cased bytes (`| 0x20` on
+/// letters), so one probe serves every case of a keyword.
 fn hash3(a: u8, b: u8, c: u8) -> u16 {
+    let (a, b, c) = (fold(a), fold(b), fold(c));
     (u16::from(a) << 8 | u16::from(c)) ^ (u16::from(b) << 4) ^ (u16::from(b) >> 4)
 }
 
+fn fold(b: u8) -> u8 {
+    b.to_ascii_lowercase()
+}
+
 impl Trigram {
-    fn build(keywords: &[&str], owners: &[DetectorMask]) -> Trigram {
+    fn build(keywords: &[(&str, bool)], owners: &[DetectorMask]) -> Trigram {
         let mut bits = Box::new([0u64; 1024]);
         let mut index = Vec::new();
-        for (i, k) in keywords.iter().enumerate() {
+        for (i, (k, _)) in keywords.iter().enumerate() {
             let k = k.as_bytes();
             let mut add = |h: u16| {
                 bits[usize::from(h) / 64] |= 1 << (h % 64);
@@ -155,7 +245,10 @@ impl Trigram {
         Trigram {
             bits,
             index,
-            keywords: keywords.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            keywords: keywords
+                .iter()
+                .map(|(k, any_case)| (k.as_bytes().to_vec(), *any_case))
+                .collect(),
             owners: owners.to_vec(),
         }
     }
@@ -168,8 +261,13 @@ impl Trigram {
                 if eh != h {
                     break;
                 }
-                let kw = &self.keywords[usize::from(k)];
-                if text[i..].starts_with(kw) && !f(i, i + kw.len(), self.owners[usize::from(k)]) {
+                let (kw, any_case) = &self.keywords[usize::from(k)];
+                let found = match text.get(i..i + kw.len()) {
+                    Some(t) if *any_case => t.eq_ignore_ascii_case(kw),
+                    Some(t) => t == kw.as_slice(),
+                    None => false,
+                };
+                if found && !f(i, i + kw.len(), self.owners[usize::from(k)]) {
                     return false;
                 }
             }
@@ -224,32 +322,47 @@ mod tests {
             "Dr",
             "AKIA",
             "+",
+            "apikey",
+            "dob",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let owners: Vec<DetectorMask> = (0..kw.len()).map(|i| 1 << i).collect();
+        // "secret", "apikey" and "dob" ignore case, as the patterns that own them do.
+        let any_case: Vec<bool> = kw
+            .iter()
+            .map(|k| matches!(k.as_str(), "secret" | "apikey" | "dob"))
+            .collect();
         // Values are separated by quotes, which no keyword contains (as in JSON).
-        let texts: [&[u8]; 6] = [
+        let mut long = vec![b'x'; FOLD_WINDOW - 3];
+        long.extend_from_slice(b"SeCrEt apiKEY");
+        long.extend(vec![b'y'; FOLD_WINDOW]);
+        long.extend_from_slice(b"DOB");
+        let texts: [&[u8]; 9] = [
             br#""my secret","secret_access_key is AKIAXXXX","mail a@b.io""#,
+            br#""X-ApiKey: 1","apiKey=2","APIKEY","DoB: 12/03/1985","SECRET Secret sEcReT""#,
+            br#""akia is not AKIA","eyj is not eyJ","dr is not Dr""#,
+            &long,
             br#""1600 Pennsylvania Avenue","5th Ave","Dr""#,
             br#""eyJhbGciOi.eyJzdWIi +1 415""#,
             b"Dr",
             b"D",
             b"",
         ];
-        let ac = KeywordSearch::build(&kw, &owners)
+        let ac = KeywordSearch::build(&kw, &owners, &any_case)
             .unwrap()
             .with_trigram(false);
-        let tri = KeywordSearch::build(&kw, &owners)
+        let tri = KeywordSearch::build(&kw, &owners, &any_case)
             .unwrap()
             .with_trigram(true);
         for t in texts {
             let mut naive = Vec::new();
-            for (k, &o) in kw.iter().zip(&owners) {
+            for ((k, &o), &fold) in kw.iter().zip(&owners).zip(&any_case) {
                 let k = k.as_bytes();
                 for s in 0..t.len() {
-                    if t[s..].starts_with(k) {
+                    let at = &t[s..t.len().min(s + k.len())];
+                    if at.len() == k.len() && (at == k || (fold && at.eq_ignore_ascii_case(k))) {
                         naive.push((s, s + k.len(), o));
                     }
                 }

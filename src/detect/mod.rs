@@ -22,6 +22,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 
 use crate::error::PolicyError;
+pub(crate) use crate::jsonpath::normalize_key;
 use crate::manifest::{ClassSpec, Validator};
 
 /// The built-in detector pack, embedded at build time.
@@ -183,6 +184,8 @@ pub(crate) struct Detectors {
     value_hints: HashMap<String, DetectorMask, FxBuild>,
     /// Longest hinted key: longer keys need no lookup.
     longest_hint: usize,
+    /// Every normalized key any detector takes as a hint (value or confidence).
+    hinted_keys: HashSet<String, FxBuild>,
     /// Pattern detectors that need no digits.
     digit_free: DetectorMask,
     /// Every pattern at once: one pass says which detectors can match a text at all.
@@ -218,41 +221,32 @@ impl std::hash::Hasher for FxHasher {
 
 pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
+/// At most this many keyword positions are kept per body (32 bytes each). A body with more
+/// (8 MiB of `@`) saturates: every keyword-gated detector then runs on every value, which
+/// costs time but never misses.
+const MAX_KEYWORD_HITS: usize = 1 << 16;
+
 /// Keyword occurrences found by one prefilter pass over a whole body.
 #[derive(Debug, Default)]
 pub(crate) struct KeywordHits {
     /// (start, end, detectors), sorted by start.
     hits: Vec<(usize, usize, DetectorMask)>,
+    /// Set when there were too many to keep: the detectors every text must then run.
+    saturated: Option<DetectorMask>,
 }
 
 impl KeywordHits {
     /// The detectors triggered by keywords lying wholly inside `start..end`.
     pub(crate) fn within(&self, start: usize, end: usize) -> DetectorMask {
+        if let Some(all) = self.saturated {
+            return all;
+        }
         let first = self.hits.partition_point(|h| h.0 < start);
         self.hits[first..]
             .iter()
             .take_while(|h| h.0 < end)
             .filter(|h| h.1 <= end)
             .fold(0, |m, h| m | h.2)
-    }
-}
-
-/// Lower-cases ASCII and drops `_`, `-`, `.` and spaces: `phoneNumber`, `phone_number` and
-/// `Phone-Number` all become `phonenumber`.
-pub(crate) fn normalize_key(key: &str, out: &mut String) {
-    out.clear();
-    if key.is_ascii() {
-        for &b in key.as_bytes() {
-            if !matches!(b, b'_' | b'-' | b'.' | b' ') {
-                out.push(char::from(b.to_ascii_lowercase()));
-            }
-        }
-    } else {
-        out.extend(
-            key.chars()
-                .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
-                .map(|c| c.to_ascii_lowercase()),
-        );
     }
 }
 
@@ -329,6 +323,8 @@ impl Detectors {
         let mut list = Vec::with_capacity(specs.len());
         let mut keywords: Vec<String> = Vec::new();
         let mut keyword_owner: Vec<DetectorMask> = Vec::new();
+        let mut keyword_any_case: Vec<bool> = Vec::new();
+        let mut hinted_keys: HashSet<String, FxBuild> = HashSet::default();
         let mut keyword_gated = 0;
         let mut pattern_detectors = 0;
         let mut value_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
@@ -361,20 +357,24 @@ impl Detectors {
                     *value_hints.entry(normalized(h)).or_default() |= bit;
                 }
             }
+            hinted_keys.extend(d.key_hints.iter().map(|h| normalized(h)));
             if regex.is_some() && !d.keywords.is_empty() {
                 keyword_gated |= bit;
                 for k in &d.keywords {
-                    let variants = if d.keywords_any_case {
-                        case_variants(k)
+                    let any_case = d.keywords_any_case;
+                    let k = if any_case {
+                        k.to_ascii_lowercase()
                     } else {
-                        vec![k.clone()]
+                        k.clone()
                     };
-                    for v in variants {
-                        if let Some(pos) = keywords.iter().position(|x| *x == v) {
-                            keyword_owner[pos] |= bit;
-                        } else {
-                            keywords.push(v);
+                    match (0..keywords.len())
+                        .find(|&p| keywords[p] == k && keyword_any_case[p] == any_case)
+                    {
+                        Some(pos) => keyword_owner[pos] |= bit,
+                        None => {
+                            keywords.push(k);
                             keyword_owner.push(bit);
+                            keyword_any_case.push(any_case);
                         }
                     }
                 }
@@ -428,7 +428,7 @@ impl Detectors {
                 gate: d.gate,
             });
         }
-        let keywords = KeywordSearch::build(&keywords, &keyword_owner)
+        let keywords = KeywordSearch::build(&keywords, &keyword_owner, &keyword_any_case)
             .map_err(|m| PolicyError::new("classes", m))?;
         let longest_hint = value_hints.keys().map(String::len).max().unwrap_or(0);
         let digit_free = list
@@ -456,10 +456,16 @@ impl Detectors {
             pattern_detectors,
             value_hints,
             longest_hint,
+            hinted_keys,
             set,
             set_owner,
             digit_free,
         })
+    }
+
+    /// Whether a normalized key is a hint for some detector (`dob`, `email`, `password`, ...).
+    pub(crate) fn is_hinted_key(&self, key: &str) -> bool {
+        key.len() <= 64 && self.hinted_keys.contains(key)
     }
 
     /// Every detector.
@@ -483,16 +489,24 @@ impl Detectors {
     /// One prefilter pass over a whole body: where the keywords of the `enabled` detectors are.
     pub(crate) fn keyword_hits(&self, body: &[u8], enabled: DetectorMask) -> KeywordHits {
         let mut hits = Vec::new();
+        let mut saturated = None;
         if enabled & self.keyword_gated != 0 {
             self.keywords.for_each(body, |s, e, owner| {
                 if owner & enabled != 0 {
+                    if hits.len() == MAX_KEYWORD_HITS {
+                        saturated = Some(enabled & self.keyword_gated);
+                        return false;
+                    }
                     hits.push((s, e, owner & enabled));
                 }
                 true
             });
         }
+        if saturated.is_some() {
+            hits = Vec::new();
+        }
         hits.sort_unstable_by_key(|h| h.0);
-        KeywordHits { hits }
+        KeywordHits { hits, saturated }
     }
 
     /// The keyword-gated detectors triggered in `text` (a prefilter pass over it alone).
@@ -592,6 +606,10 @@ impl Detectors {
         let Some(re) = &d.regex else { return };
         let mut caps = (d.group > 0).then(|| re.capture_locations());
         let mut pos = 0;
+        // Retrying after a rejected candidate rescans the text the candidate covered. Bounded,
+        // so a hostile text of overlapping near-misses stays linear; past the budget a
+        // rejected candidate is skipped whole.
+        let mut retry_budget = 4 * text.len() + 4096;
         while pos <= text.len() {
             let (mstart, mend, vstart, vend) = match &mut caps {
                 None => match re.find_at(text, pos) {
@@ -641,7 +659,16 @@ impl Detectors {
                 }
                 // A rejected candidate may hide a real one starting inside it (e.g. a card
                 // number after an order number): retry from the next token.
-                _ => pos = next_token_start(text, mstart),
+                _ => {
+                    let next = next_token_start(text, mstart);
+                    let rescan = mend.saturating_sub(next);
+                    if rescan <= retry_budget {
+                        retry_budget -= rescan;
+                        pos = next;
+                    } else {
+                        pos = next.max(mend);
+                    }
+                }
             }
         }
     }
@@ -753,22 +780,6 @@ impl Detectors {
             }
         }
     }
-}
-
-/// `secret` -> `secret`, `Secret`, `SECRET` (and the keyword as written, if different).
-fn case_variants(k: &str) -> Vec<String> {
-    let lower = k.to_lowercase();
-    let mut cap = lower.clone();
-    if let Some(first) = cap.get_mut(0..1) {
-        first.make_ascii_uppercase();
-    }
-    let mut out = Vec::new();
-    for v in [k.to_string(), lower, cap, k.to_uppercase()] {
-        if !out.contains(&v) {
-            out.push(v);
-        }
-    }
-    out
 }
 
 fn pack_classes_sorted(specs: &[(String, PackDetector)]) -> Vec<String> {

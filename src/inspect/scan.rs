@@ -1,0 +1,925 @@
+//! Walkers per body kind (JSON, NDJSON, form, text): they collect candidates - detector hits
+//! and field-rule matches with their raw byte spans - and decide nothing.
+//!
+//! Whatever a walker cannot decode is still scanned as it is: a string with an invalid escape
+//! is decoded leniently, a key is scanned like a value, a percent-encoded text is scanned again
+//! decoded, and JSON held in a JSON string (escaped once per level) is walked again, up to
+//! [`MAX_LAYERS`] decodings deep. Every decoding keeps an offset map, so a span found in the
+//! innermost text maps back, through every layer, to the raw bytes of the body.
+
+use std::sync::Arc;
+
+use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits};
+use crate::json::{self, Kind, PathStack, Value};
+use crate::jsonpath::{self, Step};
+use crate::manifest::BodyKind;
+use crate::policy::{Plan, Policy};
+use crate::transform::Action;
+
+use super::resolve::prune_overlapping_hits;
+
+/// At most this many decodings (JSON string escapes, percent-encoding, JSON inside a string) are
+/// stacked on one text: a message envelope inside a queue event inside an API response is three.
+pub(crate) const MAX_LAYERS: u8 = 6;
+
+/// Paths are rendered for at most this many candidates per body; later ones share an elided
+/// path. Reported findings are capped below this (see `MAX_REPORTED_FINDINGS`).
+const MAX_RENDERED_PATHS: usize = 2 * super::MAX_REPORTED_FINDINGS;
+
+/// How a finding's replacement is written into the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Site {
+    /// Inside a JSON string: replacement is JSON-escaped.
+    JsonString,
+    /// An object key: JSON-escaped, and made unique (see `Policy::decide`).
+    JsonKey,
+    /// A whole JSON number, literal or container: replacement becomes a JSON string.
+    JsonWhole,
+    /// Plain text: replacement written as is.
+    Text,
+    /// A form value: replacement percent-encoded.
+    Form,
+}
+
+/// A finding before resolution and actions.
+#[derive(Debug)]
+pub(super) struct Candidate {
+    pub(super) class: ClassId,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) confidence: f32,
+    /// Detector index, or field rule index (with `from_field`).
+    pub(super) source: usize,
+    pub(super) from_field: bool,
+    /// Field rule whose action overrides (rules without a class).
+    pub(super) rule_action: Option<usize>,
+    pub(super) site: Site,
+    /// JSON string layers around the site beyond its own (JSON nested in JSON strings): the
+    /// replacement is JSON-escaped once more for each.
+    pub(super) levels: u8,
+    /// Decoded value when it differs from the raw bytes (escapes, percent-encoding, numbers).
+    pub(super) decoded: Option<Vec<u8>>,
+    /// Rendered once per value with findings, shared by its candidates.
+    pub(super) path: Option<Arc<str>>,
+    /// For `drop`: where the JSON member starts and its value ends, and whether the value is
+    /// the document itself (then it becomes `null`). `None` in text and form bodies.
+    pub(super) member: Option<(usize, usize, bool)>,
+}
+
+impl Candidate {
+    /// A detector hit at `start..end` of the body.
+    fn from_hit(h: &Hit, start: usize, end: usize, site: Site) -> Candidate {
+        Candidate {
+            class: h.class,
+            start,
+            end,
+            confidence: h.confidence,
+            source: usize::from(h.detector),
+            from_field: false,
+            rule_action: None,
+            site,
+            levels: 0,
+            decoded: None,
+            path: None,
+            member: None,
+        }
+    }
+
+    /// A whole value that field rule `rule` declares to be of `class`.
+    fn from_rule(rule: usize, class: ClassId, start: usize, end: usize, site: Site) -> Candidate {
+        Candidate {
+            class,
+            start,
+            end,
+            confidence: 1.0,
+            source: rule,
+            from_field: true,
+            rule_action: None,
+            site,
+            levels: 0,
+            decoded: None,
+            path: None,
+            member: None,
+        }
+    }
+}
+
+/// Where a text being scanned comes from: how its offsets map back to the body, and what its
+/// findings inherit.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    /// Text offset -> offset in the parent text (before `shift`), when the text was decoded.
+    map: Option<&'a [usize]>,
+    /// Offset of the text (or of the raw text `map` refers to) in the parent.
+    shift: usize,
+    parent: Option<&'a Origin<'a>>,
+    /// JSON string layers around this text (0 for a body, 1 for a string of the body, ...).
+    json_levels: u8,
+    /// Decodings so far.
+    layers: u8,
+    /// The rendered path of the string holding a nested document.
+    prefix: Option<&'a str>,
+    /// A field rule's action inherited from an enclosing value.
+    rule_action: Option<usize>,
+}
+
+impl<'a> Origin<'a> {
+    fn body(shift: usize) -> Origin<'static> {
+        Origin {
+            map: None,
+            shift,
+            parent: None,
+            json_levels: 0,
+            layers: 0,
+            prefix: None,
+            rule_action: None,
+        }
+    }
+
+    /// A text at `shift` of this one, as it is (`map: None`) or decoded.
+    fn child(&'a self, shift: usize, map: Option<&'a [usize]>) -> Origin<'a> {
+        Origin {
+            map,
+            shift,
+            parent: Some(self),
+            layers: self.layers + u8::from(map.is_some()),
+            ..*self
+        }
+    }
+
+    fn body_offset(&self, p: usize) -> usize {
+        let q = match self.map {
+            Some(m) => m.get(p).or(m.last()).copied().unwrap_or(0),
+            None => p,
+        } + self.shift;
+        match self.parent {
+            Some(o) => o.body_offset(q),
+            None => q,
+        }
+    }
+
+    fn decoded(&self) -> bool {
+        self.map.is_some() || self.parent.is_some_and(Origin::decoded)
+    }
+}
+
+/// A value's path, rendered on first use.
+struct LazyPath<'a> {
+    stack: Option<(&'a PathStack, &'a [u8])>,
+    prefix: Option<&'a str>,
+    rendered: Option<Arc<str>>,
+}
+
+impl LazyPath<'_> {
+    const NONE: LazyPath<'static> = LazyPath {
+        stack: None,
+        prefix: None,
+        rendered: None,
+    };
+}
+
+/// Runs the plan's detectors over one text into `hits` (cleared first).
+fn detect(
+    policy: &Policy,
+    plan: &Plan,
+    text: &[u8],
+    ctx: KeyCtx<'_>,
+    keywords: Option<crate::detect::DetectorMask>,
+    hits: &mut Vec<Hit>,
+) {
+    hits.clear();
+    policy.inner.detectors.scan(
+        text,
+        ctx,
+        plan.enabled,
+        keywords,
+        policy.inner.min_confidence,
+        hits,
+    );
+}
+
+pub(super) fn sniff(body: &[u8]) -> BodyKind {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[') => BodyKind::Json,
+        _ => BodyKind::Text,
+    }
+}
+
+/// Walks a body and collects candidates.
+pub(super) struct Scanner<'p, 'b> {
+    policy: &'p Policy,
+    plan: &'p Plan,
+    body: &'b [u8],
+    pub(super) candidates: Vec<Candidate>,
+    pub(super) records: u64,
+    hits: Vec<Hit>,
+    /// Keyword positions from one prefilter pass over the whole body.
+    keywords: KeywordHits,
+    paths_rendered: usize,
+    elided: Arc<str>,
+}
+
+/// What field rules say about a value.
+enum RuleVerdict {
+    /// No rule: detect with the plan's actions.
+    None,
+    /// Detect inside, but the rule's action applies.
+    Override(usize),
+    /// The whole value is a finding of the rule's class.
+    Whole(usize),
+    /// Do not look inside (allowed, or covered by a whole-value rule above).
+    Skip,
+}
+
+impl<'p, 'b> Scanner<'p, 'b> {
+    pub(super) fn new(policy: &'p Policy, plan: &'p Plan, body: &'b [u8], kind: BodyKind) -> Self {
+        Scanner {
+            policy,
+            plan,
+            body,
+            candidates: Vec::new(),
+            records: 0,
+            hits: Vec::new(),
+            keywords: match kind {
+                BodyKind::Json | BodyKind::Ndjson => {
+                    policy.inner.detectors.keyword_hits(body, plan.enabled)
+                }
+                _ => KeywordHits::default(),
+            },
+            paths_rendered: 0,
+            elided: Arc::from("$…"),
+        }
+    }
+
+    fn rule_for(&self, steps: &[Step<'_>]) -> RuleVerdict {
+        for (i, r) in self.plan.fields.iter().enumerate() {
+            if r.class.is_some() {
+                if r.path.matches(steps) {
+                    return RuleVerdict::Whole(i);
+                }
+                if r.path.matches_within(steps) {
+                    return RuleVerdict::Skip;
+                }
+            } else if r.path.matches_within(steps) {
+                return if matches!(r.action, Action::Allow) {
+                    RuleVerdict::Skip
+                } else {
+                    RuleVerdict::Override(i)
+                };
+            }
+        }
+        RuleVerdict::None
+    }
+
+    fn path(&mut self, lazy: &mut LazyPath<'_>) -> Option<Arc<str>> {
+        if let Some(p) = &lazy.rendered {
+            return Some(p.clone());
+        }
+        let (stack, doc) = lazy.stack?;
+        self.paths_rendered += 1;
+        let p: Arc<str> = if self.paths_rendered > MAX_RENDERED_PATHS {
+            self.elided.clone()
+        } else {
+            let mut s = String::from(lazy.prefix.unwrap_or("$"));
+            stack.render_into(doc, &mut s);
+            jsonpath::truncate_path(&mut s);
+            Arc::from(s)
+        };
+        lazy.rendered = Some(p.clone());
+        Some(p)
+    }
+
+    /// Walks one JSON document of the body (`base`: where it starts).
+    pub(super) fn json(&mut self, base: usize, doc: &[u8]) -> Result<(), String> {
+        let origin = Origin::body(base);
+        self.json_doc(doc, &origin)
+            .map_err(|e| format!("malformed JSON at byte {}: {}", base + e.offset, e.message))
+    }
+
+    /// Walks a JSON document: the body's (records counted, field rules apply) or one nested in
+    /// a string.
+    fn json_doc(&mut self, doc: &[u8], origin: &Origin<'_>) -> Result<(), json::SyntaxError> {
+        let plan = self.plan;
+        let mut path = PathStack::default();
+        let top = origin.json_levels == 0;
+        let has_rules = top && !plan.fields.is_empty();
+        let records_path = plan
+            .scope
+            .as_ref()
+            .and_then(|s| s.max_records.as_ref())
+            .filter(|_| top)
+            .map(|(p, _)| p);
+        let mut records = 0u64;
+        let result = json::walk(doc, &mut path, |p, v| {
+            if let (Some(rp), Kind::Array { len }) = (records_path, v.kind) {
+                if rp.matches(&p.steps(doc)) {
+                    records += len as u64;
+                }
+            }
+            self.json_value(doc, origin, p, v, has_rules);
+        });
+        self.records += records;
+        result
+    }
+
+    fn json_value(
+        &mut self,
+        doc: &[u8],
+        origin: &Origin<'_>,
+        p: &mut PathStack,
+        v: &Value,
+        has_rules: bool,
+    ) {
+        if let Kind::Key { escaped } = v.kind {
+            self.json_key(doc, origin, p, v, escaped);
+            return;
+        }
+        let is_scannable = matches!(v.kind, Kind::String { .. } | Kind::Number);
+        if !has_rules && !is_scannable {
+            return;
+        }
+        let verdict = if has_rules {
+            self.rule_for(&p.steps(doc))
+        } else {
+            RuleVerdict::None
+        };
+        let member = (origin.json_levels == 0).then(|| {
+            (
+                origin.body_offset(v.member_start),
+                origin.body_offset(v.outer_end),
+                p.is_root(),
+            )
+        });
+        let mut lazy = LazyPath {
+            stack: Some((&*p, doc)),
+            prefix: origin.prefix,
+            rendered: None,
+        };
+        match verdict {
+            RuleVerdict::Skip => {}
+            RuleVerdict::Whole(rule) => {
+                if v.kind == Kind::Literal && &doc[v.outer_start..v.outer_end] == b"null" {
+                    return;
+                }
+                let (site, start, end, decoded) = match v.kind {
+                    Kind::String { escaped } => {
+                        let (s, e) = v.inner();
+                        let decoded = escaped.then(|| {
+                            let mut out = Vec::new();
+                            json::decode_lossy(&doc[s..e], &mut out, None);
+                            out
+                        });
+                        (Site::JsonString, s, e, decoded)
+                    }
+                    _ => (Site::JsonWhole, v.outer_start, v.outer_end, None),
+                };
+                let class = self.plan.fields[rule].class.unwrap_or_default();
+                let path = self.path(&mut lazy);
+                self.candidates.push(Candidate {
+                    decoded,
+                    path,
+                    member,
+                    ..Candidate::from_rule(
+                        rule,
+                        class,
+                        origin.body_offset(start),
+                        origin.body_offset(end),
+                        site,
+                    )
+                });
+            }
+            RuleVerdict::None | RuleVerdict::Override(_) => {
+                // A number shorter than 8 characters holds no card, SSN, phone or date.
+                if !is_scannable || (v.kind == Kind::Number && v.outer_end - v.outer_start < 8) {
+                    return;
+                }
+                let rule_action = match verdict {
+                    RuleVerdict::Override(r) => Some(r),
+                    _ => origin.rule_action,
+                };
+                let ctx = KeyCtx {
+                    key: p.key(),
+                    parent: p.parent_key(),
+                };
+                let (s, e) = v.inner();
+                match v.kind {
+                    Kind::Number => {
+                        detect(
+                            self.policy,
+                            self.plan,
+                            &doc[s..e],
+                            ctx,
+                            None,
+                            &mut self.hits,
+                        );
+                        if let Some(h) = best_hit(&self.hits) {
+                            let path = self.path(&mut lazy);
+                            let decoded = origin.decoded().then(|| doc[s..e].to_vec());
+                            self.candidates.push(Candidate {
+                                rule_action,
+                                decoded,
+                                path,
+                                member,
+                                levels: origin.json_levels,
+                                ..Candidate::from_hit(
+                                    &h,
+                                    origin.body_offset(s),
+                                    origin.body_offset(e),
+                                    Site::JsonWhole,
+                                )
+                            });
+                        }
+                    }
+                    Kind::String { escaped } => {
+                        let origin = Origin {
+                            rule_action,
+                            ..*origin
+                        };
+                        self.json_string(
+                            &doc[s..e],
+                            s,
+                            escaped,
+                            ctx,
+                            &origin,
+                            &mut lazy,
+                            Site::JsonString,
+                            member,
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Object keys are scanned like values (a map keyed by email addresses), without a key hint.
+    fn json_key(
+        &mut self,
+        doc: &[u8],
+        origin: &Origin<'_>,
+        p: &mut PathStack,
+        v: &Value,
+        escaped: bool,
+    ) {
+        let (s, e) = v.inner();
+        let raw = &doc[s..e];
+        // Identifier-like keys hold no value any detector finds: skip them cheaply.
+        if !escaped && raw.len() <= 32 && raw.iter().all(|b| b.is_ascii_alphabetic() || *b == b'_')
+        {
+            return;
+        }
+        let mark = self.candidates.len();
+        let ctx = KeyCtx {
+            key: None,
+            parent: p.parent_key(),
+        };
+        let mut lazy = LazyPath::NONE;
+        self.json_string(raw, s, escaped, ctx, origin, &mut lazy, Site::JsonKey, None);
+        if let Some(first) = self.candidates.get(mark) {
+            // The key is a value: its path segment shows the class, never the key.
+            let class = self
+                .policy
+                .inner
+                .detectors
+                .classes
+                .name(first.class)
+                .clone();
+            p.label_key(class);
+            let mut lazy = LazyPath {
+                stack: Some((&*p, doc)),
+                prefix: origin.prefix,
+                rendered: None,
+            };
+            let path = self.path(&mut lazy);
+            for c in &mut self.candidates[mark..] {
+                c.path = path.clone();
+            }
+        }
+    }
+
+    /// Scans the raw contents of a JSON string (`at`: where they start in the document).
+    #[allow(clippy::too_many_arguments)]
+    fn json_string(
+        &mut self,
+        raw: &[u8],
+        at: usize,
+        escaped: bool,
+        ctx: KeyCtx<'_>,
+        origin: &Origin<'_>,
+        lazy: &mut LazyPath<'_>,
+        site: Site,
+        member: Option<(usize, usize, bool)>,
+    ) {
+        let string_origin = Origin {
+            json_levels: origin.json_levels + 1,
+            ..*origin
+        };
+        if escaped {
+            let mut buf = Vec::with_capacity(raw.len());
+            let mut map = Vec::with_capacity(raw.len() + 1);
+            json::decode_lossy(raw, &mut buf, Some(&mut map));
+            let o = string_origin.child(at, Some(map.as_slice()));
+            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+        } else {
+            let keywords = (origin.parent.is_none() && origin.json_levels == 0).then(|| {
+                let (s, e) = (origin.body_offset(at), origin.body_offset(at + raw.len()));
+                self.keywords.within(s, e)
+            });
+            let o = string_origin.child(at, None);
+            self.text_layers(raw, &o, ctx, lazy, site, member, keywords);
+        }
+    }
+
+    /// Scans a text, then what it may hide: JSON inside it, escapes left in it, percent-escapes.
+    #[allow(clippy::too_many_arguments)]
+    fn text_layers(
+        &mut self,
+        text: &[u8],
+        origin: &Origin<'_>,
+        ctx: KeyCtx<'_>,
+        lazy: &mut LazyPath<'_>,
+        site: Site,
+        member: Option<(usize, usize, bool)>,
+        keywords: Option<crate::detect::DetectorMask>,
+    ) {
+        let deeper = origin.layers < MAX_LAYERS;
+        if deeper && site == Site::JsonString && looks_like_json(text) {
+            // JSON in a JSON string: walk it, keys and all; if it does not parse, scan it as text.
+            let mark = self.candidates.len();
+            let prefix = self.path(lazy);
+            let nested = Origin {
+                prefix: prefix.as_deref(),
+                layers: origin.layers + 1,
+                ..*origin
+            };
+            if self.json_doc(text, &nested).is_ok() {
+                return;
+            }
+            self.candidates.truncate(mark);
+        }
+        detect(self.policy, self.plan, text, ctx, keywords, &mut self.hits);
+        if !self.hits.is_empty() {
+            self.push_hits(text, origin, lazy, site, member);
+        }
+        if !deeper {
+            return;
+        }
+        if matches!(site, Site::JsonString | Site::JsonKey) && has_json_escape(text) {
+            // Escaped once more than the document needs (a string serialised twice).
+            let mut buf = Vec::with_capacity(text.len());
+            let mut map = Vec::with_capacity(text.len() + 1);
+            json::decode_lossy(text, &mut buf, Some(&mut map));
+            let o = Origin {
+                json_levels: origin.json_levels + 1,
+                ..origin.child(0, Some(map.as_slice()))
+            };
+            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+        } else if has_percent_escape(text) {
+            let mut buf = Vec::with_capacity(text.len());
+            let mut map = Vec::with_capacity(text.len() + 1);
+            percent_decode(text, false, &mut buf, Some(&mut map));
+            let o = origin.child(0, Some(map.as_slice()));
+            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+        }
+    }
+
+    fn push_hits(
+        &mut self,
+        text: &[u8],
+        origin: &Origin<'_>,
+        lazy: &mut LazyPath<'_>,
+        site: Site,
+        member: Option<(usize, usize, bool)>,
+    ) {
+        let mut hits = std::mem::take(&mut self.hits);
+        if hits.len() > 1 {
+            // Several detectors often match the same digits (a card is also a run the phone
+            // detectors look at): keep the best per overlap here, before any candidate is built.
+            prune_overlapping_hits(&mut hits);
+        }
+        let path = self.path(lazy);
+        let decoded = origin.decoded();
+        let levels = match site {
+            Site::JsonString | Site::JsonKey => origin.json_levels.saturating_sub(1),
+            _ => origin.json_levels,
+        };
+        for h in &hits {
+            let (start, end) = (origin.body_offset(h.start), origin.body_offset(h.end));
+            if start >= end {
+                continue;
+            }
+            self.candidates.push(Candidate {
+                rule_action: origin.rule_action,
+                decoded: decoded.then(|| text.get(h.start..h.end).unwrap_or_default().to_vec()),
+                path: path.clone(),
+                member,
+                levels,
+                ..Candidate::from_hit(h, start, end, site)
+            });
+        }
+        self.hits = hits;
+    }
+
+    pub(super) fn ndjson(&mut self, lenient: bool) -> Result<Vec<usize>, String> {
+        let body = self.body;
+        let mut start = 0;
+        let mut line_no = 0;
+        let mut fallbacks = Vec::new();
+        while start < body.len() {
+            let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |p| start + p);
+            line_no += 1;
+            let line = &body[start..end];
+            let trimmed_len = line
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())
+                .map_or(0, |p| p + 1);
+            if line[..trimmed_len].iter().any(|b| !b.is_ascii_whitespace()) {
+                self.records += 1;
+                let saved = self.records;
+                let mark = self.candidates.len();
+                if let Err(e) = self.json(start, &line[..trimmed_len]) {
+                    if !lenient {
+                        return Err(format!("line {line_no}: {e}"));
+                    }
+                    // A line that is not JSON is scanned as text.
+                    self.candidates.truncate(mark);
+                    self.text(start, &line[..trimmed_len]);
+                    fallbacks.push(line_no);
+                }
+                // Record-limit arrays inside lines are not records of an NDJSON stream.
+                self.records = saved;
+            }
+            start = end + 1;
+        }
+        Ok(fallbacks)
+    }
+
+    /// Scans free text: detectors over the whole text (and its percent-decoding), plus the
+    /// values of `key: value`, `key=value`, `"key": "value"`, `<key>value</key>` and
+    /// `key="value"` shapes with their keys as hints.
+    pub(super) fn text(&mut self, base: usize, text: &[u8]) {
+        let origin = Origin::body(base);
+        let mut lazy = LazyPath::NONE;
+        self.text_layers(
+            text,
+            &origin,
+            KeyCtx::default(),
+            &mut lazy,
+            Site::Text,
+            None,
+            None,
+        );
+        self.text_pairs(text, &origin);
+    }
+
+    fn text_pairs(&mut self, text: &[u8], origin: &Origin<'_>) {
+        let policy = self.policy;
+        let detectors = &policy.inner.detectors;
+        let mut key = String::new();
+        let mut last_value_end = 0;
+        for sep in memchr::memchr3_iter(b':', b'=', b'>', text) {
+            if sep < last_value_end {
+                continue;
+            }
+            let Some((k, value)) = pair_at(text, sep) else {
+                continue;
+            };
+            let Ok(k) = std::str::from_utf8(k) else {
+                continue;
+            };
+            jsonpath::normalize_key(k, &mut key);
+            if !detectors.is_hinted_key(&key) {
+                continue;
+            }
+            let ctx = KeyCtx {
+                key: Some(key.as_str()),
+                parent: None,
+            };
+            detect(
+                self.policy,
+                self.plan,
+                &text[value.clone()],
+                ctx,
+                None,
+                &mut self.hits,
+            );
+            if !self.hits.is_empty() {
+                let o = origin.child(value.start, None);
+                let mut lazy = LazyPath::NONE;
+                self.push_hits(&text[value.clone()], &o, &mut lazy, Site::Text, None);
+            }
+            last_value_end = value.end;
+        }
+    }
+
+    pub(super) fn form(&mut self) {
+        let body = self.body;
+        let mut start = 0;
+        let mut key_norm = String::new();
+        let mut buf = Vec::new();
+        let mut map = Vec::new();
+        while start <= body.len() {
+            let end = memchr::memchr(b'&', &body[start..]).map_or(body.len(), |p| start + p);
+            let pair = &body[start..end];
+            let (k, v_start) = match pair.iter().position(|b| *b == b'=') {
+                Some(eq) => (&pair[..eq], start + eq + 1),
+                None => (pair, end),
+            };
+            let mut key = Vec::new();
+            percent_decode(k, true, &mut key, None);
+            let key = String::from_utf8_lossy(&key).into_owned();
+            jsonpath::normalize_key(&key, &mut key_norm);
+            let raw = &body[v_start..end];
+            let steps = [Step::Key(key.as_str())];
+            let verdict = if self.plan.fields.is_empty() {
+                RuleVerdict::None
+            } else {
+                self.rule_for(&steps)
+            };
+            let path: Option<Arc<str>> = Some(Arc::from(jsonpath::render(&steps)));
+            buf.clear();
+            map.clear();
+            percent_decode(raw, true, &mut buf, Some(&mut map));
+            let decoded_differs = buf.as_slice() != raw;
+            match verdict {
+                RuleVerdict::Skip => {}
+                RuleVerdict::Whole(rule) => {
+                    if !raw.is_empty() {
+                        let class = self.plan.fields[rule].class.unwrap_or_default();
+                        self.candidates.push(Candidate {
+                            decoded: decoded_differs.then(|| buf.clone()),
+                            path,
+                            ..Candidate::from_rule(rule, class, v_start, end, Site::Form)
+                        });
+                    }
+                }
+                RuleVerdict::None | RuleVerdict::Override(_) => {
+                    let rule_action = if let RuleVerdict::Override(r) = verdict {
+                        Some(r)
+                    } else {
+                        None
+                    };
+                    let ctx = KeyCtx {
+                        key: Some(key_norm.as_str()),
+                        parent: None,
+                    };
+                    let body_origin = Origin::body(0);
+                    let o = Origin {
+                        rule_action,
+                        ..body_origin.child(v_start, Some(map.as_slice()))
+                    };
+                    let mut lazy = LazyPath {
+                        rendered: path,
+                        ..LazyPath::NONE
+                    };
+                    let decoded = std::mem::take(&mut buf);
+                    self.text_layers(&decoded, &o, ctx, &mut lazy, Site::Form, None, None);
+                    buf = decoded;
+                    if !decoded_differs {
+                        for c in self.candidates.iter_mut().rev() {
+                            if c.start < v_start {
+                                break;
+                            }
+                            c.decoded = None;
+                        }
+                    }
+                }
+            }
+            start = end + 1;
+        }
+    }
+}
+
+/// The best hit of a number (a number is replaced whole).
+fn best_hit(hits: &[Hit]) -> Option<Hit> {
+    hits.iter()
+        .copied()
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence))
+}
+
+fn looks_like_json(text: &[u8]) -> bool {
+    let first = text.iter().position(|b| !b.is_ascii_whitespace());
+    let last = text.iter().rposition(|b| !b.is_ascii_whitespace());
+    match (first, last) {
+        (Some(f), Some(l)) => matches!((text[f], text[l]), (b'{', b'}') | (b'[', b']')),
+        _ => false,
+    }
+}
+
+/// A JSON escape that changes what a text says: `\"`, `\\`, `\/` or `\uXXXX`.
+fn has_json_escape(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', text).any(|i| match text.get(i + 1) {
+        Some(b'"' | b'\\' | b'/') => true,
+        Some(b'u') => text
+            .get(i + 2..i + 6)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+        _ => false,
+    })
+}
+
+fn has_percent_escape(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', text).any(|i| {
+        text.get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
+/// The key and value span of a key/value shape whose separator (`:`, `=` or the `>` closing an
+/// XML start tag) is at `sep`.
+fn pair_at(text: &[u8], sep: usize) -> Option<(&[u8], std::ops::Range<usize>)> {
+    const MAX_KEY: usize = 64;
+    const MAX_VALUE: usize = 1024;
+    let key_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let (key, value_start, value_end) = if text[sep] == b'>' {
+        // <key attr="...">value</key>
+        let open = memchr::memrchr(b'<', &text[sep.saturating_sub(512)..sep])
+            .map(|p| sep.saturating_sub(512) + p)?;
+        let name_start = open + 1;
+        let name_len = text[name_start..sep]
+            .iter()
+            .take_while(|b| key_byte(**b) || **b == b':')
+            .count();
+        if name_len == 0 || name_len > MAX_KEY || text[sep - 1] == b'/' {
+            return None;
+        }
+        let key = &text[name_start..name_start + name_len];
+        let start = sep + 1;
+        let end = memchr::memchr(b'<', &text[start..text.len().min(start + MAX_VALUE)])
+            .map_or(text.len().min(start + MAX_VALUE), |p| start + p);
+        (key, start, end)
+    } else {
+        // key: value, key=value, "key": "value", key="value"
+        let mut k_end = sep;
+        while k_end > 0 && text[k_end - 1] == b' ' {
+            k_end -= 1;
+        }
+        if k_end > 0 && matches!(text[k_end - 1], b'"' | b'\'') {
+            k_end -= 1;
+        }
+        let mut k_start = k_end;
+        while k_start > 0 && sep - k_start < MAX_KEY && key_byte(text[k_start - 1]) {
+            k_start -= 1;
+        }
+        if k_start == k_end {
+            return None;
+        }
+        let mut start = sep + 1;
+        while text.get(start) == Some(&b' ') || text.get(start) == Some(&b'\t') {
+            start += 1;
+        }
+        let limit = text.len().min(start + MAX_VALUE);
+        let (start, end) = match text.get(start) {
+            Some(&q @ (b'"' | b'\'')) => {
+                let s = start + 1;
+                let e = memchr::memchr(q, &text[s.min(limit)..limit]).map_or(limit, |p| s + p);
+                (s, e)
+            }
+            _ => {
+                let stop: &[u8] = if text[sep] == b'=' {
+                    b"&;,\"'<> \t\r\n"
+                } else {
+                    b"&;,\"'<>\r\n"
+                };
+                let e = text[start.min(limit)..limit]
+                    .iter()
+                    .position(|b| stop.contains(b))
+                    .map_or(limit, |p| start + p);
+                (start, e)
+            }
+        };
+        (&text[k_start..k_end], start, end)
+    };
+    let mut end = value_end;
+    while end > value_start && text[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    (end > value_start).then_some((key, value_start..end))
+}
+
+/// Decodes `%XX` (and with `plus`, `+` as a space: form encoding), recording raw offsets like
+/// `json::decode_string`.
+fn percent_decode(raw: &[u8], plus: bool, out: &mut Vec<u8>, mut map: Option<&mut Vec<usize>>) {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut i = 0;
+    while i < raw.len() {
+        let (byte, len) = match raw[i] {
+            b'+' if plus => (b' ', 1),
+            b'%' => match (
+                raw.get(i + 1).and_then(|b| hex(*b)),
+                raw.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                (Some(h), Some(l)) => ((h * 16 + l) as u8, 3),
+                _ => (b'%', 1),
+            },
+            b => (b, 1),
+        };
+        out.push(byte);
+        if let Some(m) = map.as_deref_mut() {
+            m.push(i);
+        }
+        i += len;
+    }
+    if let Some(m) = map {
+        m.push(raw.len());
+    }
+}

@@ -1,0 +1,274 @@
+//! Hostile bodies (issue 6, sections 2, 3 and 5): every one goes through `Policy::inspect` with
+//! the built-in default policy and with a policy that redacts every class, within a time budget
+//! (release build; generous, since the machine is shared), and the output must hold no planted
+//! value and still parse where it is JSON.
+//!
+//! Small bodies are files in `tests/hostile/` (the extension gives the content type); big ones
+//! are generated here. `tests/hostile/planted.txt` lists the values that must never come out.
+
+use std::time::{Duration, Instant};
+
+use meshdlp::{Decision, Direction, Exchange, Inspection, Policy, MAX_REPORTED_FINDINGS};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile");
+
+fn policies() -> Vec<(&'static str, Policy)> {
+    let every = meshdlp::parse_manifest_json(
+        br#"{"defaultRoute": {"response": {"defaultAction": "redact"}, "request": {"defaultAction": "redact"}}}"#,
+    )
+    .expect("manifest");
+    vec![
+        ("builtin", Policy::builtin_default().expect("builtin")),
+        ("redact-all", Policy::compile(&every).expect("policy")),
+    ]
+}
+
+fn planted() -> Vec<String> {
+    std::fs::read_to_string(format!("{DIR}/planted.txt"))
+        .expect("planted.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("json") => "application/json",
+        Some("ndjson") => "application/x-ndjson",
+        Some("xml") => "application/xml",
+        Some("html") => "text/html",
+        Some("form") => "application/x-www-form-urlencoded",
+        _ => "text/plain",
+    }
+}
+
+/// Every JSON escape and percent-escape layer decoded (as far as six levels).
+fn decoded(text: &str) -> String {
+    let mut s = text.to_string();
+    for _ in 0..6 {
+        let next = s
+            .replace("\\\\", "\u{1}")
+            .replace("\\\"", "\"")
+            .replace("\\/", "/")
+            .replace("\\u0040", "@")
+            .replace("%40", "@")
+            .replace("%20", " ")
+            .replace("%2B", "+")
+            .replace('\u{1}', "\\");
+        if next == s {
+            break;
+        }
+        s = next;
+    }
+    s
+}
+
+fn run(name: &str, body: &[u8], budget: Duration) -> Vec<Inspection> {
+    let ct = content_type(name);
+    let planted = planted();
+    // The budgets are for release builds (`cargo test --release`); a debug build is far slower.
+    let budget = if cfg!(debug_assertions) {
+        budget * 30
+    } else {
+        budget
+    };
+    let mut results = Vec::new();
+    for (pname, p) in policies() {
+        let route = p.route("GET", "/", "api");
+        let t = Instant::now();
+        let i = p.inspect(&Exchange {
+            route,
+            direction: Direction::Response,
+            content_type: Some(ct),
+            scopes: &[],
+            body,
+        });
+        let took = t.elapsed();
+        assert!(
+            took < budget,
+            "{name} / {pname}: {took:?} (budget {budget:?})"
+        );
+        assert!(
+            i.findings.len() <= MAX_REPORTED_FINDINGS,
+            "{name} / {pname}"
+        );
+        for f in &i.findings {
+            let path = f.path.as_deref().unwrap_or("");
+            assert!(
+                path.len() <= 260,
+                "{name} / {pname}: path of {} bytes",
+                path.len()
+            );
+            for v in &planted {
+                assert!(
+                    !decoded(path).contains(v.as_str()),
+                    "{name} / {pname}: {v} in path {path}"
+                );
+            }
+        }
+        let output: &[u8] = match &i.decision {
+            Decision::Rewrite(b) => b,
+            Decision::Allow => body,
+            Decision::Block(_) => &[],
+        };
+        let text = decoded(&String::from_utf8_lossy(output));
+        for v in &planted {
+            // The default policy allows JWTs and generic secrets; nothing planted is one.
+            assert!(!text.contains(v.as_str()), "{name} / {pname}: {v} leaked");
+        }
+        if ct == "application/json"
+            && !output.is_empty()
+            && serde_json::from_slice::<serde_json::Value>(body).is_ok()
+        {
+            serde_json::from_slice::<serde_json::Value>(output)
+                .unwrap_or_else(|e| panic!("{name} / {pname}: output is not JSON: {e}"));
+        }
+        results.push(i);
+    }
+    results
+}
+
+#[test]
+fn files() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(DIR).expect("tests/hostile") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        if name == "planted.txt" || name.ends_with(".md") {
+            continue;
+        }
+        let body = std::fs::read(&path).expect("body");
+        run(&name, &body, Duration::from_secs(2));
+        n += 1;
+    }
+    assert!(n >= 5, "hostile bodies found: {n}");
+}
+
+#[test]
+fn a_500kb_key_above_thousands_of_findings() {
+    let key = "k".repeat(500_000);
+    let items = vec![r#""ada@example.com""#; 5_000].join(",");
+    let body = format!(r#"{{"{key}": [{items}], "{key}x": {{"{key}y": "bob@example.com"}}}}"#);
+    let r = run("big_key.json", body.as_bytes(), Duration::from_secs(10));
+    assert_eq!(r[1].findings.len(), MAX_REPORTED_FINDINGS);
+    assert_eq!(
+        r[1].findings_truncated,
+        5_001 - MAX_REPORTED_FINDINGS as u64
+    );
+}
+
+#[test]
+fn thousands_of_overlapping_hits_in_one_string() {
+    // One string, 100,000 emails: overlap pruning must not be quadratic.
+    let s = vec!["ada@example.com"; 100_000].join(" ");
+    let body = format!(r#"{{"s": "{s}"}}"#);
+    run("one_string.json", body.as_bytes(), Duration::from_secs(15));
+    let digits = vec!["4111 1111 1111 1111 1111"; 20_000].join(" ");
+    run("digits.txt", digits.as_bytes(), Duration::from_secs(15));
+}
+
+#[test]
+fn jwt_like_tokens_that_keep_failing() {
+    // Every `aeyJ` starts a candidate that fails its boundary; retrying from the next token
+    // must not rescan to the end each time.
+    let mut s = "aeyJaaaa-".repeat(200_000);
+    s.push_str("aeyJaaaa.eyJaaaa.x");
+    run("jwt.txt", s.as_bytes(), Duration::from_secs(10));
+    let body = format!(r#"{{"t": "{s}"}}"#);
+    run("jwt.json", body.as_bytes(), Duration::from_secs(10));
+}
+
+#[test]
+fn eight_mib_of_email_lines() {
+    let line = "a@b.co\n";
+    let body = line.repeat(8 * 1024 * 1024 / line.len());
+    let r = run("emails.txt", body.as_bytes(), Duration::from_secs(60));
+    for i in &r {
+        assert_eq!(i.findings.len(), MAX_REPORTED_FINDINGS);
+        assert!(i.findings_truncated > 1_000_000, "{}", i.findings_truncated);
+        let Decision::Rewrite(o) = &i.decision else {
+            panic!("not rewritten")
+        };
+        assert!(!String::from_utf8_lossy(o).contains("a@b.co"));
+    }
+}
+
+#[test]
+fn keyword_storms() {
+    // 4 MiB of keywords in one JSON string: keyword positions are bounded.
+    let at = "@".repeat(4 << 20);
+    run(
+        "at.json",
+        format!(r#"{{"a": "{at}", "b": "ada@example.com"}}"#).as_bytes(),
+        Duration::from_secs(20),
+    );
+    let secret = "secret ".repeat(300_000);
+    run(
+        "secret.txt",
+        format!("{secret} ada@example.com").as_bytes(),
+        Duration::from_secs(20),
+    );
+}
+
+#[test]
+fn escapes_and_percent_signs_by_the_megabyte() {
+    let back = "\\\\".repeat(500_000);
+    run(
+        "backslashes.json",
+        format!(r#"{{"a": "{back}ada@example.com"}}"#).as_bytes(),
+        Duration::from_secs(10),
+    );
+    let pct = "%25".repeat(300_000);
+    run(
+        "percent.txt",
+        format!("{pct}ada%40example.com").as_bytes(),
+        Duration::from_secs(10),
+    );
+    let u = "\\u0040".repeat(300_000);
+    run(
+        "unicode.json",
+        format!(r#"{{"a": "{u}", "k": "ada\u0040example.com"}}"#).as_bytes(),
+        Duration::from_secs(10),
+    );
+}
+
+#[test]
+fn json_nested_in_strings_ten_levels_deep() {
+    let mut doc = serde_json::json!({"email": "ada@example.com", "n": 4111111111111111u64});
+    for _ in 0..10 {
+        doc = serde_json::json!({"wrapped": doc.to_string(), "pad": "x".repeat(10_000)});
+    }
+    let body = doc.to_string();
+    // Past the layer limit the innermost value is still found as text, escaped as it is.
+    run("nested.json", body.as_bytes(), Duration::from_secs(10));
+}
+
+#[test]
+fn a_hundred_thousand_keys_that_are_values() {
+    let members: Vec<String> = (0..100_000)
+        .map(|i| {
+            format!(
+                r#""user{i}@example.com": {{"phone": "+44 20 7946 {:04}"}}"#,
+                i % 10_000
+            )
+        })
+        .collect();
+    let body = format!("{{{}}}", members.join(","));
+    let r = run("keys.json", body.as_bytes(), Duration::from_secs(20));
+    for i in &r {
+        let Decision::Rewrite(o) = &i.decision else {
+            panic!("not rewritten")
+        };
+        let v: serde_json::Value = serde_json::from_slice(o).expect("JSON");
+        assert_eq!(
+            v.as_object().map(|m| m.len()),
+            Some(100_000),
+            "keys stay distinct"
+        );
+    }
+}
