@@ -16,8 +16,10 @@ mod scan;
 
 pub use inspection::{Block, Decision, Exchange, Finding, Inspection, Reason};
 
+use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::detect::ClassId;
 use crate::manifest::{ActionKind, BodyKind, ErrorAction, ViolationAction};
 use crate::policy::{Plan, Policy};
 use crate::transform::Action;
@@ -25,6 +27,9 @@ use crate::transform::Action;
 use resolve::resolve_overlaps;
 use rewrite::{apply_edits, encode, Edit};
 use scan::{sniff, Candidate, Scanner, Site};
+
+/// The last redaction written: (action, class, site, levels) and its encoded text.
+type LastRedaction = (*const Action, ClassId, Site, u8, Rc<[u8]>);
 
 /// At most this many findings are reported per body. The values beyond are still acted on
 /// (redacted, blocked); [`Inspection::findings_truncated`] counts them. This bounds the finding
@@ -168,6 +173,7 @@ impl Policy {
         let mut block: Option<Reason> = None;
         let mut edits: Vec<Edit> = Vec::new();
         let mut keys_replaced = 0usize;
+        let mut last_redaction: Option<LastRedaction> = None;
         for c in candidates {
             let mut out_of_scope = false;
             let action: &Action = if let Some(rule) =
@@ -211,17 +217,17 @@ impl Policy {
                         Some((start, end, true)) => Edit {
                             start,
                             end,
-                            text: b"null".to_vec(),
+                            text: Rc::from(&b"null"[..]),
                             drop: false,
                         },
                         None => Edit {
                             start: c.start,
                             end: c.end,
-                            text: encode(
+                            text: Rc::from(encode(
                                 &format!("[REDACTED:{}]", classes.name(c.class)),
                                 c.site,
                                 c.levels,
-                            ),
+                            )),
                             drop: false,
                         },
                     });
@@ -245,10 +251,32 @@ impl Policy {
                                 keys_replaced += 1;
                                 text = format!("{text}#{keys_replaced}");
                             }
+                            // A redaction does not depend on the value: reuse the last one.
+                            let same =
+                                action.kind() == ActionKind::Redact && c.site != Site::JsonKey;
+                            let text = match &last_redaction {
+                                Some((act, class, site, levels, t))
+                                    if same
+                                        && std::ptr::eq(*act, action)
+                                        && *class == c.class
+                                        && *site == c.site
+                                        && *levels == c.levels =>
+                                {
+                                    t.clone()
+                                }
+                                _ => {
+                                    let t: Rc<[u8]> = Rc::from(encode(&text, c.site, c.levels));
+                                    if same {
+                                        last_redaction =
+                                            Some((action, c.class, c.site, c.levels, t.clone()));
+                                    }
+                                    t
+                                }
+                            };
                             edits.push(Edit {
                                 start: c.start,
                                 end: c.end,
-                                text: encode(&text, c.site, c.levels),
+                                text,
                                 drop: false,
                             })
                         }

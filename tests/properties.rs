@@ -31,11 +31,19 @@ fn leaf() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Object keys: names, and now and then a value used as a key (a map keyed by email addresses).
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z_]{1,8}",
+        1 => (0..PII.len()).prop_map(|i| PII[i].1.to_string()),
+    ]
+}
+
 fn document() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec(("[a-z_]{1,8}", inner), 0..6)
+            prop::collection::vec((key(), inner), 0..6)
                 .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
@@ -68,11 +76,20 @@ proptest! {
         // 3. the output is the input with exactly the finding spans replaced
         let mut expected = String::new();
         let mut pos = 0;
+        let mut keys = 0;
         for f in &insp.findings {
             prop_assert!(f.start >= pos);
             expected.push_str(&body[pos..f.start]);
-            // PII is only ever inserted inside strings, so replacements are written in place.
-            expected.push_str(&format!("[REDACTED:{}]", f.class));
+            // PII is only ever inserted inside strings, so replacements are written in place;
+            // a redacted key carries its ordinal, so keys redacted alike stay distinct.
+            if body[f.end..].starts_with("\":") {
+                keys += 1;
+                expected.push_str(&format!("[REDACTED:{}]#{keys}", f.class));
+                let path = f.path.as_deref().unwrap_or("");
+                prop_assert!(path.ends_with(&format!("[<{}>]", f.class)), "{}", path);
+            } else {
+                expected.push_str(&format!("[REDACTED:{}]", f.class));
+            }
             pos = f.end;
         }
         expected.push_str(&body[pos..]);
@@ -80,9 +97,9 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512), ct in 0usize..4) {
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512), ct in 0usize..6) {
         let p = policy();
-        let cts = [Some("application/json"), Some("application/x-ndjson"), Some("application/x-www-form-urlencoded"), None];
+        let cts = [Some("application/json"), Some("application/x-ndjson"), Some("application/x-www-form-urlencoded"), None, Some("text/plain"), Some("application/xml")];
         let _ = p.inspect(&Exchange { route: p.route("GET", "/", "h"), direction: Direction::Response,
             content_type: cts[ct], scopes: &[], body: &body });
     }

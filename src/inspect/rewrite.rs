@@ -1,5 +1,7 @@
 //! Byte-exact splicing: everything outside a replaced span is left as it was.
 
+use std::rc::Rc;
+
 use crate::json;
 
 use super::scan::Site;
@@ -43,7 +45,8 @@ fn encode_site(text: &str, site: Site) -> Vec<u8> {
 pub(super) struct Edit {
     pub(super) start: usize,
     pub(super) end: usize,
-    pub(super) text: Vec<u8>,
+    /// Shared: a million values redacted alike need one replacement, not a million.
+    pub(super) text: Rc<[u8]>,
     pub(super) drop: bool,
 }
 
@@ -63,7 +66,7 @@ impl Edit {
             return Edit {
                 start: member_start,
                 end,
-                text: Vec::new(),
+                text: Rc::from(&[][..]),
                 drop: true,
             };
         }
@@ -75,14 +78,14 @@ impl Edit {
             return Edit {
                 start: before - 1,
                 end: value_end,
-                text: Vec::new(),
+                text: Rc::from(&[][..]),
                 drop: true,
             };
         }
         Edit {
             start: member_start,
             end: value_end,
-            text: Vec::new(),
+            text: Rc::from(&[][..]),
             drop: true,
         }
     }
