@@ -927,6 +927,7 @@ impl Stream {
             .inspection(host, route_name, insp, bytes, micros);
         if !insp.findings.is_empty()
             || insp.error.is_some()
+            || insp.fallback.is_some()
             || !matches!(insp.decision, Decision::Allow)
         {
             self.audit

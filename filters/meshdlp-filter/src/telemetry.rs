@@ -137,6 +137,25 @@ impl Telemetry {
                 1,
             );
         }
+        if insp.findings_truncated > 0 {
+            // More values than findings reported (all of them still redacted).
+            self.count(
+                host,
+                format!("meshdlp_findings_truncated.route.{route}.direction.{dir}"),
+                1,
+            );
+        }
+        if let Some(fallback) = insp.fallback {
+            // Scanned in a way other than declared (a BOM, an anti-XSSI prefix, text).
+            self.count(
+                host,
+                format!(
+                    "meshdlp_fallbacks.route.{route}.direction.{dir}.kind.{}",
+                    label(fallback)
+                ),
+                1,
+            );
+        }
         if let Some(reason) = insp.error_reason {
             self.count(
                 host,
@@ -358,6 +377,12 @@ pub struct AuditEntry {
     findings: Vec<AuditFinding>,
     #[serde(rename = "findingsOmitted", skip_serializing_if = "is_zero")]
     findings_omitted: usize,
+    /// Values redacted beyond the engine's cap of reported findings.
+    #[serde(rename = "findingsTruncated", skip_serializing_if = "is_zero")]
+    findings_truncated: usize,
+    /// How the body was read when not as declared (`json.bom`, `json.as_text`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<&'static str>,
     bytes: usize,
     micros: u64,
 }
@@ -386,6 +411,8 @@ impl AuditEntry {
             protocol: None,
             streamed: false,
             findings_omitted: insp.findings.len().saturating_sub(MAX_AUDIT_FINDINGS),
+            findings_truncated: usize::try_from(insp.findings_truncated).unwrap_or(usize::MAX),
+            fallback: insp.fallback,
             findings: insp
                 .findings
                 .iter()
@@ -420,6 +447,8 @@ impl AuditEntry {
             protocol: None,
             streamed: true,
             classes,
+            findings_truncated: 0,
+            fallback: None,
             findings_omitted: usize::try_from(insp.findings_total())
                 .unwrap_or(usize::MAX)
                 .saturating_sub(kept.min(MAX_AUDIT_FINDINGS)),
@@ -446,6 +475,8 @@ impl AuditEntry {
             classes: BTreeMap::new(),
             findings: Vec::new(),
             findings_omitted: 0,
+            findings_truncated: 0,
+            fallback: None,
             bytes: 0,
             micros: 0,
         }

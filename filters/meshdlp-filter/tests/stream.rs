@@ -611,3 +611,20 @@ fn a_reply_that_cannot_be_sent_empties_the_body_and_resets() {
     assert!(host.body_bytes(Direction::Request).is_empty());
     assert_eq!(host.resets.borrow().as_slice(), &[Direction::Request]);
 }
+
+#[test]
+fn almost_json_is_scanned_and_the_fallback_counted_and_audited() {
+    let host = vm("");
+    open(&host, 2, "GET", "/u", &[]);
+    let body = format!("\u{feff}{{\"email\":\"{EMAIL}\",}}");
+    let (_, b) = respond(&host, 2, &json_ok(), body.as_bytes());
+    assert_eq!(b, Action::Continue);
+    assert!(!String::from_utf8_lossy(&host.body_bytes(Direction::Response)).contains(EMAIL));
+    assert_eq!(host.counter("meshdlp_fallbacks"), 1);
+    abi::log(&host, 2);
+    assert!(
+        host.log_text().contains("\"fallback\":"),
+        "{}",
+        host.log_text()
+    );
+}
