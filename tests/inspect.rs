@@ -737,3 +737,41 @@ fn json_with_a_prefix_bad_bytes_or_a_trailing_comma_is_inspected_not_refused() {
         assert!(o.starts_with(&body[..3]), "prefix kept");
     }
 }
+
+fn body_as(p: &Policy, ct: &str, body: &str) -> String {
+    let i = inspect_with(p, "/", Direction::Response, Some(ct), &[], body.as_bytes());
+    out(&i, body)
+}
+
+#[test]
+fn html_character_references_cannot_hide_values() {
+    let p = all();
+    for body in [
+        "<p>ada.lovelace&#64;example.com</p>",
+        "<p>ada.lovelace&#x40;example.com</p>",
+        "<p>ada.lovelace&commat;example.com</p>",
+    ] {
+        let o = body_as(&p, "text/html", body);
+        assert!(!o.contains("lovelace"), "{body} -> {o}");
+        assert!(o.starts_with("<p>") && o.ends_with("</p>"), "{o}");
+    }
+}
+
+#[test]
+fn html_attributes_name_the_values_they_hold() {
+    let p = all();
+    let body = r#"<input name="dob" value="1985-03-12"><td class="password">Tr0ub4dor-horse-battery</td><span itemprop="name">Augusta Byron</span>"#;
+    let o = body_as(&p, "text/html", body);
+    for v in ["1985-03-12", "Tr0ub4dor", "Augusta Byron"] {
+        assert!(!o.contains(v), "{v} in {o}");
+    }
+    assert!(o.contains(r#"<input name="dob" value=""#), "{o}");
+}
+
+#[test]
+fn a_body_that_only_claims_to_be_a_form_is_still_scanned() {
+    let p = all();
+    let body = r#"{"email": "ada.lovelace@example.com", "ssn": "536-22-1234"}"#;
+    let o = body_as(&p, "application/x-www-form-urlencoded", body);
+    assert!(!o.contains("lovelace") && !o.contains("536-22-1234"), "{o}");
+}

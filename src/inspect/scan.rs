@@ -20,7 +20,7 @@ use super::resolve::prune_overlapping_hits;
 
 /// At most this many decodings (JSON string escapes, percent-encoding, JSON inside a string) are
 /// stacked on one text: a message envelope inside a queue event inside an API response is three.
-pub(crate) const MAX_LAYERS: u8 = 6;
+pub(crate) const MAX_LAYERS: u8 = 8;
 
 /// Paths are rendered for at most this many candidates per body; later ones share an elided
 /// path. Reported findings are capped below this (see `MAX_REPORTED_FINDINGS`).
@@ -580,6 +580,13 @@ impl<'p, 'b> Scanner<'p, 'b> {
             percent_decode(text, false, &mut buf, Some(&mut map));
             let o = origin.child(0, Some(map.as_slice()));
             self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+        } else if has_html_entity(text) {
+            // `ada&#64;example.com`, `&commat;`: HTML and XML character references.
+            let mut buf = Vec::with_capacity(text.len());
+            let mut map = Vec::with_capacity(text.len() + 1);
+            entity_decode(text, &mut buf, &mut map);
+            let o = origin.child(0, Some(map.as_slice()));
+            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
         }
     }
 
@@ -673,23 +680,41 @@ impl<'p, 'b> Scanner<'p, 'b> {
     }
 
     fn text_pairs(&mut self, text: &[u8], origin: &Origin<'_>) {
-        let policy = self.policy;
-        let detectors = &policy.inner.detectors;
         let mut key = String::new();
         let mut last_value_end = 0;
         for sep in memchr::memchr3_iter(b':', b'=', b'>', text) {
             if sep < last_value_end {
                 continue;
             }
-            let Some((k, value)) = pair_at(text, sep) else {
-                continue;
-            };
+            let mut pairs: Vec<(&[u8], std::ops::Range<usize>)> =
+                pair_at(text, sep).into_iter().collect();
+            if text[sep] == b'>' {
+                pairs.extend(html_pairs(text, sep));
+            }
+            for (k, value) in pairs {
+                self.text_pair(text, origin, k, value, &mut key, &mut last_value_end);
+            }
+        }
+    }
+
+    /// One key/value shape of a text: the value is scanned with the key's hints.
+    fn text_pair(
+        &mut self,
+        text: &[u8],
+        origin: &Origin<'_>,
+        k: &[u8],
+        value: std::ops::Range<usize>,
+        key: &mut String,
+        last_value_end: &mut usize,
+    ) {
+        let detectors = &self.policy.inner.detectors;
+        {
             let Ok(k) = std::str::from_utf8(k) else {
-                continue;
+                return;
             };
-            jsonpath::normalize_key(k, &mut key);
-            if !detectors.is_hinted_key(&key) {
-                continue;
+            jsonpath::normalize_key(k, key);
+            if !detectors.is_hinted_key(key) {
+                return;
             }
             let ctx = KeyCtx {
                 key: Some(key.as_str()),
@@ -708,7 +733,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                 let mut lazy = LazyPath::NONE;
                 self.push_hits(&text[value.clone()], &o, &mut lazy, Site::Text, None);
             }
-            last_value_end = value.end;
+            *last_value_end = (*last_value_end).max(value.end);
         }
     }
 
@@ -725,6 +750,25 @@ impl<'p, 'b> Scanner<'p, 'b> {
                 Some(eq) => (&pair[..eq], start + eq + 1),
                 None => (pair, end),
             };
+            if !k.is_empty()
+                && !k
+                    .iter()
+                    .all(|b| b.is_ascii_alphabetic() || b"_-.[]".contains(b))
+            {
+                // Keys carry values too (and a body that only claims to be a form is one key).
+                let origin = Origin::body(start);
+                let mut lazy = LazyPath::NONE;
+                self.text_layers(
+                    k,
+                    &origin,
+                    KeyCtx::default(),
+                    &mut lazy,
+                    Site::Form,
+                    None,
+                    None,
+                );
+                self.text_pairs(k, &origin);
+            }
             let mut key = Vec::new();
             percent_decode(k, true, &mut key, None);
             let key = String::from_utf8_lossy(&key).into_owned();
@@ -822,6 +866,129 @@ fn has_percent_escape(text: &[u8]) -> bool {
         text.get(i + 1..i + 3)
             .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
     })
+}
+
+/// Whether `text` holds an HTML/XML character reference (`&#64;`, `&#x40;`, `&commat;`).
+fn has_html_entity(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'&', text).any(|i| entity_at(text, i).is_some())
+}
+
+/// The character a reference at `text[i]` (an `&`) stands for, and its length.
+fn entity_at(text: &[u8], i: usize) -> Option<(char, usize)> {
+    const MAX: usize = 12;
+    let window = &text[i..text.len().min(i + MAX)];
+    let semi = memchr::memchr(b';', window)?;
+    let body = std::str::from_utf8(&window[1..semi]).ok()?;
+    let c = if let Some(num) = body.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse::<u32>().ok()?,
+        };
+        char::from_u32(code)?
+    } else {
+        match body {
+            "commat" => '@',
+            "period" => '.',
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            "plus" => '+',
+            "hyphen" | "dash" => '-',
+            "lpar" => '(',
+            "rpar" => ')',
+            "nbsp" => ' ',
+            "colon" => ':',
+            "sol" => '/',
+            "num" => '#',
+            "lowbar" => '_',
+            _ => return None,
+        }
+    };
+    Some((c, semi + 1))
+}
+
+/// Decodes character references, recording for each output byte the raw offset it came from
+/// (like `percent_decode`).
+fn entity_decode(raw: &[u8], out: &mut Vec<u8>, map: &mut Vec<usize>) {
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'&' {
+            if let Some((c, len)) = entity_at(raw, i) {
+                let mut utf8 = [0u8; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    out.push(b);
+                    map.push(i);
+                }
+                i += len;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        map.push(i);
+        i += 1;
+    }
+    map.push(raw.len());
+}
+
+/// HTML shapes that name a value without being `key: value`: `<input name="dob"
+/// value="...">`, `<td class="password">...</td>`, `<span itemprop="email">...</span>`. For the
+/// start tag closed at `sep`, the names its attributes give and the span each names.
+fn html_pairs(text: &[u8], sep: usize) -> Vec<(&[u8], std::ops::Range<usize>)> {
+    const MAX_VALUE: usize = 1024;
+    let mut out = Vec::new();
+    let from = sep.saturating_sub(512);
+    let Some(open) = memchr::memrchr(b'<', &text[from..sep]).map(|p| from + p) else {
+        return out;
+    };
+    let tag = &text[open..sep];
+    let attr = |name: &[u8]| -> Option<std::ops::Range<usize>> {
+        let mut at = 0;
+        while let Some(p) = memchr::memmem::find(&tag[at..], name) {
+            let start = at + p;
+            at = start + name.len();
+            let before_ok = start > 0 && matches!(tag[start - 1], b' ' | b'\t' | b'\n' | b'\r');
+            let rest = &tag[at..];
+            if !before_ok || rest.first() != Some(&b'=') {
+                continue;
+            }
+            let q = *rest.get(1)?;
+            if q != b'"' && q != b'\'' {
+                continue;
+            }
+            let s = at + 2;
+            let e = memchr::memchr(q, &tag[s..]).map(|p| s + p)?;
+            return Some(open + s..open + e);
+        }
+        None
+    };
+    let content = {
+        let start = sep + 1;
+        let limit = text.len().min(start + MAX_VALUE);
+        let end = memchr::memchr(b'<', &text[start..limit]).map_or(limit, |p| start + p);
+        start..end
+    };
+    let value = attr(b"value");
+    for name in [
+        &b"name"[..],
+        b"id",
+        b"class",
+        b"for",
+        b"itemprop",
+        b"data-field",
+    ] {
+        if let Some(k) = attr(name) {
+            let key = &text[k];
+            if let Some(v) = value.clone() {
+                out.push((key, v));
+            }
+            if !content.is_empty() {
+                out.push((key, content.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The key and value span of a key/value shape whose separator (`:`, `=` or the `>` closing an
