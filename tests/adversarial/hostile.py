@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+KEEPALIVE_IDLE = 300.0
 IO_TIMEOUT = 15.0
 MAX_HEAD = 256 * 1024
 
@@ -238,10 +239,15 @@ class Upstream:
         wire = Wire(conn)
         try:
             for _ in range(10_000):  # keep-alive, bounded
+                # Waiting for the next request on a kept-alive connection: far longer than any
+                # case, so Envoy never reuses a connection this side is just closing (that race
+                # is an upstream reset, a 503 that is nobody's block).
+                conn.settimeout(KEEPALIVE_IDLE)
                 try:
                     head = wire.read_until(b"\r\n\r\n")
-                except EOFError:
+                except (EOFError, socket.timeout):
                     return
+                conn.settimeout(IO_TIMEOUT)
                 start, headers = parse_head(head)
                 method, target, version = (start.split(" ", 2) + ["", ""])[:3]
                 body, trailers = read_body(wire, headers, bodyless=method in ("GET", "HEAD", "CONNECT"))
