@@ -4,7 +4,8 @@
   render.py OUT --filters strip-scopes,jwt,meshdlp,router KEY=VALUE ...
 
 PLUGIN_CONFIG and JWKS_JSON values are JSON text; they are embedded as YAML strings.
-Unset placeholders get defaults (BUFFER_LIMIT=1048576, HOLD_HEADERS=true, KEY_ENV=MESHDLP_KEY).
+Unset placeholders get defaults (BUFFER_LIMIT=1048576, UPSTREAM_BUFFER_LIMIT=BUFFER_LIMIT/4,
+HOLD_HEADERS=true, KEY_ENV=MESHDLP_KEY).
 """
 import json
 import os
@@ -24,6 +25,7 @@ def indent(text, n):
 def render(filters, values):
     vals = dict(DEFAULTS)
     vals.update(values)
+    vals.setdefault("UPSTREAM_BUFFER_LIMIT", str(max(1, int(vals["BUFFER_LIMIT"]) // 4)))
     for k in QUOTED:
         vals[k] = json.dumps(vals[k])  # a JSON string literal is a valid YAML scalar
     with open(os.path.join(HERE, "bootstrap.yaml")) as f:

@@ -41,7 +41,8 @@ def email_list_body(size):
 RESPONSES = {
     "/bomb": (200, {"content-type": "application/json", "content-encoding": "gzip"}, bomb_body()),
     "/emails": (200, {"content-type": "application/json"}, email_list_body(965 << 10)),
-    "/emails-760k": (200, {"content-type": "application/json"}, email_list_body(760 << 10)),
+    "/emails-500k": (200, {"content-type": "application/json"},
+                     b"[" + b'"a@b.co",' * ((500 << 10) // 9) + b'"a@b.co"]'),
     "/partial": (206, {"content-type": "application/json", "content-range": "bytes 0-20/100"},
                  json.dumps({"email": EMAIL}).encode()[:21]),
     "/events": (200, {"content-type": "text/event-stream"}, ("data: %s\n\n" % EMAIL).encode()),
@@ -117,7 +118,7 @@ def test_965_kb_whose_rewrite_outgrows_the_buffer_streams_and_envoy_stays_up(env
 
 
 def test_rewrite_larger_than_the_buffer_fails_closed_and_envoy_stays_up(envoy):
-    status, headers, body = envoy.get("/emails-760k")
+    status, headers, body = envoy.get("/emails-500k")
     assert status == 413, (status, body[:200])
     assert headers["x-meshdlp-reason"] == "limit.body_bytes"
     assert b"@b.co" not in body
