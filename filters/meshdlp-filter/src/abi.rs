@@ -90,20 +90,22 @@ fn on_stream<R>(
                 deleted: false,
             },
         ) {
-            Slot::Idle(s) => Some(s),
-            Slot::Busy { .. } => None,
+            Slot::Idle(s) => Some(Some(s)),
+            Slot::Busy { .. } => Some(None),
         },
-        Some(Slot::Busy { .. }) => {
+        Some(Slot::Busy { .. }) => Some(None),
+        None => None,
+    })
+    .flatten();
+    let busy = matches!(taken, Some(None));
+    let Some(mut stream) = taken.flatten() else {
+        if busy {
+            // Logged outside the registry borrow: no host call is made while it is held.
             host.log(
                 Level::Warn,
                 &format!("meshdlp: re-entrant callback for stream {context_id} ignored"),
             );
-            None
         }
-        None => None,
-    })
-    .flatten();
-    let Some(mut stream) = taken else {
         return fallback();
     };
     let out = f(&mut stream);
