@@ -15,7 +15,7 @@ ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
         test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
-        demo demo-up demo-down bench bench-envoy fmt lint clean
+        demo demo-up demo-down bench bench-envoy corpus-findings fmt lint clean
 
 help:
 	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
@@ -117,6 +117,15 @@ demo-down:
 	$(PYTHON) tests/demo.py down
 
 # ---------------------------------------------------------------- benchmarks
+# The checksum of the findings on the realistic corpus (tests/cli.rs compares it). Run after a
+# change to detection made on purpose; .work/corpus-findings.jsonl keeps the output to diff.
+corpus-findings:
+	$(CARGO) build --release -p meshdlp
+	@mkdir -p .work
+	./target/release/meshdlp scan --jsonl < tests/data/corpus/api-bodies.jsonl > .work/corpus-findings.jsonl
+	sha256sum .work/corpus-findings.jsonl | sed 's|\.work/corpus-findings.jsonl|meshdlp scan --jsonl < tests/data/corpus/api-bodies.jsonl|' > tests/data/corpus/findings.sha256
+	@cat tests/data/corpus/findings.sha256
+
 bench:
 	$(CARGO) run --release -p meshdlp --example bench
 

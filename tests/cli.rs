@@ -215,3 +215,34 @@ fn schema_describes_the_manifest() {
     assert!(schema["properties"]["routes"].is_object());
     assert!(schema["properties"]["mode"].is_object());
 }
+
+/// Findings on the realistic corpus must not change by accident: every optimisation of the scan
+/// path keeps them byte-identical. The checksum is of `meshdlp scan --jsonl` over
+/// tests/data/corpus/api-bodies.jsonl; after a change to detection made on purpose, run
+/// `make corpus-findings` to record the new one (and say why in the commit).
+#[test]
+fn corpus_findings_are_unchanged() {
+    use sha2::{Digest, Sha256};
+    let root = env!("CARGO_MANIFEST_DIR");
+    let corpus = std::fs::read(format!("{root}/tests/data/corpus/api-bodies.jsonl")).unwrap();
+    let expected = std::fs::read_to_string(format!("{root}/tests/data/corpus/findings.sha256"))
+        .unwrap();
+    let expected = expected.split_whitespace().next().unwrap_or_default();
+    let out = meshdlp(&["scan", "--jsonl"], &corpus, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: String = Sha256::digest(&out.stdout)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if got != expected {
+        let keep = std::env::temp_dir().join("meshdlp-corpus-findings.jsonl");
+        std::fs::write(&keep, &out.stdout).unwrap();
+        panic!(
+            "findings on the corpus changed: sha256 {got}, expected {expected}.\n\
+             The new output is in {}; compare it with `make corpus-findings` on the previous \
+             commit. If the change is on purpose, run `make corpus-findings` and commit \
+             tests/data/corpus/findings.sha256.",
+            keep.display()
+        );
+    }
+}

@@ -188,10 +188,6 @@ pub(crate) struct Detectors {
     hinted_keys: HashSet<String, FxBuild>,
     /// Pattern detectors that need no digits.
     digit_free: DetectorMask,
-    /// Every pattern at once: one pass says which detectors can match a text at all.
-    set: regex::bytes::RegexSet,
-    /// Detector index of each pattern in `set`.
-    set_owner: Vec<usize>,
 }
 
 /// FxHash (rustc's hasher): key lookups happen for every scanned value, and SipHash's
@@ -436,18 +432,6 @@ impl Detectors {
             .enumerate()
             .filter(|(_, d)| d.min_digits == 0 && d.min_run == 0)
             .fold(0, |m, (i, _)| m | (1 << i));
-        let set_owner: Vec<usize> = (0..list.len())
-            .filter(|i| list[*i].regex.is_some())
-            .collect();
-        let set = regex::bytes::RegexSetBuilder::new(
-            set_owner
-                .iter()
-                .map(|i| list[*i].regex.as_ref().map_or("", |r| r.as_str())),
-        )
-        .size_limit(64 << 20)
-        .dfa_size_limit(16 << 20)
-        .build()
-        .map_err(|e| PolicyError::new("classes", format!("combined pattern set: {e}")))?;
         Ok(Detectors {
             list,
             classes,
@@ -457,8 +441,6 @@ impl Detectors {
             value_hints,
             longest_hint,
             hinted_keys,
-            set,
-            set_owner,
             digit_free,
         })
     }
@@ -578,13 +560,6 @@ impl Detectors {
                 continue;
             }
             passed |= 1 << i;
-        }
-        if passed.count_ones() > 1 {
-            // One pass of all patterns together instead of one search per detector.
-            let matched = self.set.matches(text);
-            passed &= matched
-                .iter()
-                .fold(0, |acc, p| acc | (1 << self.set_owner[p]));
         }
         let mut m = passed;
         while m != 0 {
