@@ -102,6 +102,10 @@ pub(crate) struct Detector {
     pub(crate) id: Arc<str>,
     pub(crate) class: ClassId,
     regex: Option<Regex>,
+    /// When every match of `regex` is made of [`NUMERIC`] bytes (digits and the separators of
+    /// numbers) and has no look-around: the shortest match. The pattern then runs only inside
+    /// the text's numeric spans that are at least this long, instead of over the whole text.
+    numeric_min_len: Option<usize>,
     group: usize,
     min_digits: usize,
     validator: Option<Validator>,
@@ -375,10 +379,12 @@ impl Detectors {
                     }
                 }
             }
+            let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
             list.push(Detector {
                 id: Arc::from(d.id.as_str()),
                 class,
                 regex,
+                numeric_min_len,
                 group: d.group,
                 min_digits: d.min_digits,
                 validator: d.validator,
@@ -561,11 +567,16 @@ impl Detectors {
             }
             passed |= 1 << i;
         }
+        let mut spans: Option<Vec<(usize, usize)>> = None;
         let mut m = passed;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            self.run_pattern(i, &self.list[i], text, ctx, min_confidence, out);
+            let d = &self.list[i];
+            let spans = d
+                .numeric_min_len
+                .map(|_| spans.get_or_insert_with(|| numeric_spans(text)).as_slice());
+            self.run_pattern(i, d, text, spans, ctx, min_confidence, out);
         }
     }
 
@@ -574,30 +585,55 @@ impl Detectors {
         index: usize,
         d: &Detector,
         text: &[u8],
+        spans: Option<&[(usize, usize)]>,
         ctx: KeyCtx<'_>,
         min_confidence: f32,
         out: &mut Vec<Hit>,
     ) {
         let Some(re) = &d.regex else { return };
         let mut caps = (d.group > 0).then(|| re.capture_locations());
+        let min_len = d.numeric_min_len.unwrap_or(1);
+        // The leftmost match at or after `at`, searched in `text[..end]` (the bytes past `end`
+        // can only matter to a pattern that looks around, which numeric ones do not).
+        let search = |caps: &mut Option<regex::bytes::CaptureLocations>, at: usize, end: usize| {
+            let hay = &text[..end];
+            match caps {
+                None => re.find_at(hay, at).map(|m| (m.start(), m.end(), m.start(), m.end())),
+                Some(locs) => re.captures_read_at(locs, hay, at).map(|m| match locs.get(d.group) {
+                    Some((s, e)) => (m.start(), m.end(), s, e),
+                    None => (m.start(), m.end(), m.end(), m.end()),
+                }),
+            }
+        };
+        // For a numeric pattern: the next span that can hold a match (spans only move forward,
+        // like `pos`).
+        let mut span = 0;
         let mut pos = 0;
         // Retrying after a rejected candidate rescans the text the candidate covered. Bounded,
         // so a hostile text of overlapping near-misses stays linear; past the budget a
         // rejected candidate is skipped whole.
         let mut retry_budget = 4 * text.len() + 4096;
         while pos <= text.len() {
-            let (mstart, mend, vstart, vend) = match &mut caps {
-                None => match re.find_at(text, pos) {
-                    Some(m) => (m.start(), m.end(), m.start(), m.end()),
-                    None => break,
-                },
-                Some(locs) => match re.captures_read_at(locs, text, pos) {
-                    Some(m) => match locs.get(d.group) {
-                        Some((s, e)) => (m.start(), m.end(), s, e),
-                        None => (m.start(), m.end(), m.end(), m.end()),
-                    },
-                    None => break,
-                },
+            let found = match spans {
+                None => search(&mut caps, pos, text.len()),
+                Some(spans) => {
+                    // Every match lies inside one numeric span: search them in order.
+                    let mut found = None;
+                    while let Some(&(s, e)) = spans.get(span) {
+                        let at = s.max(pos);
+                        if e >= at + min_len {
+                            found = search(&mut caps, at, e);
+                            if found.is_some() {
+                                break;
+                            }
+                        }
+                        span += 1;
+                    }
+                    found
+                }
+            };
+            let Some((mstart, mend, vstart, vend)) = found else {
+                break;
             };
             let mut accepted = if vend > vstart {
                 self.accept(d, text, vstart, vend, ctx)
@@ -755,6 +791,68 @@ impl Detectors {
             }
         }
     }
+}
+
+/// The bytes numbers are written with: digits and `+ ( ) - . /` and space.
+fn is_numeric_byte(b: u8) -> bool {
+    matches!(b, b'0'..=b'9' | b' ' | b'(' | b')' | b'+' | b'-' | b'.' | b'/')
+}
+
+/// The maximal runs of [`is_numeric_byte`] bytes that hold a digit, as `(start, end)`.
+fn numeric_spans(text: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while let Some(d) = memchr_digit(text, i) {
+        let mut s = d;
+        while s > i && is_numeric_byte(text[s - 1]) {
+            s -= 1;
+        }
+        let mut e = d + 1;
+        while e < text.len() && is_numeric_byte(text[e]) {
+            e += 1;
+        }
+        spans.push((s, e));
+        i = e;
+    }
+    spans
+}
+
+fn memchr_digit(text: &[u8], from: usize) -> Option<usize> {
+    text[from..]
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| p + from)
+}
+
+/// For a pattern whose every match is made of [`is_numeric_byte`] bytes and which has no
+/// look-around assertions (so a search confined to a numeric span finds exactly what a search
+/// of the whole text finds there): the length of its shortest match.
+fn numeric_min_len(pattern: &str) -> Option<usize> {
+    use regex_syntax::hir::{Class, Hir, HirKind};
+    fn numeric(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Empty => true,
+            HirKind::Literal(l) => l.0.iter().all(|b| is_numeric_byte(*b)),
+            HirKind::Class(Class::Unicode(c)) => c.ranges().iter().all(|r| {
+                (r.start()..=r.end()).all(|ch| ch.is_ascii() && is_numeric_byte(ch as u8))
+            }),
+            HirKind::Class(Class::Bytes(c)) => c
+                .ranges()
+                .iter()
+                .all(|r| (r.start()..=r.end()).all(is_numeric_byte)),
+            HirKind::Look(_) => false,
+            HirKind::Repetition(r) => numeric(&r.sub),
+            HirKind::Capture(c) => numeric(&c.sub),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(numeric),
+        }
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let min = hir.properties().minimum_len()?;
+    (numeric(&hir) && min > 0).then_some(min)
 }
 
 fn pack_classes_sorted(specs: &[(String, PackDetector)]) -> Vec<String> {
