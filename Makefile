@@ -15,13 +15,14 @@ ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
         test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
-        demo demo-up demo-down bench bench-envoy corpus-findings fmt lint clean
+        demo demo-up demo-down bench bench-native bench-wasm bench-envoy corpus-findings fmt lint clean
 
 help:
 	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
 	@echo "make demo-up      the same, but leave it running (make demo-down stops it)"
 	@echo "make test         every test tier: unit, wasm32 build, policy tests, fuzz smoke, Envoy end-to-end"
 	@echo "make bench        engine throughput vs a naive baseline (docs/BENCHMARKS.md)"
+	@echo "make bench-wasm   the engine benchmark built for wasm32-wasip1, run in V8 (Node's WASI)"
 	@echo "make bench-envoy  wrk through Envoy: no filter, noop wasm, meshdlp, Lua peer"
 	@echo "make fuzz         fuzz the body pipeline (FUZZ_SECONDS=60)"
 	@echo "make fuzz-decode  fuzz the compressed body path, seeded from the corpus (FUZZ_SECONDS=60)"
@@ -126,8 +127,17 @@ corpus-findings:
 	sha256sum .work/corpus-findings.jsonl | sed 's|\.work/corpus-findings.jsonl|meshdlp scan --jsonl < tests/data/corpus/api-bodies.jsonl|' > tests/data/corpus/findings.sha256
 	@cat tests/data/corpus/findings.sha256
 
-bench:
+# The engine natively, then the same benchmark built for wasm32-wasip1 inside V8 (Node's WASI):
+# the V8 penalty measured apart from Envoy.
+bench: bench-native bench-wasm
+
+bench-native:
 	$(CARGO) run --release -p meshdlp --example bench
+
+bench-wasm: .tools/wasm-target
+	$(CARGO) build --profile wasm -p meshdlp --example bench --target wasm32-wasip1
+	command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
+	node --no-warnings tests/wasm/bench.mjs target/wasm32-wasip1/wasm/examples/bench.wasm
 
 bench-envoy: build $(ENVOY)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
