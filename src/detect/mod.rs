@@ -19,6 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::dfa::Automaton;
+
+type DenseDfa = regex_automata::dfa::dense::DFA<Vec<u32>>;
 use serde::Deserialize;
 
 use crate::error::PolicyError;
@@ -106,6 +109,11 @@ pub(crate) struct Detector {
     /// numbers) and has no look-around: the shortest match. The pattern then runs only inside
     /// the text's numeric spans that are at least this long, instead of over the whole text.
     numeric_min_len: Option<usize>,
+    /// A small dense DFA of `regex` (built-in detectors without keywords: digit- and
+    /// gate-shaped ones): it answers "is there any match at or after here?" several times faster
+    /// than the regex does, and most searches of these detectors find nothing. Only a yes runs
+    /// the regex for the match and its groups.
+    dfa: Option<DenseDfa>,
     group: usize,
     min_digits: usize,
     validator: Option<Validator>,
@@ -380,11 +388,18 @@ impl Detectors {
                 }
             }
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
+            let builtin = !loc.starts_with("classes[");
+            let dfa = d
+                .pattern
+                .as_deref()
+                .filter(|_| builtin && d.keywords.is_empty())
+                .and_then(small_dfa);
             list.push(Detector {
                 id: Arc::from(d.id.as_str()),
                 class,
                 regex,
                 numeric_min_len,
+                dfa,
                 group: d.group,
                 min_digits: d.min_digits,
                 validator: d.validator,
@@ -597,6 +612,12 @@ impl Detectors {
         // can only matter to a pattern that looks around, which numeric ones do not).
         let search = |caps: &mut Option<regex::bytes::CaptureLocations>, at: usize, end: usize| {
             let hay = &text[..end];
+            if let Some(dfa) = &d.dfa {
+                let input = regex_automata::Input::new(hay).range(at..).earliest(true);
+                if let Ok(None) = dfa.try_search_fwd(&input) {
+                    return None;
+                }
+            }
             match caps {
                 None => re.find_at(hay, at).map(|m| (m.start(), m.end(), m.start(), m.end())),
                 Some(locs) => re.captures_read_at(locs, hay, at).map(|m| match locs.get(d.group) {
@@ -791,6 +812,22 @@ impl Detectors {
             }
         }
     }
+}
+
+/// A dense DFA of `pattern` with the regex crate's syntax (Unicode on, matching bytes), when
+/// it is small: its language is the regex's, so "no match" from it is "no match" from the regex.
+fn small_dfa(pattern: &str) -> Option<DenseDfa> {
+    use regex_automata::{dfa::dense, nfa::thompson, util::syntax};
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .dfa_size_limit(Some(64 << 10))
+                .determinize_size_limit(Some(256 << 10)),
+        )
+        .syntax(syntax::Config::new().utf8(false))
+        .thompson(thompson::Config::new().utf8(false))
+        .build(pattern)
+        .ok()
 }
 
 /// The bytes numbers are written with: digits and `+ ( ) - . /` and space.
