@@ -156,7 +156,7 @@ def rss_mb(pid):
     return float("nan")
 
 
-def wrk(port, path):
+def wrk(name, port, path):
     """(req/s, p50 ms, p99 ms); raises BenchFailure on any socket error or non-2xx/3xx reply."""
     out = subprocess.run(["wrk", "-t%d" % CONCURRENCY, "-c" + CONNECTIONS, "-d" + DURATION, "--latency",
                           "--timeout", "5s", "http://127.0.0.1:%d%s" % (port, path)],
@@ -166,7 +166,7 @@ def wrk(port, path):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if out.returncode != 0 or not rps or float(rps.group(1)) == 0 or non2xx or sockets:
-        raise BenchFailure("wrk %s: errors or no requests:\n%s%s" % (path, text, out.stderr))
+        raise BenchFailure("wrk through %s, %s: errors or no requests:\n%s%s" % (name, path, text, out.stderr))
 
     def pct(p):
         m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)" % p, text)
@@ -279,15 +279,16 @@ def main():
         sanity(envoys, bodies, policy_file, policy_is_default)
         for path in bodies:
             for name, e in envoys:
-                wrk(e.port, path)  # warm-up (VMs, connections, caches)
+                wrk(name, e.port, path)  # warm-up (VMs, connections, caches)
                 check_alive(up, envoys)
             for _ in range(ROUNDS):
                 for name, e in envoys:  # interleaved rounds: noise hits every variant alike
-                    results.setdefault((path, name), []).append(wrk(e.port, path))
+                    results.setdefault((path, name), []).append(wrk(name, e.port, path))
                     check_alive(up, envoys)
         rss = {name: rss_mb(e.proc.pid) for name, e in envoys}
     except BenchFailure as err:
-        sys.exit("bench-envoy FAILED: %s" % err)
+        dead = ["'%s' (exit %s)" % (name, e.proc.returncode) for name, e in envoys if e.proc and e.proc.poll() is not None]
+        sys.exit("bench-envoy FAILED: %s%s" % (err, "\ndead front Envoys: " + ", ".join(dead) if dead else ""))
     finally:
         for _, e in envoys:
             e.stop()
