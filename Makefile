@@ -15,7 +15,7 @@ ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
         test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
-        demo demo-up demo-down bench bench-native bench-wasm bench-envoy corpus-findings fmt lint clean
+        demo demo-up demo-down bench bench-native bench-wasm bench-envoy bench-envoy-2 corpus-findings fmt lint clean
 
 help:
 	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
@@ -23,7 +23,8 @@ help:
 	@echo "make test         every test tier: unit, wasm32 build, policy tests, fuzz smoke, Envoy end-to-end"
 	@echo "make bench        engine throughput vs a naive baseline (docs/BENCHMARKS.md)"
 	@echo "make bench-wasm   the engine benchmark built for wasm32-wasip1, run in V8 (Node's WASI)"
-	@echo "make bench-envoy  wrk through Envoy: no filter, noop wasm, meshdlp, Lua peer"
+	@echo "make bench-envoy  wrk through Envoy: no filter, noop wasm, meshdlp, Lua peer; synthetic and corpus bodies"
+	@echo "make bench-envoy-2  the same with two Envoy workers and two wrk threads"
 	@echo "make fuzz         fuzz the body pipeline (FUZZ_SECONDS=60)"
 	@echo "make fuzz-decode  fuzz the compressed body path, seeded from the corpus (FUZZ_SECONDS=60)"
 	@echo "make test-adversarial  the adversarial suite through the real Envoy (tests/adversarial)"
@@ -139,9 +140,14 @@ bench-wasm: .tools/wasm-target
 	command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
 	node --no-warnings tests/wasm/bench.mjs target/wasm32-wasip1/wasm/examples/bench.wasm
 
+# One Envoy worker, then (bench-envoy-2) two workers and two wrk threads: does it scale?
 bench-envoy: build $(ENVOY)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(PYTHON) tests/bench_envoy.py
+	BENCH_CONCURRENCY=1 $(PYTHON) tests/bench_envoy.py
+
+bench-envoy-2: build $(ENVOY)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	BENCH_CONCURRENCY=2 $(PYTHON) tests/bench_envoy.py
 
 # ---------------------------------------------------------------- hygiene
 fmt:
