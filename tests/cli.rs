@@ -13,13 +13,16 @@ fn meshdlp(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn meshdlp");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+    // Written from a thread: a large input would otherwise fill the pipe while the child blocks
+    // on a full stdout that nobody reads yet.
+    let mut pipe = child.stdin.take().expect("stdin");
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || pipe.write_all(&input));
+    let out = child.wait_with_output().expect("wait");
+    // A child that exits before reading all of its input closes the pipe: not an error here,
+    // the caller judges the output.
+    let _ = writer.join();
+    out
 }
 
 fn temp_file(name: &str, content: &str) -> String {
