@@ -138,7 +138,8 @@ bench-native:
 bench-wasm: .tools/wasm-target
 	$(CARGO) build --profile wasm -p meshdlp --example bench --target wasm32-wasip1
 	command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
-	node --no-warnings tests/wasm/bench.mjs target/wasm32-wasip1/wasm/examples/bench.wasm
+	BENCH_NO_STREAMING=1 node --no-warnings tests/wasm/bench.mjs target/wasm32-wasip1/wasm/examples/bench.wasm
+	BENCH_ONLY=streaming node --no-warnings tests/wasm/bench.mjs target/wasm32-wasip1/wasm/examples/bench.wasm
 
 # One Envoy worker, then (bench-envoy-2) two workers and two wrk threads: does it scale?
 bench-envoy: build $(ENVOY)

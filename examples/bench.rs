@@ -304,7 +304,8 @@ fn main() {
     if only.is_none() || only.as_deref() == Some("corpus") {
         corpus(&policy, route, &naive, budget);
     }
-    if only.is_none() {
+    let streaming_too = only.is_none() && std::env::var_os("BENCH_NO_STREAMING").is_none();
+    if streaming_too || only.as_deref() == Some("streaming") {
         streaming(&policy, route);
     }
 }
@@ -324,7 +325,11 @@ fn corpus(policy: &Policy, route: meshdlp::RouteId, naive: &Naive, budget: Durat
     let bodies: Vec<Vec<u8>> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v.get("body").and_then(Value::as_str).map(|b| b.as_bytes().to_vec()))
+        .filter_map(|v| {
+            v.get("body")
+                .and_then(Value::as_str)
+                .map(|b| b.as_bytes().to_vec())
+        })
         .collect();
     let total: usize = bodies.iter().map(Vec::len).sum();
     let run = |b: &[u8]| {

@@ -228,8 +228,8 @@ fn corpus_findings_are_unchanged() {
     use sha2::{Digest, Sha256};
     let root = env!("CARGO_MANIFEST_DIR");
     let corpus = std::fs::read(format!("{root}/tests/data/corpus/api-bodies.jsonl")).unwrap();
-    let expected = std::fs::read_to_string(format!("{root}/tests/data/corpus/findings.sha256"))
-        .unwrap();
+    let expected =
+        std::fs::read_to_string(format!("{root}/tests/data/corpus/findings.sha256")).unwrap();
     let expected = expected.split_whitespace().next().unwrap_or_default();
     let out = meshdlp(&["scan", "--jsonl"], &corpus, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));

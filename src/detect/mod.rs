@@ -16,7 +16,7 @@ pub(crate) mod validate;
 use keywords::KeywordSearch;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::dfa::Automaton;
@@ -113,7 +113,7 @@ pub(crate) struct Detector {
     /// gate-shaped ones): it answers "is there any match at or after here?" several times faster
     /// than the regex does, and most searches of these detectors find nothing. Only a yes runs
     /// the regex for the match and its groups.
-    dfa: Option<DenseDfa>,
+    dfa: DfaSlot,
     group: usize,
     min_digits: usize,
     validator: Option<Validator>,
@@ -389,11 +389,12 @@ impl Detectors {
             }
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
             let builtin = !loc.starts_with("classes[");
-            let dfa = d
-                .pattern
-                .as_deref()
-                .filter(|_| builtin && d.keywords.is_empty())
-                .and_then(small_dfa);
+            let dfa = match d.pattern.as_deref() {
+                Some(p) if builtin && d.keywords.is_empty() => {
+                    DfaSlot::Lazy(p.to_string(), OnceLock::new())
+                }
+                _ => DfaSlot::None,
+            };
             list.push(Detector {
                 id: Arc::from(d.id.as_str()),
                 class,
@@ -612,18 +613,22 @@ impl Detectors {
         // can only matter to a pattern that looks around, which numeric ones do not).
         let search = |caps: &mut Option<regex::bytes::CaptureLocations>, at: usize, end: usize| {
             let hay = &text[..end];
-            if let Some(dfa) = &d.dfa {
+            if let Some(dfa) = d.dfa.get() {
                 let input = regex_automata::Input::new(hay).range(at..).earliest(true);
                 if let Ok(None) = dfa.try_search_fwd(&input) {
                     return None;
                 }
             }
             match caps {
-                None => re.find_at(hay, at).map(|m| (m.start(), m.end(), m.start(), m.end())),
-                Some(locs) => re.captures_read_at(locs, hay, at).map(|m| match locs.get(d.group) {
-                    Some((s, e)) => (m.start(), m.end(), s, e),
-                    None => (m.start(), m.end(), m.end(), m.end()),
-                }),
+                None => re
+                    .find_at(hay, at)
+                    .map(|m| (m.start(), m.end(), m.start(), m.end())),
+                Some(locs) => re
+                    .captures_read_at(locs, hay, at)
+                    .map(|m| match locs.get(d.group) {
+                        Some((s, e)) => (m.start(), m.end(), s, e),
+                        None => (m.start(), m.end(), m.end(), m.end()),
+                    }),
             }
         };
         // For a numeric pattern: the next span that can hold a match (spans only move forward,
@@ -814,6 +819,23 @@ impl Detectors {
     }
 }
 
+/// A detector's pre-check DFA, built on first use: determinising costs ~0.1-0.6 ms per pattern,
+/// which would otherwise add to every policy compile (and to every Envoy VM start).
+#[derive(Debug)]
+enum DfaSlot {
+    None,
+    Lazy(String, OnceLock<Option<DenseDfa>>),
+}
+
+impl DfaSlot {
+    fn get(&self) -> Option<&DenseDfa> {
+        match self {
+            DfaSlot::None => None,
+            DfaSlot::Lazy(pattern, cell) => cell.get_or_init(|| small_dfa(pattern)).as_ref(),
+        }
+    }
+}
+
 /// A dense DFA of `pattern` with the regex crate's syntax (Unicode on, matching bytes), when
 /// it is small: its language is the regex's, so "no match" from it is "no match" from the regex.
 fn small_dfa(pattern: &str) -> Option<DenseDfa> {
@@ -832,7 +854,10 @@ fn small_dfa(pattern: &str) -> Option<DenseDfa> {
 
 /// The bytes numbers are written with: digits and `+ ( ) - . /` and space.
 fn is_numeric_byte(b: u8) -> bool {
-    matches!(b, b'0'..=b'9' | b' ' | b'(' | b')' | b'+' | b'-' | b'.' | b'/')
+    matches!(
+        b,
+        b'0'..=b'9' | b' ' | b'(' | b')' | b'+' | b'-' | b'.' | b'/'
+    )
 }
 
 /// The maximal runs of [`is_numeric_byte`] bytes that hold a digit, as `(start, end)`.
