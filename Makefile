@@ -15,7 +15,7 @@ ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
         test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
-        demo demo-up demo-down bench bench-native bench-wasm bench-envoy bench-envoy-2 corpus-findings fmt lint clean
+        demo demo-up demo-down bench bench-native bench-wasm bench-envoy bench-envoy-2 corpus-findings classes-doc fmt lint clean
 
 help:
 	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
@@ -130,6 +130,10 @@ corpus-findings:
 
 # The engine natively, then the same benchmark built for wasm32-wasip1 inside V8 (Node's WASI):
 # the V8 penalty measured apart from Envoy.
+# docs/CLASSES.md, generated from the built-in pack (tests/cli.rs fails when it is stale).
+classes-doc:
+	$(CARGO) run --release -q -p meshdlp -- classes --markdown > docs/CLASSES.md
+
 bench: bench-native bench-wasm
 
 bench-native:

@@ -32,6 +32,7 @@ mod transform;
 pub mod codec;
 pub mod manifest;
 
+pub use detect::catalog::{catalog, ClassInfo, DetectorInfo};
 pub use detect::BUILTIN_PACK;
 pub use error::PolicyError;
 pub use inspect::{Block, Decision, Exchange, Finding, Inspection, Reason, MAX_REPORTED_FINDINGS};

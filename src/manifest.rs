@@ -211,7 +211,8 @@ pub struct RouteRules {
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectionSpec {
-    /// Classes to detect anywhere in the body; `["*"]` (the default) means every class.
+    /// Classes to detect anywhere in the body; `["*"]` (the default) means every class. A class
+    /// name (`email`), qualified name (`pii.email`) or group (`secrets`, `secrets.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detect: Option<Vec<String>>,
     /// Rules for JSON fields chosen by path; the first matching rule applies.

@@ -310,6 +310,19 @@ impl Route {
     }
 }
 
+/// How specific an `actions` key is: groups by depth, then qualified and plain class names.
+fn selector_specificity(selector: &str, table: &crate::detect::ClassTable) -> usize {
+    if table.id(selector).is_some() {
+        return usize::MAX;
+    }
+    match selector.strip_suffix(".*") {
+        Some(group) => group.split('.').count(),
+        // `a.b` is a group or a qualified class name: the engine cannot tell without the table,
+        // and a deeper group or a class name is more specific either way.
+        None => selector.split('.').count(),
+    }
+}
+
 struct Ctx<'a> {
     detectors: &'a Detectors,
     keys: &'a KeyRing,
@@ -351,12 +364,30 @@ impl Ctx<'_> {
         })
     }
 
+    /// The classes of a selector: a class, a qualified class (`pii.email`), a group
+    /// (`national_id.us`) or a group with `.*` (`secrets.*`).
+    fn select(&self, selector: &str, loc: &str) -> Result<Vec<ClassId>, PolicyError> {
+        let table = &self.detectors.classes;
+        table.select(selector).ok_or_else(|| {
+            let known: Vec<&str> = table.names().collect();
+            let message = if selector.contains('.') || selector.ends_with('*') {
+                format!(
+                    "unknown class or group `{selector}` (groups: {}; `meshdlp classes` lists every class)",
+                    table.group_names().join(", ")
+                )
+            } else {
+                format!("unknown class `{selector}` (known: {})", known.join(", "))
+            };
+            PolicyError::new(loc, message)
+        })
+    }
+
     fn classes(&self, names: &[String], loc: &str) -> Result<HashSet<ClassId>, PolicyError> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| self.class(n, &format!("{loc}[{i}]")))
-            .collect()
+        let mut out = HashSet::new();
+        for (i, n) in names.iter().enumerate() {
+            out.extend(self.select(n, &format!("{loc}[{i}]"))?);
+        }
+        Ok(out)
     }
 
     fn action(&self, spec: &ActionSpec, loc: &str) -> Result<Action, PolicyError> {
@@ -405,10 +436,21 @@ impl Ctx<'_> {
                 class,
             });
         }
+        // A key may be a class or a group selector; the most specific key wins for a class
+        // (a class name, then the deepest group), whatever the order they are written in.
         let mut class_actions = vec![None; self.detectors.classes.count()];
-        for (class, spec) in &d.actions {
+        let mut keyed: Vec<(usize, &String, &ActionSpec)> = d
+            .actions
+            .iter()
+            .map(|(k, spec)| (selector_specificity(k, &self.detectors.classes), k, spec))
+            .collect();
+        keyed.sort_by_key(|(rank, _, _)| *rank);
+        for (_, class, spec) in keyed {
             let aloc = format!("{loc}.actions.{class}");
-            class_actions[usize::from(self.class(class, &aloc)?)] = Some(self.action(spec, &aloc)?);
+            let action = self.action(spec, &aloc)?;
+            for id in self.select(class, &aloc)? {
+                class_actions[usize::from(id)] = Some(action.clone());
+            }
         }
         let default_action = match &d.default_action {
             Some(spec) => self.action(spec, &format!("{loc}.defaultAction"))?,

@@ -249,3 +249,28 @@ fn corpus_findings_are_unchanged() {
         );
     }
 }
+
+/// docs/CLASSES.md is generated from the pack; regenerate with `make classes-doc`.
+#[test]
+fn classes_doc_is_current() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = meshdlp(&["classes", "--markdown"], b"", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc = std::fs::read_to_string(format!("{root}/docs/CLASSES.md")).unwrap_or_default();
+    assert!(
+        doc == text(&out.stdout),
+        "docs/CLASSES.md is stale: run `make classes-doc` and commit it"
+    );
+    let json = meshdlp(&["classes", "--json"], b"", &[]);
+    let classes: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let names: Vec<&str> = classes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"email") && names.contains(&"us_ssn"),
+        "{names:?}"
+    );
+}

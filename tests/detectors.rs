@@ -84,3 +84,57 @@ fn detector_table() {
         failures.join("\n")
     );
 }
+
+/// Every detector's example (shown by `meshdlp classes` and docs/CLASSES.md) is found by that
+/// detector, as its class: an example that the engine does not find would be a lie in the docs.
+#[test]
+fn every_example_is_found_by_its_detector() {
+    let policy = Policy::from_json(br#"{"defaultRoute": {"response": {}}}"#).expect("policy");
+    let route = policy.route("GET", "/", "test");
+    let mut failures = Vec::new();
+    let mut examples = 0;
+    for class in meshdlp::catalog().expect("catalog") {
+        assert!(
+            !class.detectors.is_empty(),
+            "class {} has no detector",
+            class.name
+        );
+        for d in &class.detectors {
+            let Some(example) = &d.example else {
+                failures.push(format!("{}: no example", d.id));
+                continue;
+            };
+            examples += 1;
+            let json = serde_json::from_str::<serde_json::Value>(example).is_ok();
+            let insp = policy.inspect(&Exchange {
+                route,
+                direction: Direction::Response,
+                content_type: Some(if json {
+                    "application/json"
+                } else {
+                    "text/plain"
+                }),
+                scopes: &[],
+                body: example.as_bytes(),
+            });
+            if !insp
+                .findings
+                .iter()
+                .any(|f| *f.detector == d.id && *f.class == class.name)
+            {
+                let got: Vec<String> = insp
+                    .findings
+                    .iter()
+                    .map(|f| format!("{}/{}", f.class, f.detector))
+                    .collect();
+                failures.push(format!("{}: example {example:?} gave {got:?}", d.id));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {examples}:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

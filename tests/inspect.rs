@@ -775,3 +775,66 @@ fn a_body_that_only_claims_to_be_a_form_is_still_scanned() {
     let o = body_as(&p, "application/x-www-form-urlencoded", body);
     assert!(!o.contains("lovelace") && !o.contains("536-22-1234"), "{o}");
 }
+
+/// Classes are selected by name, qualified name, group or `group.*`; in `actions` the most
+/// specific key wins whatever the order.
+#[test]
+fn class_groups_select_classes() {
+    const BODY: &str = r#"{"mail": "ada@example.com", "ssn": "536-22-1234", "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "gh": "ghp_R8kLm2Qx9TzV4nWp7YcB3dFh6JsA1uEo5iGk"}"#;
+    let classes = |detect: &str| {
+        let p = policy(&format!(
+            r#"{{"defaultRoute": {{"response": {{"detect": {detect}}}}}}}"#
+        ));
+        let mut c: Vec<String> = json(&p, BODY)
+            .findings
+            .iter()
+            .map(|f| f.class.to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(classes(r#"["secrets.*"]"#), ["github_token", "jwt"]);
+    assert_eq!(classes(r#"["secrets"]"#), ["github_token", "jwt"]);
+    assert_eq!(classes(r#"["national_id.us"]"#), ["us_ssn"]);
+    assert_eq!(classes(r#"["national_id.*"]"#), ["us_ssn"]);
+    assert_eq!(classes(r#"["pii.email", "jwt"]"#), ["email", "jwt"]);
+    assert_eq!(classes(r#"["pii.*"]"#), ["email"]);
+
+    let p = policy(
+        r#"{"defaultRoute": {"response": {"actions": {"jwt": "mask", "secrets.*": "hash", "pii": "drop"}}}, "keys": [{"id": "k", "env": "K"}]}"#,
+    );
+    let actions: Vec<(String, ActionKind)> = json(&p, BODY)
+        .findings
+        .iter()
+        .map(|f| (f.class.to_string(), f.action))
+        .collect();
+    assert!(
+        actions.contains(&("jwt".into(), ActionKind::Mask)),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("github_token".into(), ActionKind::Hash)),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("email".into(), ActionKind::Drop)),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("us_ssn".into(), ActionKind::Redact)),
+        "{actions:?}"
+    );
+
+    let err = meshdlp::parse_manifest_json(
+        br#"{"defaultRoute": {"response": {"detect": ["secret.*"]}}}"#,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|m| Policy::compile(&m).map_err(|e| e.to_string()))
+    .err()
+    .unwrap_or_default();
+    assert!(
+        err.starts_with("defaultRoute.response.detect[0]: unknown class or group `secret.*`")
+            && err.contains("secrets"),
+        "{err}"
+    );
+}

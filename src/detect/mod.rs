@@ -10,6 +10,7 @@
 //! validator (Luhn, mod-97, SSN rules, ...) and a confidence threshold that key hints and nearby
 //! context words can raise.
 
+pub(crate) mod catalog;
 mod keywords;
 pub(crate) mod validate;
 
@@ -53,7 +54,20 @@ pub(crate) enum Boundary {
 #[serde(deny_unknown_fields)]
 struct PackFile {
     detector: Vec<PackDetector>,
+    class: Vec<PackClass>,
 }
+
+/// A built-in class: its group and what it is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackClass {
+    name: String,
+    group: String,
+    description: String,
+}
+
+/// The group of custom classes (`custom.*`).
+pub(crate) const CUSTOM_GROUP: &str = "custom";
 
 /// One detector as written in the pack file.
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +97,7 @@ struct PackDetector {
     min_run: usize,
     gate: Option<Gate>,
     keywords_any_case: bool,
+    example: Option<String>,
 }
 
 /// Structural gates too specific for keywords.
@@ -156,6 +171,8 @@ pub(crate) struct Hit {
 #[derive(Debug, Default)]
 pub(crate) struct ClassTable {
     names: Vec<Arc<str>>,
+    /// Each class's group (`pii`, `national_id.us`, `custom`).
+    groups: Vec<Arc<str>>,
     index: HashMap<String, ClassId>,
 }
 
@@ -172,14 +189,51 @@ impl ClassTable {
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(|n| n.as_ref())
     }
-    fn intern(&mut self, name: &str) -> ClassId {
+    fn intern(&mut self, name: &str, group: &str) -> ClassId {
         if let Some(id) = self.index.get(name) {
             return *id;
         }
         let id = self.names.len() as ClassId;
         self.names.push(Arc::from(name));
+        self.groups.push(Arc::from(group));
         self.index.insert(name.to_string(), id);
         id
+    }
+
+    /// The classes a policy means by `selector`: a class name (`email`); a qualified name
+    /// (`pii.email`); a group (`secrets`, `national_id.us`: its classes and those of its
+    /// subgroups); or a group with `.*` (`secrets.*`, the same). `None` when it names nothing.
+    pub(crate) fn select(&self, selector: &str) -> Option<Vec<ClassId>> {
+        if let Some(id) = self.id(selector) {
+            // A class name wins over a group of the same name (a custom class `pii`).
+            return Some(vec![id]);
+        }
+        let group = selector.strip_suffix(".*").unwrap_or(selector);
+        let ids: Vec<ClassId> = (0..self.names.len())
+            .filter(|&i| {
+                let g = &*self.groups[i];
+                let in_group = g == group
+                    || (g.len() > group.len()
+                        && g.starts_with(group)
+                        && g.as_bytes()[group.len()] == b'.');
+                let qualified = !selector.ends_with(".*")
+                    && selector.len() == g.len() + 1 + self.names[i].len()
+                    && selector.starts_with(g)
+                    && selector.as_bytes()[g.len()] == b'.'
+                    && selector.ends_with(&*self.names[i]);
+                in_group || qualified
+            })
+            .map(|i| i as ClassId)
+            .collect();
+        (!ids.is_empty()).then_some(ids)
+    }
+
+    /// Every group (sorted), for error messages.
+    pub(crate) fn group_names(&self) -> Vec<&str> {
+        let mut g: Vec<&str> = self.groups.iter().map(|g| &**g).collect();
+        g.sort_unstable();
+        g.dedup();
+        g
     }
 }
 
@@ -294,7 +348,13 @@ impl Detectors {
             specs.push((loc, d));
         }
         for c in &pack_classes_sorted(&specs) {
-            classes.intern(c);
+            let Some(spec) = pack.class.iter().find(|p| &p.name == c) else {
+                return Err(PolicyError::new(
+                    "<builtin pack>",
+                    format!("class `{c}` has no [[class]] entry"),
+                ));
+            };
+            classes.intern(c, &spec.group);
         }
         for (i, c) in custom.iter().enumerate() {
             let loc = format!("classes[{i}]");
@@ -316,7 +376,7 @@ impl Detectors {
                     ),
                 ));
             }
-            classes.intern(&c.name);
+            classes.intern(&c.name, CUSTOM_GROUP);
             specs.push((loc, custom_to_pack(c)?));
         }
         if specs.len() > MAX_DETECTORS {
@@ -338,7 +398,7 @@ impl Detectors {
         let mut value_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
         for (i, (loc, d)) in specs.into_iter().enumerate() {
             let bit: DetectorMask = 1 << i;
-            let class = classes.intern(&d.class);
+            let class = classes.id(&d.class).unwrap_or_default();
             let regex = d
                 .pattern
                 .as_deref()
@@ -390,10 +450,8 @@ impl Detectors {
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
             let builtin = !loc.starts_with("classes[");
             let dfa = match d.pattern.as_deref() {
-                Some(p) if builtin && d.keywords.is_empty() => {
-                    DfaSlot::Lazy(p.to_string(), OnceLock::new())
-                }
-                _ => DfaSlot::None,
+                Some(p) if builtin && d.keywords.is_empty() => DfaSlot::lazy(p),
+                _ => DfaSlot::default(),
             };
             list.push(Detector {
                 id: Arc::from(d.id.as_str()),
@@ -596,6 +654,7 @@ impl Detectors {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_pattern(
         &self,
         index: usize,
@@ -821,18 +880,17 @@ impl Detectors {
 
 /// A detector's pre-check DFA, built on first use: determinising costs ~0.1-0.6 ms per pattern,
 /// which would otherwise add to every policy compile (and to every Envoy VM start).
-#[derive(Debug)]
-enum DfaSlot {
-    None,
-    Lazy(String, OnceLock<Option<DenseDfa>>),
-}
+#[derive(Debug, Default)]
+struct DfaSlot(Option<Box<(String, OnceLock<Option<DenseDfa>>)>>);
 
 impl DfaSlot {
+    fn lazy(pattern: &str) -> DfaSlot {
+        DfaSlot(Some(Box::new((pattern.to_string(), OnceLock::new()))))
+    }
+
     fn get(&self) -> Option<&DenseDfa> {
-        match self {
-            DfaSlot::None => None,
-            DfaSlot::Lazy(pattern, cell) => cell.get_or_init(|| small_dfa(pattern)).as_ref(),
-        }
+        let (pattern, cell) = &**self.0.as_ref()?;
+        cell.get_or_init(|| small_dfa(pattern)).as_ref()
     }
 }
 
