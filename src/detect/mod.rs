@@ -98,6 +98,7 @@ struct PackDetector {
     gate: Option<Gate>,
     keywords_any_case: bool,
     example: Option<String>,
+    glued_suffix: Vec<String>,
 }
 
 /// Structural gates too specific for keywords.
@@ -148,6 +149,7 @@ pub(crate) struct Detector {
     shrink: bool,
     min_run: usize,
     gate: Option<Gate>,
+    glued_suffix: Vec<Vec<u8>>,
 }
 
 /// Where a text sits: the normalized JSON/form key and the key of its parent object.
@@ -502,6 +504,7 @@ impl Detectors {
                 shrink: d.shrink,
                 min_run: d.min_run,
                 gate: d.gate,
+                glued_suffix: d.glued_suffix.into_iter().map(String::into_bytes).collect(),
             });
         }
         let keywords = KeywordSearch::build(&keywords, &keyword_owner, &keyword_any_case)
@@ -782,6 +785,14 @@ impl Detectors {
             return None;
         }
         let value = &text[s..e];
+        if d.glued_suffix.iter().any(|g| {
+            text[e..].starts_with(g)
+                && text.get(e + g.len()).is_some_and(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'~' | b'/' | b'.' | b'-')
+                })
+        }) {
+            return None;
+        }
         if d.match_digits != [0, usize::MAX] {
             let n = count_digits(value);
             if n < d.match_digits[0] || n > d.match_digits[1] {
