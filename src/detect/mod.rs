@@ -120,7 +120,7 @@ pub(crate) enum Gate {
 pub(crate) struct Detector {
     pub(crate) id: Arc<str>,
     pub(crate) class: ClassId,
-    regex: Option<Regex>,
+    regex: PatternRegex,
     /// When every match of `regex` is made of [`NUMERIC`] bytes (digits and the separators of
     /// numbers) and has no look-around: the shortest match. The pattern then runs only inside
     /// the text's numeric spans that are at least this long, instead of over the whole text.
@@ -401,19 +401,27 @@ impl Detectors {
         for (i, (loc, d)) in specs.into_iter().enumerate() {
             let bit: DetectorMask = 1 << i;
             let class = classes.id(&d.class).unwrap_or_default();
-            let regex = d
-                .pattern
-                .as_deref()
-                .map(|p| compile_regex(p, false))
-                .transpose()
-                .map_err(|m| PolicyError::new(format!("{loc}.pattern"), m))?;
-            if let Some(r) = &regex {
-                if d.group >= r.captures_len() {
-                    return Err(PolicyError::new(
-                        format!("{loc}.group"),
-                        format!("the pattern has no capture group {}", d.group),
-                    ));
+            // Built-in patterns are compiled on first use (a test compiles every one of them):
+            // most are keyword-gated and never run on a given service's traffic, and compiling
+            // all of them would cost more than the 20 ms a policy compile may take. Custom
+            // patterns are compiled here, so a bad one is rejected with its location.
+            let builtin = !loc.starts_with("classes[");
+            let regex = match d.pattern.as_deref() {
+                None => PatternRegex::None,
+                Some(p) if builtin => PatternRegex::lazy(p),
+                Some(p) => {
+                    let r = compile_regex(p, false)
+                        .map_err(|m| PolicyError::new(format!("{loc}.pattern"), m))?;
+                    if d.group >= r.captures_len() {
+                        return Err(PolicyError::new(
+                            format!("{loc}.group"),
+                            format!("the pattern has no capture group {}", d.group),
+                        ));
+                    }
+                    PatternRegex::Ready(r)
                 }
+            };
+            if d.pattern.is_some() {
                 pattern_detectors |= bit;
             }
             let value_regex = d
@@ -428,7 +436,7 @@ impl Detectors {
                 }
             }
             hinted_keys.extend(d.key_hints.iter().map(|h| normalized(h)));
-            if regex.is_some() && !d.keywords.is_empty() {
+            if d.pattern.is_some() && !d.keywords.is_empty() {
                 keyword_gated |= bit;
                 for k in &d.keywords {
                     let any_case = d.keywords_any_case;
@@ -450,7 +458,6 @@ impl Detectors {
                 }
             }
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
-            let builtin = !loc.starts_with("classes[");
             let dfa = match d.pattern.as_deref() {
                 Some(p) if builtin && d.keywords.is_empty() => DfaSlot::lazy(p),
                 _ => DfaSlot::default(),
@@ -668,7 +675,7 @@ impl Detectors {
         min_confidence: f32,
         out: &mut Vec<Hit>,
     ) {
-        let Some(re) = &d.regex else { return };
+        let Some(re) = d.regex.get() else { return };
         let mut caps = (d.group > 0).then(|| re.capture_locations());
         let min_len = d.numeric_min_len.unwrap_or(1);
         // The leftmost match at or after `at`, searched in `text[..end]` (the bytes past `end`
@@ -885,6 +892,28 @@ impl Detectors {
                     confidence: d.confidence,
                 });
             }
+        }
+    }
+}
+
+/// A detector's regex: compiled (custom classes), or compiled on first use (built-in).
+#[derive(Debug)]
+enum PatternRegex {
+    None,
+    Ready(Regex),
+    Lazy(Box<(String, OnceLock<Option<Regex>>)>),
+}
+
+impl PatternRegex {
+    fn lazy(pattern: &str) -> PatternRegex {
+        PatternRegex::Lazy(Box::new((pattern.to_string(), OnceLock::new())))
+    }
+
+    fn get(&self) -> Option<&Regex> {
+        match self {
+            PatternRegex::None => None,
+            PatternRegex::Ready(r) => Some(r),
+            PatternRegex::Lazy(b) => b.1.get_or_init(|| compile_regex(&b.0, false).ok()).as_ref(),
         }
     }
 }
@@ -1189,4 +1218,26 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
         && haystack
             .windows(needle.len())
             .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Built-in patterns are compiled lazily: every one must compile, and hold its group.
+    #[test]
+    fn every_builtin_pattern_compiles() {
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        for d in &pack.detector {
+            if let Some(p) = &d.pattern {
+                let r = compile_regex(p, false).unwrap_or_else(|e| panic!("{}: {e}", d.id));
+                assert!(d.group < r.captures_len(), "{}: no group {}", d.id, d.group);
+            }
+        }
+        let policy = Detectors::compile(&[]).expect("compile");
+        assert!(policy.list.iter().all(|d| match &d.regex {
+            PatternRegex::Lazy(_) | PatternRegex::None => true,
+            PatternRegex::Ready(_) => false,
+        }));
+    }
 }
