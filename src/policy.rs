@@ -295,6 +295,13 @@ impl Policy {
             .map_or(ErrorAction::Block, |p| p.on_error)
     }
 
+    /// Builds now what the policy otherwise builds on first use (built-in regexes, pre-check
+    /// DFAs): a proxy calls this once per VM so memory is allocated up front and no request
+    /// pays for a first use. `compile` stays cheap for tools that check or test policies.
+    pub fn prepare(&self) {
+        self.inner.detectors.prepare();
+    }
+
     /// Every class id known to this policy (built-in and custom).
     pub fn classes(&self) -> Vec<&str> {
         self.inner.detectors.classes.names().collect()

@@ -535,6 +535,14 @@ impl Detectors {
         })
     }
 
+    /// Builds every lazily built regex and DFA.
+    pub(crate) fn prepare(&self) {
+        for d in &self.list {
+            let _ = d.regex.get();
+            let _ = d.dfa.get();
+        }
+    }
+
     /// Whether a normalized key is a hint for some detector (`dob`, `email`, `password`, ...).
     pub(crate) fn is_hinted_key(&self, key: &str) -> bool {
         key.len() <= 64 && self.hinted_keys.contains(key)
