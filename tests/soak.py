@@ -259,7 +259,14 @@ def main():
         pid = envoy.proc.pid
         print("soak: %d distinct requests, warm-up %d s, soak %d s, Envoy pid %d" % (n_reqs, warmup, seconds, pid),
               flush=True)
+        # The warm-up runs both kinds of traffic the soak runs: the RSS baseline must come after
+        # every kind of stream has reached its high-water mark once (h2c streams buffer bodies
+        # concurrently; without them here the soak measured their first allocation as growth).
+        h2_warm = H2Load(envoy.port, h2_body)
+        h2_warm.start()
         run_wrk(envoy.port, warmup, req_file, lua)
+        h2_warm.stopping.set()
+        h2_warm.join(timeout=150)
         time.sleep(1)
         if envoy.proc.poll() is not None:
             log = envoy.read_log()
