@@ -9,8 +9,12 @@ blocks. The policy is tests/adversarial/policy.yaml (every class redacted both w
 
 Passes when Envoy never exits, no VM traps (log), every non-2xx is a deliberate block (wrk
 sees `x-meshdlp-reason`; h2load's non-2xx must be covered by the growth of meshdlp_blocks), and
-Envoy's RSS at the end is within 10% of its RSS after the warm-up. Prints a summary and exits
-non-zero on failure. Every process and loop is bounded in time.
+Envoy's memory does not keep growing: RSS at the end is within 5% of RSS at half time (a leak
+grows all along; a VM's heap reaching its high-water mark - the most concurrent large bodies it
+has held, bounded by docs/SECURITY.md's memory budget - happens once, at a moment that depends
+on how the two clients' requests interleave), and never more than 25% above RSS after the
+warm-up. Prints a summary and exits non-zero on failure. Every process and loop is bounded in
+time.
 """
 
 import gzip
@@ -38,7 +42,8 @@ POLICY = os.path.join(HERE, "adversarial", "policy.yaml")
 FILTERS = ["strip-scopes", "jwt", "meshdlp", "router"]
 WORK = os.path.join(harness.ROOT, ".work", "soak")
 TRAP_MARKERS = ("panicked", "RuntimeError", "unreachable", "Segmentation fault", "Caught Segmentation", "Backtrace")
-RSS_TOLERANCE = 0.10
+RSS_TOLERANCE = 0.05
+RSS_CAP = 0.25
 
 WRK_LUA = r"""
 -- Chooses pre-built raw requests at random; counts statuses and undeliberate non-2xx.
@@ -281,9 +286,14 @@ def main():
         h2.start()
         alive_failures = []
 
+        rss_mid = []
+
         def watch():
-            deadline = time.time() + seconds
+            start = time.time()
+            deadline = start + seconds
             while time.time() < deadline and not h2.stopping.is_set():
+                if not rss_mid and time.time() - start >= seconds / 2:
+                    rss_mid.append(rss_kb(pid))
                 if envoy.proc.poll() is not None:
                     alive_failures.append("Envoy exited (%s)" % envoy.proc.returncode)
                     return
@@ -340,8 +350,13 @@ def main():
             failures.append("h2load: %d streams errored or timed out" % h2.totals["failed"])
         if sum(wrk_result["errors"].values()) - wrk_result["errors"]["status"]:
             failures.append("wrk: socket errors %s" % wrk_result["errors"])
-        if alive and abs(growth) > RSS_TOLERANCE and rss_end > rss_start:
-            failures.append("RSS grew %.1f%% (limit %d%%)" % (growth * 100, RSS_TOLERANCE * 100))
+        mid = rss_mid[0] if rss_mid else rss_start
+        late = (rss_end - mid) / mid if mid else 0.0
+        print("  Envoy RSS at half time: %d KB; second half %+.1f%%" % (mid, late * 100))
+        if alive and late > RSS_TOLERANCE:
+            failures.append("RSS grew %.1f%% in the second half (limit %d%%)" % (late * 100, RSS_TOLERANCE * 100))
+        if alive and growth > RSS_CAP:
+            failures.append("RSS grew %.1f%% over the warm-up (cap %d%%)" % (growth * 100, RSS_CAP * 100))
     finally:
         envoy.stop()
         upstream.stop()
