@@ -272,3 +272,16 @@ fn a_hundred_thousand_keys_that_are_values() {
         );
     }
 }
+
+#[test]
+fn numeric_spans_by_the_million() {
+    // Digit-shaped detectors search only numeric spans. A text of a million short spans that
+    // pass every digit gate ("11.11;" has a run of 4 and plenty of dots) must not cost memory
+    // per span, and one 4 MiB span of digits and separators must stay linear under retries.
+    let many = "11.11;".repeat(1_000_000);
+    run("spans.txt", many.as_bytes(), Duration::from_secs(20));
+    let body = format!(r#"{{"s": "{many}"}}"#);
+    run("spans.json", body.as_bytes(), Duration::from_secs(20));
+    let one = "12 345-678.9 ".repeat(4 << 20 >> 4);
+    run("one_span.txt", one.as_bytes(), Duration::from_secs(30));
+}

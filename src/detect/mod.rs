@@ -659,16 +659,12 @@ impl Detectors {
             }
             passed |= 1 << i;
         }
-        let mut spans: Option<Vec<(usize, usize)>> = None;
         let mut m = passed;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let d = &self.list[i];
-            let spans = d
-                .numeric_min_len
-                .map(|_| spans.get_or_insert_with(|| numeric_spans(text)).as_slice());
-            self.run_pattern(i, d, text, spans, ctx, min_confidence, out);
+            self.run_pattern(i, d, text, ctx, min_confidence, out);
         }
     }
 
@@ -678,7 +674,6 @@ impl Detectors {
         index: usize,
         d: &Detector,
         text: &[u8],
-        spans: Option<&[(usize, usize)]>,
         ctx: KeyCtx<'_>,
         min_confidence: f32,
         out: &mut Vec<Hit>,
@@ -708,32 +703,44 @@ impl Detectors {
                     }),
             }
         };
-        // For a numeric pattern: the next span that can hold a match (spans only move forward,
-        // like `pos`).
-        let mut span = 0;
+        // For a numeric pattern: the span being searched, and where the next one is looked for
+        // (spans are found one at a time as `pos` moves forward: nothing is held per span).
+        let numeric = d.numeric_min_len.is_some();
+        let mut span: Option<(usize, usize)> = None;
+        let mut next_from = 0;
         let mut pos = 0;
         // Retrying after a rejected candidate rescans the text the candidate covered. Bounded,
         // so a hostile text of overlapping near-misses stays linear; past the budget a
         // rejected candidate is skipped whole.
         let mut retry_budget = 4 * text.len() + 4096;
         while pos <= text.len() {
-            let found = match spans {
-                None => search(&mut caps, pos, text.len()),
-                Some(spans) => {
-                    // Every match lies inside one numeric span: search them in order.
-                    let mut found = None;
-                    while let Some(&(s, e)) = spans.get(span) {
-                        let at = s.max(pos);
-                        if e >= at + min_len {
-                            found = search(&mut caps, at, e);
-                            if found.is_some() {
-                                break;
+            let found = if !numeric {
+                search(&mut caps, pos, text.len())
+            } else {
+                // Every match lies inside one numeric span: search them in order.
+                let mut found = None;
+                loop {
+                    let (s, e) = match span {
+                        Some(current) => current,
+                        None => match next_numeric_span(text, next_from) {
+                            Some(next) => {
+                                next_from = next.1;
+                                span = Some(next);
+                                next
                             }
+                            None => break,
+                        },
+                    };
+                    let at = s.max(pos);
+                    if e >= at + min_len {
+                        found = search(&mut caps, at, e);
+                        if found.is_some() {
+                            break;
                         }
-                        span += 1;
                     }
-                    found
+                    span = None;
                 }
+                found
             };
             let Some((mstart, mend, vstart, vend)) = found else {
                 break;
@@ -966,23 +973,19 @@ fn is_numeric_byte(b: u8) -> bool {
     )
 }
 
-/// The maximal runs of [`is_numeric_byte`] bytes that hold a digit, as `(start, end)`.
-fn numeric_spans(text: &[u8]) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut i = 0;
-    while let Some(d) = memchr_digit(text, i) {
-        let mut s = d;
-        while s > i && is_numeric_byte(text[s - 1]) {
-            s -= 1;
-        }
-        let mut e = d + 1;
-        while e < text.len() && is_numeric_byte(text[e]) {
-            e += 1;
-        }
-        spans.push((s, e));
-        i = e;
+/// The first maximal run of [`is_numeric_byte`] bytes at or after `from` that holds a digit,
+/// as `(start, end)`; it starts no earlier than `from`.
+fn next_numeric_span(text: &[u8], from: usize) -> Option<(usize, usize)> {
+    let d = memchr_digit(text, from)?;
+    let mut s = d;
+    while s > from && is_numeric_byte(text[s - 1]) {
+        s -= 1;
     }
-    spans
+    let mut e = d + 1;
+    while e < text.len() && is_numeric_byte(text[e]) {
+        e += 1;
+    }
+    Some((s, e))
 }
 
 fn memchr_digit(text: &[u8], from: usize) -> Option<usize> {
