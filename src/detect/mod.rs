@@ -125,6 +125,10 @@ pub(crate) struct Detector {
     /// numbers) and has no look-around: the shortest match. The pattern then runs only inside
     /// the text's numeric spans that are at least this long, instead of over the whole text.
     numeric_min_len: Option<usize>,
+    /// For a numeric detector: the fewest digits a numeric span must hold to contain a match
+    /// this detector accepts (from the pattern, `match_digits` and the validator). Spans with
+    /// fewer are not searched: most numeric spans are dates, times, versions and counts.
+    span_min_digits: usize,
     /// A small dense DFA of `regex` (built-in detectors without keywords: digit- and
     /// gate-shaped ones): it answers "is there any match at or after here?" several times faster
     /// than the regex does, and most searches of these detectors find nothing. Only a yes runs
@@ -256,6 +260,8 @@ pub(crate) struct Detectors {
     hinted_keys: HashSet<String, FxBuild>,
     /// Pattern detectors that need no digits.
     digit_free: DetectorMask,
+    /// Detectors whose patterns match inside numeric spans only (`numeric_min_len`).
+    numeric: DetectorMask,
 }
 
 /// FxHash (rustc's hasher): key lookups happen for every scanned value, and SipHash's
@@ -458,6 +464,12 @@ impl Detectors {
                 }
             }
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
+            let span_min_digits = match (numeric_min_len, d.pattern.as_deref()) {
+                (Some(_), Some(p)) => pattern_min_digits(p)
+                    .max(d.match_digits.map_or(0, |[lo, _]| lo))
+                    .max(d.validator.map_or(0, validate::min_digits)),
+                _ => 0,
+            };
             let dfa = match d.pattern.as_deref() {
                 Some(p) if builtin && d.keywords.is_empty() => DfaSlot::lazy(p),
                 _ => DfaSlot::default(),
@@ -467,6 +479,7 @@ impl Detectors {
                 class,
                 regex,
                 numeric_min_len,
+                span_min_digits,
                 dfa,
                 group: d.group,
                 min_digits: d.min_digits,
@@ -522,7 +535,13 @@ impl Detectors {
             .enumerate()
             .filter(|(_, d)| d.min_digits == 0 && d.min_run == 0)
             .fold(0, |m, (i, _)| m | (1 << i));
+        let numeric = list
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.numeric_min_len.is_some())
+            .fold(0, |m, (i, _)| m | (1 << i));
         Ok(Detectors {
+            numeric,
             list,
             classes,
             keywords,
@@ -659,12 +678,20 @@ impl Detectors {
             }
             passed |= 1 << i;
         }
+        // The numeric spans, found once for every numeric detector (a text with more than
+        // fit here has each detector find them as it goes, holding nothing).
+        let mut span_buf = [NumericSpan::default(); MAX_HELD_SPANS];
+        let spans = if passed & self.numeric != 0 {
+            held_numeric_spans(text, &mut span_buf)
+        } else {
+            None
+        };
         let mut m = passed;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let d = &self.list[i];
-            self.run_pattern(i, d, text, ctx, min_confidence, out);
+            self.run_pattern(i, d, text, spans, ctx, min_confidence, out);
         }
     }
 
@@ -674,6 +701,7 @@ impl Detectors {
         index: usize,
         d: &Detector,
         text: &[u8],
+        spans: Option<&[NumericSpan]>,
         ctx: KeyCtx<'_>,
         min_confidence: f32,
         out: &mut Vec<Hit>,
@@ -708,6 +736,33 @@ impl Detectors {
         let numeric = d.numeric_min_len.is_some();
         let mut span: Option<(usize, usize)> = None;
         let mut next_from = 0;
+        let mut next_held = 0;
+        // The next span long enough and with digits enough for this detector.
+        let mut next_span = |next_from: &mut usize| -> Option<(usize, usize)> {
+            let fits = |s: usize, e: usize, digits: usize| {
+                e - s >= min_len && digits >= d.span_min_digits
+            };
+            match spans {
+                Some(held) => {
+                    while let Some(sp) = held.get(next_held) {
+                        next_held += 1;
+                        if fits(sp.start, sp.end, sp.digits) {
+                            return Some((sp.start, sp.end));
+                        }
+                    }
+                    None
+                }
+                None => {
+                    while let Some((s, e)) = next_numeric_span(text, *next_from) {
+                        *next_from = e;
+                        if fits(s, e, count_digits(&text[s..e])) {
+                            return Some((s, e));
+                        }
+                    }
+                    None
+                }
+            }
+        };
         let mut pos = 0;
         // Retrying after a rejected candidate rescans the text the candidate covered. Bounded,
         // so a hostile text of overlapping near-misses stays linear; past the budget a
@@ -722,9 +777,8 @@ impl Detectors {
                 loop {
                     let (s, e) = match span {
                         Some(current) => current,
-                        None => match next_numeric_span(text, next_from) {
+                        None => match next_span(&mut next_from) {
                             Some(next) => {
-                                next_from = next.1;
                                 span = Some(next);
                                 next
                             }
@@ -986,6 +1040,69 @@ fn next_numeric_span(text: &[u8], from: usize) -> Option<(usize, usize)> {
         e += 1;
     }
     Some((s, e))
+}
+
+/// A numeric span of a text and its digit count.
+#[derive(Debug, Clone, Copy, Default)]
+struct NumericSpan {
+    start: usize,
+    end: usize,
+    digits: usize,
+}
+
+/// Numeric spans held per text on the stack; a text with more is not held (see `scan`).
+const MAX_HELD_SPANS: usize = 64;
+
+/// Every numeric span of `text` in `buf`, or `None` when there are more than fit.
+fn held_numeric_spans<'b>(
+    text: &[u8],
+    buf: &'b mut [NumericSpan; MAX_HELD_SPANS],
+) -> Option<&'b [NumericSpan]> {
+    let mut n = 0;
+    let mut from = 0;
+    while let Some((start, end)) = next_numeric_span(text, from) {
+        if n == MAX_HELD_SPANS {
+            return None;
+        }
+        buf[n] = NumericSpan {
+            start,
+            end,
+            digits: count_digits(&text[start..end]),
+        };
+        n += 1;
+        from = end;
+    }
+    Some(&buf[..n])
+}
+
+/// The fewest digits any match of `pattern` holds.
+fn pattern_min_digits(pattern: &str) -> usize {
+    use regex_syntax::hir::{Class, Hir, HirKind};
+    fn min(h: &Hir) -> usize {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => 0,
+            HirKind::Literal(l) => l.0.iter().filter(|b| b.is_ascii_digit()).count(),
+            HirKind::Class(Class::Unicode(c)) => usize::from(
+                c.ranges()
+                    .iter()
+                    .all(|r| ('0'..='9').contains(&r.start()) && ('0'..='9').contains(&r.end())),
+            ),
+            HirKind::Class(Class::Bytes(c)) => usize::from(
+                c.ranges()
+                    .iter()
+                    .all(|r| r.start().is_ascii_digit() && r.end().is_ascii_digit()),
+            ),
+            HirKind::Repetition(r) => (r.min as usize).saturating_mul(min(&r.sub)),
+            HirKind::Capture(c) => min(&c.sub),
+            HirKind::Concat(hs) => hs.iter().map(min).sum(),
+            HirKind::Alternation(hs) => hs.iter().map(min).min().unwrap_or(0),
+        }
+    }
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map_or(0, |h| min(&h))
 }
 
 fn memchr_digit(text: &[u8], from: usize) -> Option<usize> {

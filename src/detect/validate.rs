@@ -29,6 +29,17 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
     }
 }
 
+/// The fewest decimal digits a value `validator` accepts holds (0: no such bound).
+pub(crate) fn min_digits(validator: Validator) -> usize {
+    match validator {
+        Validator::Phone => 7,
+        Validator::CreditCard => 13,
+        Validator::UsSsn => 9,
+        Validator::Luhn => 2,
+        _ => 0,
+    }
+}
+
 /// Street addresses (by key hint): some letters and a house number or a second line.
 /// A person's name by key hint: letters of any script, spaces, apostrophes, hyphens and dots,
 /// at least one letter, at most six words. (A validator, not a regex: Unicode letter classes
