@@ -140,7 +140,7 @@ impl KeywordSearch {
         // Windows overlap by the longest keyword less one byte; a match is reported by the
         // window it starts in.
         let overlap = self.longest_folded.saturating_sub(1);
-        let mut window = vec![0u8; FOLD_WINDOW + overlap];
+        let mut window = vec![0u8; text.len().min(FOLD_WINDOW) + overlap];
         let mut at = 0;
         while at < text.len() {
             let own_end = (at + FOLD_WINDOW).min(text.len());

@@ -707,7 +707,8 @@ impl Detectors {
         out: &mut Vec<Hit>,
     ) {
         let Some(re) = d.regex.get() else { return };
-        let mut caps = (d.group > 0).then(|| re.capture_locations());
+        // Capture locations are allocated when a search first needs them (most find nothing).
+        let mut caps: Option<regex::bytes::CaptureLocations> = None;
         let min_len = d.numeric_min_len.unwrap_or(1);
         // The leftmost match at or after `at`, searched in `text[..end]` (the bytes past `end`
         // can only matter to a pattern that looks around, which numeric ones do not).
@@ -719,20 +720,19 @@ impl Detectors {
                     return None;
                 }
             }
-            match caps {
-                None => re
-                    .find_at(hay, at)
-                    .map(|m| (m.start(), m.end(), m.start(), m.end())),
-                Some(locs) => re
+            if d.group > 0 {
+                let locs = caps.get_or_insert_with(|| re.capture_locations());
+                return re
                     .captures_read_at(locs, hay, at)
                     .map(|m| match locs.get(d.group) {
                         Some((s, e)) => (m.start(), m.end(), s, e),
                         None => (m.start(), m.end(), m.end(), m.end()),
-                    }),
+                    });
             }
+            re.find_at(hay, at)
+                .map(|m| (m.start(), m.end(), m.start(), m.end()))
         };
-        // For a numeric pattern: the span being searched, and where the next one is looked for
-        // (spans are found one at a time as `pos` moves forward: nothing is held per span).
+        // For a numeric pattern: the span being searched, and where the next one is looked for.
         let numeric = d.numeric_min_len.is_some();
         let mut span: Option<(usize, usize)> = None;
         let mut next_from = 0;

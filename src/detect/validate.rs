@@ -88,6 +88,18 @@ fn street(m: &[u8]) -> bool {
     (letters >= 3 || non_ascii) && has_digit && !m.contains(&b'@') && !m.starts_with(b"http")
 }
 
+/// The decimal digits of `m` (as values 0-9) in `buf`, or `None` when there are more than fit.
+fn digits_in<'b>(m: &[u8], buf: &'b mut [u8; 24]) -> Option<&'b [u8]> {
+    let mut n = 0;
+    for &b in m {
+        if b.is_ascii_digit() {
+            *buf.get_mut(n)? = b - b'0';
+            n += 1;
+        }
+    }
+    Some(&buf[..n])
+}
+
 fn digits(m: &[u8]) -> Vec<u8> {
     m.iter()
         .filter(|b| b.is_ascii_digit())
@@ -116,14 +128,17 @@ pub(crate) fn luhn(d: &[u8]) -> bool {
 
 fn credit_card(m: &[u8]) -> bool {
     // Separators must be consistent: none, or all spaces, or all dashes.
-    let seps: Vec<u8> = m.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
-    if let Some(first) = seps.first() {
-        if seps.iter().any(|s| s != first) {
+    let mut seps = m.iter().filter(|b| !b.is_ascii_digit());
+    if let Some(first) = seps.next() {
+        if seps.any(|s| s != first) {
             return false;
         }
     }
-    let d = digits(m);
-    if !(13..=19).contains(&d.len()) || !luhn(&d) {
+    let mut buf = [0; 24];
+    let Some(d) = digits_in(m, &mut buf) else {
+        return false;
+    };
+    if !(13..=19).contains(&d.len()) || !luhn(d) {
         return false;
     }
     // All the same digit (0000 0000 ...) passes Luhn but is no card.
@@ -156,14 +171,19 @@ fn credit_card(m: &[u8]) -> bool {
 }
 
 fn us_ssn(m: &[u8]) -> bool {
-    let d = digits(m);
+    let mut buf = [0; 24];
+    let Some(d) = digits_in(m, &mut buf) else {
+        return false;
+    };
     if d.len() != 9 {
         return false;
     }
     // Separators, if any, must be the same ("123-45 6789" is not an SSN).
-    let seps: Vec<u8> = m.iter().copied().filter(|b| !b.is_ascii_digit()).collect();
-    if seps.len() == 2 && seps[0] != seps[1] {
-        return false;
+    let mut seps = m.iter().filter(|b| !b.is_ascii_digit());
+    if let (Some(a), Some(b), None) = (seps.next(), seps.next(), seps.next()) {
+        if a != b {
+            return false;
+        }
     }
     let area = u32::from(d[0]) * 100 + u32::from(d[1]) * 10 + u32::from(d[2]);
     let group = u32::from(d[3]) * 10 + u32::from(d[4]);
@@ -352,7 +372,10 @@ fn email(m: &[u8]) -> bool {
 }
 
 fn phone(m: &[u8]) -> bool {
-    let d = digits(m);
+    let mut buf = [0; 24];
+    let Some(d) = digits_in(m, &mut buf) else {
+        return false;
+    };
     if !(7..=15).contains(&d.len()) {
         return false;
     }
@@ -360,12 +383,16 @@ fn phone(m: &[u8]) -> bool {
         return false;
     }
     // Dates written with separators look like national numbers: 03-12-2024, 2024.01.15.
-    let parts: Vec<&[u8]> = m
+    let mut split = m
         .split(|b| matches!(b, b'-' | b'.' | b'/' | b' '))
-        .filter(|p| !p.is_empty())
-        .collect();
-    if parts.len() == 3 && parts.iter().all(|p| p.iter().all(u8::is_ascii_digit)) {
-        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        .filter(|p| !p.is_empty());
+    let parts = [split.next(), split.next(), split.next(), split.next()];
+    if let [Some(a), Some(b), Some(c), None] = parts {
+        let parts = [a, b, c];
+        if !parts.iter().all(|p| p.iter().all(u8::is_ascii_digit)) {
+            return true;
+        }
+        let lens = parts.map(<[u8]>::len);
         let year_last =
             lens == [2, 2, 4] && (parts[2].starts_with(b"19") || parts[2].starts_with(b"20"));
         let year_first =
