@@ -739,9 +739,8 @@ impl Detectors {
         let mut next_held = 0;
         // The next span long enough and with digits enough for this detector.
         let mut next_span = |next_from: &mut usize| -> Option<(usize, usize)> {
-            let fits = |s: usize, e: usize, digits: usize| {
-                e - s >= min_len && digits >= d.span_min_digits
-            };
+            let fits =
+                |s: usize, e: usize, digits: usize| e - s >= min_len && digits >= d.span_min_digits;
             match spans {
                 Some(held) => {
                     while let Some(sp) = held.get(next_held) {
