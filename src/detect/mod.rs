@@ -1084,7 +1084,7 @@ fn pattern_min_digits(pattern: &str) -> usize {
             HirKind::Class(Class::Unicode(c)) => usize::from(
                 c.ranges()
                     .iter()
-                    .all(|r| ('0'..='9').contains(&r.start()) && ('0'..='9').contains(&r.end())),
+                    .all(|r| r.start().is_ascii_digit() && r.end().is_ascii_digit()),
             ),
             HirKind::Class(Class::Bytes(c)) => usize::from(
                 c.ranges()
