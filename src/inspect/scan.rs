@@ -561,7 +561,8 @@ impl<'p, 'b> Scanner<'p, 'b> {
         if !self.hits.is_empty() {
             self.push_hits(text, origin, lazy, site, member);
         }
-        if !deeper {
+        // One pass for the three encodings below; most texts hold none of their marks.
+        if !deeper || memchr::memchr3(b'\\', b'%', b'&', text).is_none() {
             return;
         }
         if matches!(site, Site::JsonString | Site::JsonKey) && has_json_escape(text) {
