@@ -110,13 +110,19 @@ impl KeywordSearch {
     }
 
     /// Calls `f(start, end, detectors)` for keyword occurrences in `text` (in no particular
-    /// order); stops early when `f` returns false.
+    /// order); stops early when `f` returns false. Searches only for keywords that can
+    /// trigger a detector in `wanted` (others may still be reported).
     pub(crate) fn for_each(
         &self,
         text: &[u8],
+        wanted: DetectorMask,
         mut f: impl FnMut(usize, usize, DetectorMask) -> bool,
     ) {
+        let wants = |owners: &[DetectorMask]| owners.iter().any(|o| o & wanted != 0);
         for &(byte, owner) in &self.bytes {
+            if owner & wanted == 0 {
+                continue;
+            }
             for p in memchr::memchr_iter(byte, text) {
                 if !f(p, p + 1, owner) {
                     return;
@@ -124,17 +130,22 @@ impl KeywordSearch {
             }
         }
         if self.use_trigram {
-            self.trigram.for_each(text, f);
+            if wants(&self.trigram.owners) {
+                self.trigram.for_each(text, f);
+            }
             return;
         }
         for (ac, owners) in &self.automata {
+            if !wants(owners) {
+                continue;
+            }
             for m in ac.find_iter(text) {
                 if !f(m.start(), m.end(), owners[m.pattern().as_usize()]) {
                     return;
                 }
             }
         }
-        if self.folded.is_empty() {
+        if !self.folded.iter().any(|(_, owners)| wants(owners)) {
             return;
         }
         // Windows overlap by the longest keyword less one byte; a match is reported by the
@@ -296,7 +307,7 @@ mod tests {
 
     fn occurrences(search: &KeywordSearch, text: &[u8]) -> Vec<(usize, usize, DetectorMask)> {
         let mut v = Vec::new();
-        search.for_each(text, |s, e, m| {
+        search.for_each(text, DetectorMask::MAX, |s, e, m| {
             v.push((s, e, m));
             true
         });

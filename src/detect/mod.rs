@@ -590,7 +590,7 @@ impl Detectors {
         let mut hits = Vec::new();
         let mut saturated = None;
         if enabled & self.keyword_gated != 0 {
-            self.keywords.for_each(body, |s, e, owner| {
+            self.keywords.for_each(body, enabled, |s, e, owner| {
                 if owner & enabled != 0 {
                     if hits.len() == MAX_KEYWORD_HITS {
                         saturated = Some(enabled & self.keyword_gated);
@@ -613,7 +613,7 @@ impl Detectors {
         let wanted = enabled & self.keyword_gated;
         let mut triggered = 0;
         if wanted != 0 {
-            self.keywords.for_each(text, |_, _, owner| {
+            self.keywords.for_each(text, wanted, |_, _, owner| {
                 triggered |= owner;
                 triggered & wanted != wanted
             });
