@@ -27,6 +27,9 @@ const FOLD_WINDOW: usize = 4096;
 
 pub(crate) struct KeywordSearch {
     bytes: Vec<(u8, DetectorMask)>,
+    /// Two-byte keywords (`SK`): `memmem` looks for both bytes at once, where an automaton's
+    /// prefilter would stop at every `S`.
+    pairs: Vec<(memchr::memmem::Finder<'static>, DetectorMask)>,
     automata: Vec<(AhoCorasick, Vec<DetectorMask>)>,
     /// Automata of lower-case keywords that match in any case, and their longest keyword.
     folded: Vec<(AhoCorasick, Vec<DetectorMask>)>,
@@ -92,7 +95,17 @@ impl KeywordSearch {
                 _ => add(&mut exact, &mut exact_owner, k.clone(), owner),
             }
         }
-        let exact_automata = automata(&exact, &exact_owner)?;
+        let (mut longer, mut longer_owner) = (Vec::new(), Vec::new());
+        let mut pairs = Vec::new();
+        for (k, &owner) in exact.iter().zip(&exact_owner) {
+            if k.len() == 2 {
+                pairs.push((memchr::memmem::Finder::new(k.as_bytes()).into_owned(), owner));
+            } else {
+                longer.push(k.clone());
+                longer_owner.push(owner);
+            }
+        }
+        let exact_automata = automata(&longer, &longer_owner)?;
         let folded_automata = automata(&folded, &folded_owner)?;
         let mut trigram_keywords: Vec<(&str, bool)> =
             exact.iter().map(|k| (k.as_str(), false)).collect();
@@ -101,6 +114,7 @@ impl KeywordSearch {
         trigram_owners.extend(&folded_owner);
         Ok(KeywordSearch {
             bytes,
+            pairs,
             automata: exact_automata,
             folded: folded_automata,
             longest_folded: folded.iter().map(String::len).max().unwrap_or(0),
@@ -126,6 +140,18 @@ impl KeywordSearch {
             for p in memchr::memchr_iter(byte, text) {
                 if !f(p, p + 1, owner) {
                     return;
+                }
+            }
+        }
+        if !self.use_trigram {
+            for (finder, owner) in &self.pairs {
+                if owner & wanted == 0 {
+                    continue;
+                }
+                for p in finder.find_iter(text) {
+                    if !f(p, p + 2, *owner) {
+                        return;
+                    }
                 }
             }
         }
@@ -199,13 +225,23 @@ fn automata(
                 .fold(0, |m, b| m | multi_owner[b])
         })
         .collect();
+    // Teddy fingerprints each pattern by as many leading bytes (up to three) as its shortest
+    // pattern has: one two-byte keyword in a set makes every keyword's fingerprint two bytes,
+    // and two-byte prefixes ("do", "si", "nt") occur everywhere in text. Keywords are therefore
+    // grouped by length (2, 3, longer) before chunking.
     let mut automata = Vec::new();
-    for (chunk, owners) in multi.chunks(60).zip(implied.chunks(60)) {
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(chunk)
-            .map_err(|e| format!("keyword prefilter: {e}"))?;
-        automata.push((ac, owners.to_vec()));
+    for lengths in [2..3, 3..4, 4..usize::MAX] {
+        let group: Vec<usize> = (0..multi.len())
+            .filter(|&k| lengths.contains(&multi[k].len()))
+            .collect();
+        for chunk in group.chunks(60) {
+            let patterns: Vec<&str> = chunk.iter().map(|&k| multi[k].as_str()).collect();
+            let ac = AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&patterns)
+                .map_err(|e| format!("keyword prefilter: {e}"))?;
+            automata.push((ac, chunk.iter().map(|&k| implied[k]).collect()));
+        }
     }
     Ok(automata)
 }
