@@ -215,6 +215,9 @@ pub(super) struct Scanner<'p, 'b> {
     hits: Vec<Hit>,
     /// Keyword positions from one prefilter pass over the whole body.
     keywords: KeywordHits,
+    /// Keyword positions in the JSON document nested in a string being walked (one pass over
+    /// it, not one per string in it), with the `layers` of its strings' origin.
+    nested_keywords: Option<(u8, KeywordHits)>,
     paths_rendered: usize,
     elided: Arc<str>,
 }
@@ -246,6 +249,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                 }
                 _ => KeywordHits::default(),
             },
+            nested_keywords: None,
             paths_rendered: 0,
             elided: Arc::from("$…"),
         }
@@ -310,6 +314,17 @@ impl<'p, 'b> Scanner<'p, 'b> {
             .filter(|_| top)
             .map(|(p, _)| p);
         let mut records = 0u64;
+        let nested = origin.parent.is_some() || origin.json_levels > 0;
+        let outer_keywords = if nested {
+            let hits = self
+                .policy
+                .inner
+                .detectors
+                .keyword_hits(doc, plan.enabled);
+            self.nested_keywords.replace((origin.layers, hits))
+        } else {
+            None
+        };
         let result = json::walk(doc, &mut path, |p, v| {
             if let (Some(rp), Kind::Array { len }) = (records_path, v.kind) {
                 if rp.matches(&p.steps(doc)) {
@@ -319,6 +334,9 @@ impl<'p, 'b> Scanner<'p, 'b> {
             self.json_value(doc, origin, p, v, has_rules);
         });
         self.records += records;
+        if nested {
+            self.nested_keywords = outer_keywords;
+        }
         result
     }
 
@@ -521,10 +539,18 @@ impl<'p, 'b> Scanner<'p, 'b> {
             let o = string_origin.child(at, Some(map.as_slice()));
             self.text_layers(&buf, &o, ctx, lazy, site, member, None);
         } else {
-            let keywords = (origin.parent.is_none() && origin.json_levels == 0).then(|| {
+            let keywords = if origin.parent.is_none() && origin.json_levels == 0 {
                 let (s, e) = (origin.body_offset(at), origin.body_offset(at + raw.len()));
-                self.keywords.within(s, e)
-            });
+                Some(self.keywords.within(s, e))
+            } else {
+                match &self.nested_keywords {
+                    // A string of the nested document being walked: offsets into that document.
+                    Some((layers, hits)) if *layers == origin.layers => {
+                        Some(hits.within(at, at + raw.len()))
+                    }
+                    _ => None,
+                }
+            };
             let o = string_origin.child(at, None);
             self.text_layers(raw, &o, ctx, lazy, site, member, keywords);
         }
