@@ -115,6 +115,26 @@ pub enum Validator {
     PersonName,
     /// Two to four capitalised words ("Ada Lovelace", "Jean-Luc Picard").
     CapitalizedName,
+    /// UK NHS number (modulus 11).
+    UkNhs,
+    /// Polish PESEL (birth date, weighted check digit).
+    PlPesel,
+    /// Brazilian CPF (two mod-11 check digits).
+    BrCpf,
+    /// Brazilian CNPJ (two mod-11 check digits).
+    BrCnpj,
+    /// Indian Aadhaar (Verhoeff).
+    InAadhaar,
+    /// Canadian SIN (Luhn, no leading 0 or 8).
+    CaSin,
+    /// French NIR (mod-97 key).
+    FrNir,
+    /// German Steuer-ID (ISO 7064 MOD 11,10 and its digit rule).
+    DeSteuerId,
+    /// US ITIN (area 9xx, IRS group ranges).
+    UsItin,
+    /// IMEI (15 digits, Luhn).
+    Imei,
 }
 
 /// A key for `hash` / `tokenize`.

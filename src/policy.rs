@@ -177,7 +177,10 @@ impl Policy {
                 }
             }
         }
-        let detectors = Detectors::compile(&m.classes)?;
+        let detectors = Detectors::compile(
+            &m.classes,
+            m.min_confidence.unwrap_or(DEFAULT_MIN_CONFIDENCE),
+        )?;
         let keys = KeyRing::compile(&m.keys, env, &mut warnings)?;
         let ctx = Ctx {
             detectors: &detectors,

@@ -138,3 +138,46 @@ fn every_example_is_found_by_its_detector() {
         failures.join("\n")
     );
 }
+
+/// Detectors below the confidence threshold on their own run only where a key hint or a
+/// context word can lift them: check they are still found in every layer a body can hide them
+/// in (a string, an escaped string, JSON nested in a string), and run everywhere once the
+/// policy's threshold is low enough.
+#[test]
+fn low_confidence_detectors_are_found_wherever_their_hint_or_context_is() {
+    let classes_found = |policy: &str, body: &str| -> Vec<String> {
+        let policy = Policy::from_json(policy.as_bytes()).expect("policy");
+        let route = policy.route("GET", "/", "test");
+        let insp = policy.inspect(&Exchange {
+            route,
+            direction: Direction::Response,
+            content_type: Some("application/json"),
+            scopes: &[],
+            body: body.as_bytes(),
+        });
+        insp.findings.iter().map(|f| f.class.to_string()).collect()
+    };
+    let default = r#"{"defaultRoute": {"response": {}}}"#;
+    let found = [
+        r#"{"pesel": "44051401359"}"#,
+        r#"{"note": "PESEL: 44051401359"}"#,
+        r#"{"payload": "{\"pesel\": \"44051401359\"}"}"#,
+        r#"{"payload": "{\"note\": \"PESEL: 44051401359\"}"}"#,
+        r#"{"msg": "PESEL:\t44051401359 \"signed\""}"#,
+        r#"{"rows": [{"a": 1}, {"b": {"pesel": "44051401359"}}]}"#,
+    ];
+    for body in found {
+        assert_eq!(classes_found(default, body), ["pl_pesel"], "{body}");
+    }
+    let not_found = [
+        r#"{"order": "44051401359"}"#,
+        r#"{"payload": "{\"order\": \"44051401359\"}"}"#,
+        r#"{"pesel_note": "see order 44051401359"}"#,
+    ];
+    for body in not_found {
+        assert!(classes_found(default, body).is_empty(), "{body}");
+    }
+    // 0.4 on its own meets a 0.3 threshold: then it needs no hint.
+    let low = r#"{"minConfidence": 0.3, "defaultRoute": {"response": {}}}"#;
+    assert!(classes_found(low, r#"{"order": "44051401359"}"#).contains(&"pl_pesel".to_string()));
+}

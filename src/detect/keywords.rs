@@ -99,7 +99,10 @@ impl KeywordSearch {
         let mut pairs = Vec::new();
         for (k, &owner) in exact.iter().zip(&exact_owner) {
             if k.len() == 2 {
-                pairs.push((memchr::memmem::Finder::new(k.as_bytes()).into_owned(), owner));
+                pairs.push((
+                    memchr::memmem::Finder::new(k.as_bytes()).into_owned(),
+                    owner,
+                ));
             } else {
                 longer.push(k.clone());
                 longer_owner.push(owner);

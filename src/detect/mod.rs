@@ -12,6 +12,7 @@
 
 pub(crate) mod catalog;
 mod keywords;
+mod national;
 pub(crate) mod validate;
 
 use keywords::KeywordSearch;
@@ -251,6 +252,13 @@ pub(crate) struct Detectors {
     /// Where the detector keywords are.
     keywords: KeywordSearch,
     keyword_gated: DetectorMask,
+    /// Detectors below the policy's confidence threshold on their own (bare digit runs that
+    /// are a phone number, an SSN or a PESEL only by their key or a word before them): they
+    /// run only in a text whose key is one of their hints or that holds one of their context
+    /// words (searched with the keywords), since elsewhere nothing they find can be reported.
+    support_gated: DetectorMask,
+    /// Normalized key -> the `support_gated` detectors it is a hint for.
+    support_hints: HashMap<String, DetectorMask, FxBuild>,
     pattern_detectors: DetectorMask,
     /// Normalized key name -> value detectors hinted by it.
     value_hints: HashMap<String, DetectorMask, FxBuild>,
@@ -346,7 +354,12 @@ fn compile_regex(pattern: &str, anchored: bool) -> Result<Regex, String> {
 
 impl Detectors {
     /// Compiles the built-in pack plus the manifest's custom classes.
-    pub(crate) fn compile(custom: &[ClassSpec]) -> Result<Detectors, PolicyError> {
+    /// Compiles the built-in pack and `custom` classes for a policy whose findings need at
+    /// least `min_confidence`.
+    pub(crate) fn compile(
+        custom: &[ClassSpec],
+        min_confidence: f32,
+    ) -> Result<Detectors, PolicyError> {
         let pack: PackFile = toml::from_str(BUILTIN_PACK)
             .map_err(|e| PolicyError::new("<builtin pack>", e.to_string()))?;
         let mut classes = ClassTable::default();
@@ -402,6 +415,8 @@ impl Detectors {
         let mut keyword_any_case: Vec<bool> = Vec::new();
         let mut hinted_keys: HashSet<String, FxBuild> = HashSet::default();
         let mut keyword_gated = 0;
+        let mut support_gated = 0;
+        let mut support_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
         let mut pattern_detectors = 0;
         let mut value_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
         for (i, (loc, d)) in specs.into_iter().enumerate() {
@@ -461,6 +476,25 @@ impl Detectors {
                             keyword_any_case.push(any_case);
                         }
                     }
+                }
+            }
+            if d.pattern.is_some() && d.keywords.is_empty() && d.confidence < min_confidence {
+                support_gated |= bit;
+                for w in &d.context {
+                    // Lower-cased as `accept` compares context words; matched in any ASCII
+                    // case, as there.
+                    let k = w.to_lowercase();
+                    match (0..keywords.len()).find(|&p| keywords[p] == k && keyword_any_case[p]) {
+                        Some(pos) => keyword_owner[pos] |= bit,
+                        None => {
+                            keywords.push(k);
+                            keyword_owner.push(bit);
+                            keyword_any_case.push(true);
+                        }
+                    }
+                }
+                for h in &d.key_hints {
+                    *support_hints.entry(normalized(h)).or_default() |= bit;
                 }
             }
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
@@ -546,6 +580,8 @@ impl Detectors {
             classes,
             keywords,
             keyword_gated,
+            support_gated,
+            support_hints,
             pattern_detectors,
             value_hints,
             longest_hint,
@@ -589,17 +625,19 @@ impl Detectors {
     pub(crate) fn keyword_hits(&self, body: &[u8], enabled: DetectorMask) -> KeywordHits {
         let mut hits = Vec::new();
         let mut saturated = None;
-        if enabled & self.keyword_gated != 0 {
-            self.keywords.for_each(body, enabled, |s, e, owner| {
-                if owner & enabled != 0 {
-                    if hits.len() == MAX_KEYWORD_HITS {
-                        saturated = Some(enabled & self.keyword_gated);
-                        return false;
+        let gated = self.keyword_gated | self.support_gated;
+        if enabled & gated != 0 {
+            self.keywords
+                .for_each(body, enabled & gated, |s, e, owner| {
+                    if owner & enabled != 0 {
+                        if hits.len() == MAX_KEYWORD_HITS {
+                            saturated = Some(enabled & gated);
+                            return false;
+                        }
+                        hits.push((s, e, owner & enabled));
                     }
-                    hits.push((s, e, owner & enabled));
-                }
-                true
-            });
+                    true
+                });
         }
         if saturated.is_some() {
             hits = Vec::new();
@@ -610,7 +648,7 @@ impl Detectors {
 
     /// The keyword-gated detectors triggered in `text` (a prefilter pass over it alone).
     pub(crate) fn keyword_mask(&self, text: &[u8], enabled: DetectorMask) -> DetectorMask {
-        let wanted = enabled & self.keyword_gated;
+        let wanted = enabled & (self.keyword_gated | self.support_gated);
         let mut triggered = 0;
         if wanted != 0 {
             self.keywords.for_each(text, wanted, |_, _, owner| {
@@ -656,6 +694,14 @@ impl Detectors {
         // in a text without digits.
         let mut shape = Shape::new(text);
         let mut m = candidates & !(self.keyword_gated & !triggered);
+        if m & self.support_gated != 0 {
+            let hinted = ctx
+                .key
+                .and_then(|k| self.support_hints.get(k))
+                .copied()
+                .unwrap_or(0);
+            m &= !(self.support_gated & !(triggered | hinted));
+        }
         if shape.digits == 0 {
             m &= self.digit_free;
         }
@@ -1361,7 +1407,7 @@ mod tests {
                 assert!(d.group < r.captures_len(), "{}: no group {}", d.id, d.group);
             }
         }
-        let policy = Detectors::compile(&[]).expect("compile");
+        let policy = Detectors::compile(&[], 0.5).expect("compile");
         assert!(policy.list.iter().all(|d| match &d.regex {
             PatternRegex::Lazy(_) | PatternRegex::None => true,
             PatternRegex::Ready(_) => false,

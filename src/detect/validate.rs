@@ -6,6 +6,7 @@
 
 use std::net::Ipv6Addr;
 
+use super::national;
 use crate::manifest::Validator;
 
 /// Runs `validator` on the matched bytes.
@@ -26,6 +27,16 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::Street => street(m),
         Validator::PersonName => person_name(m),
         Validator::CapitalizedName => capitalized_name(m),
+        Validator::UkNhs => national::uk_nhs(m),
+        Validator::PlPesel => national::pl_pesel(m),
+        Validator::BrCpf => national::br_cpf(m),
+        Validator::BrCnpj => national::br_cnpj(m),
+        Validator::InAadhaar => national::in_aadhaar(m),
+        Validator::CaSin => national::ca_sin(m),
+        Validator::FrNir => national::fr_nir(m),
+        Validator::DeSteuerId => national::de_steuer_id(m),
+        Validator::UsItin => national::us_itin(m),
+        Validator::Imei => national::imei(m),
     }
 }
 
@@ -36,6 +47,12 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::CreditCard => 13,
         Validator::UsSsn => 9,
         Validator::Luhn => 2,
+        Validator::CaSin | Validator::UsItin => 9,
+        Validator::UkNhs => 10,
+        Validator::PlPesel | Validator::BrCpf | Validator::DeSteuerId => 11,
+        Validator::InAadhaar => 12,
+        Validator::BrCnpj => 14,
+        Validator::FrNir | Validator::Imei => 15,
         _ => 0,
     }
 }

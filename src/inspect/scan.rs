@@ -316,11 +316,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
         let mut records = 0u64;
         let nested = origin.parent.is_some() || origin.json_levels > 0;
         let outer_keywords = if nested {
-            let hits = self
-                .policy
-                .inner
-                .detectors
-                .keyword_hits(doc, plan.enabled);
+            let hits = self.policy.inner.detectors.keyword_hits(doc, plan.enabled);
             self.nested_keywords.replace((origin.layers, hits))
         } else {
             None
