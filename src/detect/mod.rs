@@ -938,8 +938,8 @@ impl Detectors {
             }
         }
         if !d.context.is_empty() {
-            let window = &text[s.saturating_sub(48)..s];
-            if d.context.iter().any(|w| contains_ignore_case(window, w)) {
+            let from = s.saturating_sub(48);
+            if d.context.iter().any(|w| has_context_word(text, from, s, w)) {
                 confidence += d.context_boost;
             }
         }
@@ -1383,6 +1383,19 @@ fn next_token_start(text: &[u8], from: usize) -> usize {
         p += 1;
     }
     p
+}
+
+/// Whether context word `word` (lower case) occurs in `text[from..to]`, ignoring ASCII case,
+/// starting a word: "itin" in "awaiting" or "nir" in "souvenir" is no context.
+fn has_context_word(text: &[u8], from: usize, to: usize, word: &[u8]) -> bool {
+    !word.is_empty()
+        && to.saturating_sub(from) >= word.len()
+        && (from..=to - word.len()).any(|i| {
+            text[i..i + word.len()].eq_ignore_ascii_case(word)
+                && !(i > 0
+                    && word[0].is_ascii_alphanumeric()
+                    && text[i - 1].is_ascii_alphanumeric())
+        })
 }
 
 /// Whether `haystack` contains `needle` (given in lower case), ignoring ASCII case.

@@ -187,6 +187,10 @@ pub(crate) fn de_steuer_id(m: &[u8]) -> bool {
     if repeated != 1 || counts.iter().any(|&c| c > 3) {
         return false;
     }
+    // A digit that occurs three times never does so three in a row.
+    if d[..10].windows(3).any(|w| w[0] == w[1] && w[1] == w[2]) {
+        return false;
+    }
     let mut product = 10u32;
     for x in &d[..10] {
         let mut sum = (u32::from(*x) + product) % 10;
@@ -205,7 +209,10 @@ pub(crate) fn us_itin(m: &[u8]) -> bool {
         return false;
     };
     let group = d[3] * 10 + d[4];
-    d[0] == 9 && consistent_separators(m) && matches!(group, 50..=65 | 70..=88 | 90..=92 | 94..=99)
+    d[0] == 9
+        && !all_same(&d)
+        && consistent_separators(m)
+        && matches!(group, 50..=65 | 70..=88 | 90..=92 | 94..=99)
 }
 
 /// IMEI: 15 digits with a Luhn check digit (the 14-digit TAC + serial, then the check).
