@@ -285,3 +285,34 @@ fn numeric_spans_by_the_million() {
     let one = "12 345-678.9 ".repeat(4 << 20 >> 4);
     run("one_span.txt", one.as_bytes(), Duration::from_secs(30));
 }
+
+#[test]
+fn context_word_storms_and_tiny_nested_documents() {
+    // Context words of the low-confidence detectors are keywords now: a body made of them
+    // saturates the keyword positions (every gated detector then runs on every value: slower,
+    // never a miss) and must stay bounded; the PESEL after each one is still found.
+    let storm = "phone pesel nhs: cell 44051401359 ".repeat(150_000);
+    let r = run(
+        "context.txt",
+        format!("{storm} ada@example.com").as_bytes(),
+        Duration::from_secs(30),
+    );
+    for i in &r {
+        let Decision::Rewrite(o) = &i.decision else {
+            panic!("not rewritten")
+        };
+        assert!(!String::from_utf8_lossy(o).contains("44051401359"));
+    }
+    // Each JSON document nested in a string gets its own keyword pass: 100,000 tiny ones.
+    let docs: Vec<String> = (0..100_000)
+        .map(|i| format!(r#""{{\"pesel\": \"44051401359\", \"n\": {i}}}""#))
+        .collect();
+    let body = format!("[{}]", docs.join(","));
+    let r = run("tiny_docs.json", body.as_bytes(), Duration::from_secs(30));
+    for i in &r {
+        let Decision::Rewrite(o) = &i.decision else {
+            panic!("not rewritten")
+        };
+        assert!(!String::from_utf8_lossy(o).contains("44051401359"));
+    }
+}
