@@ -177,10 +177,7 @@ impl Policy {
                 }
             }
         }
-        let detectors = Detectors::compile(
-            &m.classes,
-            m.min_confidence.unwrap_or(DEFAULT_MIN_CONFIDENCE),
-        )?;
+        let detectors = Detectors::compile(&m.classes, min_confidence)?;
         let keys = KeyRing::compile(&m.keys, env, &mut warnings)?;
         let ctx = Ctx {
             detectors: &detectors,

@@ -9,33 +9,15 @@
 
 /// The decimal digits of `m` as values 0-9, when there are exactly `N` of them.
 fn digits<const N: usize>(m: &[u8]) -> Option<[u8; N]> {
-    let mut out = [0u8; N];
-    let mut n = 0;
-    for &b in m {
-        if b.is_ascii_digit() {
-            *out.get_mut(n)? = b - b'0';
-            n += 1;
-        }
-    }
-    (n == N).then_some(out)
+    let mut buf = [0; 24];
+    digits_in(m, &mut buf)?.try_into().ok()
 }
 
 fn all_same(d: &[u8]) -> bool {
     d.iter().all(|x| *x == d[0])
 }
 
-/// Separators, if any, are all the same byte ("943 476-5919" is not written by anyone).
-fn consistent_separators(m: &[u8]) -> bool {
-    let mut seps = m.iter().filter(|b| !b.is_ascii_digit());
-    match seps.next() {
-        None => true,
-        Some(first) => seps.all(|s| s == first),
-    }
-}
-
-fn luhn(d: &[u8]) -> bool {
-    super::validate::luhn(d)
-}
+use super::validate::{consistent_separators, digits_in, luhn};
 
 /// UK NHS number: 10 digits, weights 10..2 over the first nine, check = 11 - sum mod 11
 /// (11 -> 0; 10 never issued).

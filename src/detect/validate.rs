@@ -105,8 +105,17 @@ fn street(m: &[u8]) -> bool {
     (letters >= 3 || non_ascii) && has_digit && !m.contains(&b'@') && !m.starts_with(b"http")
 }
 
+/// Separators, if any, are all the same byte ("943 476-5919" is not written by anyone).
+pub(super) fn consistent_separators(m: &[u8]) -> bool {
+    let mut seps = m.iter().filter(|b| !b.is_ascii_digit());
+    match seps.next() {
+        None => true,
+        Some(first) => seps.all(|s| s == first),
+    }
+}
+
 /// The decimal digits of `m` (as values 0-9) in `buf`, or `None` when there are more than fit.
-fn digits_in<'b>(m: &[u8], buf: &'b mut [u8; 24]) -> Option<&'b [u8]> {
+pub(super) fn digits_in<'b>(m: &[u8], buf: &'b mut [u8; 24]) -> Option<&'b [u8]> {
     let mut n = 0;
     for &b in m {
         if b.is_ascii_digit() {
@@ -145,11 +154,8 @@ pub(crate) fn luhn(d: &[u8]) -> bool {
 
 fn credit_card(m: &[u8]) -> bool {
     // Separators must be consistent: none, or all spaces, or all dashes.
-    let mut seps = m.iter().filter(|b| !b.is_ascii_digit());
-    if let Some(first) = seps.next() {
-        if seps.any(|s| s != first) {
-            return false;
-        }
+    if !consistent_separators(m) {
+        return false;
     }
     let mut buf = [0; 24];
     let Some(d) = digits_in(m, &mut buf) else {
