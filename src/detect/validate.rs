@@ -516,6 +516,55 @@ fn date(m: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// `min_digits` lets the numeric-span filter skip spans: a validator must never accept a
+    /// value with fewer digits than it says (random digit strings with separators, one digit
+    /// short and below).
+    #[test]
+    fn no_validator_accepts_fewer_digits_than_min_digits_says() {
+        let all = [
+            Validator::Luhn,
+            Validator::CreditCard,
+            Validator::UsSsn,
+            Validator::Phone,
+            Validator::UkNhs,
+            Validator::PlPesel,
+            Validator::BrCpf,
+            Validator::BrCnpj,
+            Validator::InAadhaar,
+            Validator::CaSin,
+            Validator::FrNir,
+            Validator::DeSteuerId,
+            Validator::UsItin,
+            Validator::Imei,
+        ];
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for v in all {
+            let min = min_digits(v);
+            assert!(min > 0, "{v:?}");
+            for _ in 0..20_000 {
+                let n = (next() % min as u64) as usize;
+                let mut m = Vec::new();
+                for i in 0..n {
+                    if i > 0 && next() % 4 == 0 {
+                        m.push(b" -./"[(next() % 4) as usize]);
+                    }
+                    m.push(b'0' + (next() % 10) as u8);
+                }
+                assert!(
+                    !check(v, &m),
+                    "{v:?} accepted {}",
+                    String::from_utf8_lossy(&m)
+                );
+            }
+        }
+    }
+
     #[test]
     fn luhn_accepts_test_cards_and_rejects_off_by_one() {
         assert!(credit_card(b"4111111111111111"));
