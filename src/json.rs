@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::jsonpath::{self, normalize_key, Step};
+use crate::jsonpath::{self, normalize_ascii_key, normalize_key, Step};
 
 /// Nesting deeper than this is rejected as malformed.
 pub(crate) const MAX_DEPTH: usize = 256;
@@ -106,6 +106,8 @@ impl PathStack {
             let s = String::from_utf8_lossy(&out).into_owned();
             normalize_key(&s, &mut seg.normalized);
             seg.decoded = Some(s);
+        } else if raw.is_ascii() {
+            normalize_ascii_key(raw, &mut seg.normalized);
         } else {
             match std::str::from_utf8(raw) {
                 Ok(s) => normalize_key(s, &mut seg.normalized),
@@ -566,12 +568,11 @@ fn scan_number(body: &[u8], i: usize) -> Result<usize, SyntaxError> {
 
 fn hex4(raw: &[u8], at: usize) -> Option<u32> {
     let h = raw.get(at..at + 4)?;
-    // `from_str_radix` alone would take a sign ("\u+123").
-    if !h.iter().all(u8::is_ascii_hexdigit) {
-        return None;
-    }
-    let s = std::str::from_utf8(h).ok()?;
-    u32::from_str_radix(s, 16).ok()
+    // Four hex digits exactly (`from_str_radix` would take a sign: "\u+123").
+    h.iter().try_fold(0u32, |acc, &b| {
+        let d = (b as char).to_digit(16)?;
+        Some(acc << 4 | d)
+    })
 }
 
 /// Decodes the contents of a JSON string (without quotes). With `map`, records for every decoded
@@ -602,13 +603,14 @@ fn decode(
     let mut invalid = None;
     let mut i = 0;
     while i < raw.len() {
-        let b = raw[i];
-        if b != b'\\' {
-            out.push(b);
+        if raw[i] != b'\\' {
+            // A run without escapes is copied whole.
+            let end = memchr::memchr(b'\\', &raw[i..]).map_or(raw.len(), |p| i + p);
+            out.extend_from_slice(&raw[i..end]);
             if let Some(m) = map.as_deref_mut() {
-                m.push(i);
+                m.extend(i..end);
             }
-            i += 1;
+            i = end;
             continue;
         }
         let start = i;

@@ -301,19 +301,26 @@ pub(crate) fn truncate_path(s: &mut String) {
 /// Lower-cases ASCII and drops `_`, `-`, `.` and spaces: `phoneNumber`, `phone_number` and
 /// `Phone-Number` all become `phonenumber`.
 pub(crate) fn normalize_key(key: &str, out: &mut String) {
-    out.clear();
     if key.is_ascii() {
-        for &b in key.as_bytes() {
-            if !matches!(b, b'_' | b'-' | b'.' | b' ') {
-                out.push(char::from(b.to_ascii_lowercase()));
-            }
-        }
+        normalize_ascii_key(key.as_bytes(), out);
     } else {
+        out.clear();
         out.extend(
             key.chars()
                 .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
                 .map(|c| c.to_ascii_lowercase()),
         );
+    }
+}
+
+/// [`normalize_key`] of an ASCII key given as bytes (no UTF-8 check needed).
+pub(crate) fn normalize_ascii_key(key: &[u8], out: &mut String) {
+    debug_assert!(key.is_ascii());
+    out.clear();
+    for &b in key {
+        if !matches!(b, b'_' | b'-' | b'.' | b' ') {
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
     }
 }
 

@@ -1152,11 +1152,29 @@ fn pattern_min_digits(pattern: &str) -> usize {
         .map_or(0, |h| min(&h))
 }
 
+/// The first ASCII digit at or after `from`, eight bytes at a time.
 fn memchr_digit(text: &[u8], from: usize) -> Option<usize> {
-    text[from..]
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut k = from;
+    while k + 8 <= text.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&text[k..k + 8]);
+        // Digits become 0..=9; a byte with its high bit set was not a digit. For the others
+        // (below 0x80) adding 0x80 - 10 sets the high bit exactly where the byte is >= 10: no
+        // carry crosses bytes, so every flag is exact.
+        let t = u64::from_le_bytes(w) ^ (LO * u64::from(b'0'));
+        let ge10 = ((t & !HI) + LO * (0x80 - 10)) & HI;
+        let digit = !(ge10 | t) & HI;
+        if digit != 0 {
+            return Some(k + (digit.trailing_zeros() / 8) as usize);
+        }
+        k += 8;
+    }
+    text[k.min(text.len())..]
         .iter()
         .position(u8::is_ascii_digit)
-        .map(|p| p + from)
+        .map(|p| p + k)
 }
 
 /// For a pattern whose every match is made of [`is_numeric_byte`] bytes and which has no
@@ -1279,55 +1297,25 @@ impl Shape {
     /// `(`, `)` and `+` (`-` and `.` join within a segment); up to three separators in a row keep
     /// the chain going. A segment with a letter or `_` is part of a word-like token (a UUID, SKU,
     /// timestamp, version tag) and breaks the chain: token-bounded detectors cannot match there.
+    ///
+    /// A chain lies inside one numeric span (any other byte ends it), so only the spans are
+    /// walked, and only those longer than the best chain so far.
     fn max_run(&mut self, text: &[u8]) -> usize {
         if self.digits == 0 {
             return 0;
         }
         *self.run.get_or_insert_with(|| {
-            let (mut best, mut chain, mut seg, mut clean, mut seps) =
-                (0usize, 0usize, 0usize, true, 0usize);
-            let close = |best: &mut usize, chain: &mut usize, seg: &mut usize, clean: &mut bool| {
-                if *clean {
-                    *chain += *seg;
-                    *best = (*best).max(*chain);
-                } else {
-                    *chain = 0;
-                }
-                *seg = 0;
-                *clean = true;
-            };
-            for &b in text {
-                match b {
-                    b'0'..=b'9' => {
-                        seg += 1;
-                        seps = 0;
-                    }
-                    b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
-                        clean = false;
-                        seps = 0;
-                    }
-                    b'-' | b'.' => {
-                        seps += 1;
-                        if seps > 3 {
-                            close(&mut best, &mut chain, &mut seg, &mut clean);
-                            chain = 0;
-                        }
-                    }
-                    b' ' | b'/' | b'(' | b')' | b'+' => {
-                        close(&mut best, &mut chain, &mut seg, &mut clean);
-                        seps += 1;
-                        if seps > 3 {
-                            chain = 0;
-                        }
-                    }
-                    _ => {
-                        close(&mut best, &mut chain, &mut seg, &mut clean);
-                        chain = 0;
-                        seps = 0;
-                    }
+            let glued = |b: u8| b.is_ascii_alphabetic() || b == b'_';
+            let mut best = 0;
+            let mut from = 0;
+            while let Some((s, e)) = next_numeric_span(text, from) {
+                from = e;
+                if e - s > best {
+                    let left = s > 0 && glued(text[s - 1]);
+                    let right = text.get(e).is_some_and(|&b| glued(b));
+                    best = best.max(span_run(&text[s..e], left, right));
                 }
             }
-            close(&mut best, &mut chain, &mut seg, &mut clean);
             best
         })
     }
@@ -1353,6 +1341,49 @@ impl Shape {
             }
         }
     }
+}
+
+/// The longest chain (see [`Shape::max_run`]) in one numeric span; `glued_left`/`glued_right`:
+/// a letter or `_` touches its first/last segment, which then does not count.
+fn span_run(span: &[u8], glued_left: bool, glued_right: bool) -> usize {
+    let (mut best, mut chain, mut seg, mut clean, mut seps) = (0, 0, 0, !glued_left, 0);
+    let close = |best: &mut usize, chain: &mut usize, seg: &mut usize, clean: &mut bool| {
+        if *clean {
+            *chain += *seg;
+            *best = (*best).max(*chain);
+        } else {
+            *chain = 0;
+        }
+        *seg = 0;
+        *clean = true;
+    };
+    for &b in span {
+        match b {
+            b'0'..=b'9' => {
+                seg += 1;
+                seps = 0;
+            }
+            b'-' | b'.' => {
+                seps += 1;
+                if seps > 3 {
+                    close(&mut best, &mut chain, &mut seg, &mut clean);
+                    chain = 0;
+                }
+            }
+            // ` /()+`: the other numeric bytes.
+            _ => {
+                close(&mut best, &mut chain, &mut seg, &mut clean);
+                seps += 1;
+                if seps > 3 {
+                    chain = 0;
+                }
+            }
+        }
+    }
+    if !glued_right {
+        close(&mut best, &mut chain, &mut seg, &mut clean);
+    }
+    best
 }
 
 fn is_word(b: u8) -> bool {
@@ -1411,6 +1442,88 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time `max_run` the span walk replaced: the reference it is tested against.
+    fn max_run_reference(text: &[u8]) -> usize {
+        let (mut best, mut chain, mut seg, mut clean, mut seps) =
+            (0usize, 0usize, 0usize, true, 0usize);
+        let close = |best: &mut usize, chain: &mut usize, seg: &mut usize, clean: &mut bool| {
+            if *clean {
+                *chain += *seg;
+                *best = (*best).max(*chain);
+            } else {
+                *chain = 0;
+            }
+            *seg = 0;
+            *clean = true;
+        };
+        for &b in text {
+            match b {
+                b'0'..=b'9' => {
+                    seg += 1;
+                    seps = 0;
+                }
+                b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                    clean = false;
+                    seps = 0;
+                }
+                b'-' | b'.' => {
+                    seps += 1;
+                    if seps > 3 {
+                        close(&mut best, &mut chain, &mut seg, &mut clean);
+                        chain = 0;
+                    }
+                }
+                b' ' | b'/' | b'(' | b')' | b'+' => {
+                    close(&mut best, &mut chain, &mut seg, &mut clean);
+                    seps += 1;
+                    if seps > 3 {
+                        chain = 0;
+                    }
+                }
+                _ => {
+                    close(&mut best, &mut chain, &mut seg, &mut clean);
+                    chain = 0;
+                    seps = 0;
+                }
+            }
+        }
+        close(&mut best, &mut chain, &mut seg, &mut clean);
+        best
+    }
+
+    #[test]
+    fn span_walk_max_run_and_swar_digit_search_equal_the_byte_loops() {
+        // Texts over an alphabet that exercises every branch: digits, letters, `_`, the
+        // numeric separators, other punctuation, and bytes above 0x80.
+        const ALPHABET: &[u8] = b"0123456789012345aZ_ -./()+:,\xc3\x80\xff";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 40) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            let mut shape = Shape::new(&text);
+            assert_eq!(
+                shape.max_run(&text),
+                max_run_reference(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+            for from in 0..=text.len() {
+                assert_eq!(
+                    memchr_digit(&text, from),
+                    text[from..].iter().position(u8::is_ascii_digit).map(|p| p + from)
+                );
+            }
+        }
+    }
 
     /// Built-in patterns are compiled lazily: every one must compile, and hold its group.
     #[test]
