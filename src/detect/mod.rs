@@ -1052,7 +1052,7 @@ struct DfaSlot(Option<Box<(String, OnceLock<Option<SmallDfa>>)>>);
 #[derive(Debug)]
 enum SmallDfa {
     Forward(DenseDfa),
-    Regex(DfaRegex),
+    Regex(Box<DfaRegex>),
 }
 
 type DfaRegex = regex_automata::dfa::regex::Regex<DenseDfa>;
@@ -1093,7 +1093,7 @@ fn small_dfa(pattern: &str) -> Option<SmallDfa> {
         .thompson(thompson::Config::new().utf8(false))
         .build(pattern);
     if let Ok(re) = both {
-        return Some(SmallDfa::Regex(re));
+        return Some(SmallDfa::Regex(Box::new(re)));
     }
     dense::Builder::new()
         .configure(config())
