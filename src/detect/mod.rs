@@ -1051,7 +1051,7 @@ struct DfaSlot(Option<Box<(String, OnceLock<Option<SmallDfa>>)>>);
 /// match the regex would, without the regex's own search.
 #[derive(Debug)]
 enum SmallDfa {
-    Forward(DenseDfa),
+    Forward(Box<DenseDfa>),
     Regex(Box<DfaRegex>),
 }
 
@@ -1101,7 +1101,7 @@ fn small_dfa(pattern: &str) -> Option<SmallDfa> {
         .thompson(thompson::Config::new().utf8(false))
         .build(pattern)
         .ok()
-        .map(SmallDfa::Forward)
+        .map(|f| SmallDfa::Forward(Box::new(f)))
 }
 
 /// The bytes numbers are written with: digits and `+ ( ) - . /` and space.
