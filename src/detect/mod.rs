@@ -270,6 +270,35 @@ pub(crate) struct Detectors {
     digit_free: DetectorMask,
     /// Detectors whose patterns match inside numeric spans only (`numeric_min_len`).
     numeric: DetectorMask,
+    /// Gates as masks, so a text drops whole groups of detectors at once. `[n]`: the
+    /// detectors needing more than `n` digits in the text; `run[n]`: more than `n` in one chain
+    /// (see [`Shape::max_run`]); `span_len[n]`, `span_digits[n]`: the numeric detectors whose
+    /// match needs a numeric span longer than `n` bytes / with more than `n` digits. Indexes
+    /// past the end need nothing.
+    need_digits: Vec<DetectorMask>,
+    need_run: Vec<DetectorMask>,
+    need_span_len: Vec<DetectorMask>,
+    need_span_digits: Vec<DetectorMask>,
+    /// Detectors with a structural [`Gate`].
+    gated: DetectorMask,
+}
+
+/// `table[n]`: the detectors whose `need` is more than `n`; its last entry is 0.
+fn need_table(list: &[Detector], need: impl Fn(&Detector) -> usize) -> Vec<DetectorMask> {
+    let most = list.iter().map(&need).max().unwrap_or(0);
+    (0..=most)
+        .map(|n| {
+            list.iter()
+                .enumerate()
+                .filter(|(_, d)| need(d) > n)
+                .fold(0, |m, (i, _)| m | (1 << i))
+        })
+        .collect()
+}
+
+/// The detectors of `table` (see [`need_table`]) that need more than `n`.
+fn needing_more(table: &[DetectorMask], n: usize) -> DetectorMask {
+    table.get(n).copied().unwrap_or(0)
 }
 
 /// FxHash (rustc's hasher): key lookups happen for every scanned value, and SipHash's
@@ -574,7 +603,27 @@ impl Detectors {
             .enumerate()
             .filter(|(_, d)| d.numeric_min_len.is_some())
             .fold(0, |m, (i, _)| m | (1 << i));
+        let need_digits = need_table(&list, |d| d.min_digits.max(d.min_run));
+        let need_run = need_table(&list, |d| d.min_run);
+        let need_span_len = need_table(&list, |d| d.numeric_min_len.unwrap_or(0));
+        let need_span_digits = need_table(&list, |d| {
+            if d.numeric_min_len.is_some() {
+                d.span_min_digits
+            } else {
+                0
+            }
+        });
+        let gated = list
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.gate.is_some())
+            .fold(0, |m, (i, _)| m | (1 << i));
         Ok(Detectors {
+            need_digits,
+            need_run,
+            need_span_len,
+            need_span_digits,
+            gated,
             numeric,
             list,
             classes,
@@ -705,32 +754,39 @@ impl Detectors {
         if shape.digits == 0 {
             m &= self.digit_free;
         }
-        let mut passed: DetectorMask = 0;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            let d = &self.list[i];
-            // Cheapest first: digit count, then structural gates, then the digit-run scan.
-            if shape.digits < d.min_digits.max(d.min_run) {
-                continue;
-            }
-            if let Some(g) = d.gate {
+        // Cheapest first: digit count, then structural gates, then the digit-run scan.
+        m &= !needing_more(&self.need_digits, shape.digits);
+        let mut gates = m & self.gated;
+        while gates != 0 {
+            let i = gates.trailing_zeros() as usize;
+            gates &= gates - 1;
+            if let Some(g) = self.list[i].gate {
                 if !shape.passes(text, g) {
-                    continue;
+                    m &= !(1 << i);
                 }
             }
-            if d.min_run > 0 && shape.max_run(text) < d.min_run {
-                continue;
-            }
-            passed |= 1 << i;
         }
+        if m & self.need_run[0] != 0 {
+            m &= !needing_more(&self.need_run, shape.max_run(text));
+        }
+        let mut passed = m;
         // The numeric spans, found once for every numeric detector (a text with more than
         // fit here has each detector find them as it goes, holding nothing).
         // Initialised only for a text that has numeric detectors left (1.5 KiB to zero).
         let mut span_buf;
         let spans = if passed & self.numeric != 0 {
             span_buf = [NumericSpan::default(); MAX_HELD_SPANS];
-            held_numeric_spans(text, &mut span_buf)
+            let held = held_numeric_spans(text, &mut span_buf);
+            if let Some(held) = held {
+                // A numeric detector without a span long enough, with digits enough, has
+                // nothing to search.
+                let fit = held.iter().fold(0, |fit, sp| {
+                    fit | !(needing_more(&self.need_span_len, sp.end - sp.start)
+                        | needing_more(&self.need_span_digits, sp.digits))
+                });
+                passed &= !self.numeric | fit;
+            }
+            held
         } else {
             None
         };
