@@ -108,6 +108,9 @@ pub enum Validator {
     Mac,
     Email,
     Phone,
+    /// An international number (`+44 ...`, `0049 ...`) checked against its country's numbering
+    /// plan (length and leading digit) for 16 country codes, E.164 bounds for the others.
+    PhoneIntl,
     Entropy,
     Date,
     Street,

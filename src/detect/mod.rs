@@ -13,6 +13,7 @@
 pub(crate) mod catalog;
 mod keywords;
 mod national;
+mod phone;
 pub(crate) mod validate;
 
 use keywords::KeywordSearch;

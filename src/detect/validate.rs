@@ -6,7 +6,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::national;
+use super::{national, phone};
 use crate::manifest::Validator;
 
 /// Runs `validator` on the matched bytes.
@@ -22,6 +22,7 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::Mac => mac(m),
         Validator::Email => email(m),
         Validator::Phone => phone(m),
+        Validator::PhoneIntl => phone::international(m),
         Validator::Entropy => secret_like(m),
         Validator::Date => date(m),
         Validator::Street => street(m),
@@ -44,6 +45,8 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
 pub(crate) fn min_digits(validator: Validator) -> usize {
     match validator {
         Validator::Phone => 7,
+        // Two country-code digits and Austria's shortest plan (4); E.164's 8 for the others.
+        Validator::PhoneIntl => 6,
         Validator::CreditCard => 13,
         Validator::UsSsn => 9,
         Validator::Luhn => 2,
@@ -526,6 +529,7 @@ mod tests {
             Validator::CreditCard,
             Validator::UsSsn,
             Validator::Phone,
+            Validator::PhoneIntl,
             Validator::UkNhs,
             Validator::PlPesel,
             Validator::BrCpf,
