@@ -138,6 +138,24 @@ pub enum Validator {
     UsItin,
     /// IMEI (15 digits, Luhn).
     Imei,
+    /// Dutch BSN (11-proef).
+    NlBsn,
+    /// Spanish DNI/NIF/NIE (mod-23 check letter).
+    EsNif,
+    /// Italian codice fiscale (check letter, omocodia).
+    ItFiscalCode,
+    /// Swedish personnummer (date, Luhn).
+    SePersonnummer,
+    /// Swiss AHV/AVS number (756, EAN-13 check digit).
+    ChAhv,
+    /// US ABA routing number (3-7-1 checksum).
+    UsAba,
+    /// Belgian national register number (mod 97).
+    BeNationalNumber,
+    /// Chinese resident identity number (ISO 7064 MOD 11-2).
+    CnResidentId,
+    /// Finnish HETU (mod-31 check character).
+    FiHetu,
 }
 
 /// A key for `hash` / `tokenize`.

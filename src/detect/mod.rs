@@ -101,6 +101,7 @@ struct PackDetector {
     keywords_any_case: bool,
     example: Option<String>,
     glued_suffix: Vec<String>,
+    not_after_number: bool,
 }
 
 /// Structural gates too specific for keywords.
@@ -156,6 +157,9 @@ pub(crate) struct Detector {
     min_run: usize,
     gate: Option<Gate>,
     glued_suffix: Vec<Vec<u8>>,
+    /// Not a finding when a number group stands right before the match (`7354 0049 3079
+    /// 2558` is one 16-digit number, not a phone number from its second group on).
+    not_after_number: bool,
 }
 
 /// Where a text sits: the normalized JSON/form key and the key of its parent object.
@@ -589,6 +593,7 @@ impl Detectors {
                 min_run: d.min_run,
                 gate: d.gate,
                 glued_suffix: d.glued_suffix.into_iter().map(String::into_bytes).collect(),
+                not_after_number: d.not_after_number,
             });
         }
         let keywords = KeywordSearch::build(&keywords, &keyword_owner, &keyword_any_case)
@@ -968,6 +973,13 @@ impl Detectors {
         ctx: KeyCtx<'_>,
     ) -> Option<f32> {
         if !boundary_ok(text, s, e, d.boundary, &d.joiners) {
+            return None;
+        }
+        if d.not_after_number
+            && s >= 2
+            && matches!(text[s - 1], b' ' | b'-' | b'.' | b'/')
+            && text[s - 2].is_ascii_digit()
+        {
             return None;
         }
         let value = &text[s..e];

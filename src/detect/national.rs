@@ -205,6 +205,229 @@ pub(crate) fn imei(m: &[u8]) -> bool {
     !all_same(&d) && luhn(&d)
 }
 
+/// A calendar date from two-digit day, month (1-12) and a full year.
+fn valid_date(day: u32, month: u32, year: u32) -> bool {
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
+fn two(d: &[u8], i: usize) -> u32 {
+    u32::from(d[i]) * 10 + u32::from(d[i + 1])
+}
+
+/// Dutch BSN: 9 digits, the "11-proef": 9*d1 + 8*d2 + ... + 2*d8 - d9 is a multiple of 11.
+pub(crate) fn nl_bsn(m: &[u8]) -> bool {
+    let Some(d) = digits::<9>(m) else {
+        return false;
+    };
+    if all_same(&d) || !consistent_separators(m) {
+        return false;
+    }
+    let sum: i32 = d[..8]
+        .iter()
+        .zip((2..=9).rev())
+        .map(|(x, w)| i32::from(*x) * w)
+        .sum::<i32>()
+        - i32::from(d[8]);
+    sum % 11 == 0 && sum != 0
+}
+
+/// Spanish DNI/NIF (8 digits and a letter) and NIE (X, Y or Z, 7 digits, a letter): the letter
+/// is `TRWAGMYFPDXBNJZSQVHLCKE`[number mod 23], X/Y/Z counting as 0/1/2.
+pub(crate) fn es_nif(m: &[u8]) -> bool {
+    const LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let mut number: u32 = 0;
+    let mut count = 0;
+    let mut letter = None;
+    for (i, &b) in m.iter().enumerate() {
+        match b {
+            b'X' | b'Y' | b'Z' | b'x' | b'y' | b'z' if i == 0 => {
+                number = u32::from(b.to_ascii_uppercase() - b'X');
+                count += 1;
+            }
+            b'0'..=b'9' if letter.is_none() => {
+                number = number * 10 + u32::from(b - b'0');
+                count += 1;
+            }
+            b'-' | b' ' | b'.' if letter.is_none() => {}
+            b'A'..=b'Z' | b'a'..=b'z' if letter.is_none() && count == 8 => {
+                letter = Some(b.to_ascii_uppercase());
+            }
+            _ => return false,
+        }
+    }
+    count == 8 && number != 0 && letter == Some(LETTERS[(number % 23) as usize])
+}
+
+/// Italian codice fiscale: 16 characters, the last a check letter from the other 15 (odd and
+/// even positions weighted by two published tables); digits may be replaced by the letters
+/// `LMNPQRSTUV` (omocodia), and the day of birth is 1-31 or 41-71.
+pub(crate) fn it_fiscal_code(m: &[u8]) -> bool {
+    const ODD: [u32; 26] = [
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
+    ];
+    let Ok(c) = <[u8; 16]>::try_from(m) else {
+        return false;
+    };
+    let c = c.map(|b| b.to_ascii_uppercase());
+    // Letters, then the date/place fields, in which a digit may be an omocodia letter.
+    let digitish = |b: u8| b.is_ascii_digit() || b"LMNPQRSTUV".contains(&b);
+    let value = |b: u8| match b {
+        b'0'..=b'9' => u32::from(b - b'0'),
+        _ => b"LMNPQRSTUV".iter().position(|&x| x == b).unwrap_or(0) as u32,
+    };
+    let letters_ok = [0, 1, 2, 3, 4, 5, 8, 11, 15]
+        .iter()
+        .all(|&i| c[i].is_ascii_uppercase());
+    let digits_ok = [6, 7, 9, 10, 12, 13, 14].iter().all(|&i| digitish(c[i]));
+    if !letters_ok || !digits_ok || !b"ABCDEHLMPRST".contains(&c[8]) {
+        return false;
+    }
+    let day = value(c[9]) * 10 + value(c[10]);
+    if !(1..=31).contains(&day) && !(41..=71).contains(&day) {
+        return false;
+    }
+    let sum: u32 = c[..15]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            let v = if b.is_ascii_digit() {
+                u32::from(b - b'0')
+            } else {
+                u32::from(b - b'A')
+            };
+            // Positions are counted from 1: odd ones use the table.
+            if i % 2 == 0 {
+                ODD[v as usize]
+            } else {
+                v
+            }
+        })
+        .sum();
+    c[15] == b'A' + (sum % 26) as u8
+}
+
+/// Swedish personnummer: YYMMDD (or YYYYMMDD), `-` or `+`, then 4 digits; a valid date (the day
+/// plus 60 for a samordningsnummer) and a Luhn check over the 10 digits from YY.
+pub(crate) fn se_personnummer(m: &[u8]) -> bool {
+    let mut buf = [0; 24];
+    let Some(all) = digits_in(m, &mut buf) else {
+        return false;
+    };
+    let d = match all.len() {
+        10 => all,
+        12 => &all[2..],
+        _ => return false,
+    };
+    if all_same(d) {
+        return false;
+    }
+    let (month, day) = (two(d, 2), two(d, 4));
+    let day = if day > 60 { day - 60 } else { day };
+    valid_date(day, month, 2000) && luhn(d)
+}
+
+/// Swiss AHV/AVS number: 756 (Switzerland), 9 digits and an EAN-13 check digit.
+pub(crate) fn ch_ahv(m: &[u8]) -> bool {
+    let Some(d) = digits::<13>(m) else {
+        return false;
+    };
+    if d[..3] != [7, 5, 6] || !consistent_separators(m) {
+        return false;
+    }
+    let sum: u32 = d[..12]
+        .iter()
+        .enumerate()
+        .map(|(i, x)| u32::from(*x) * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    u32::from(d[12]) == (10 - sum % 10) % 10
+}
+
+/// US ABA routing number: 9 digits, weights 3 7 1 repeated sum to a multiple of 10, and the
+/// first two digits are a Federal Reserve routing symbol (00-12, 21-32, 61-72, 80).
+pub(crate) fn us_aba(m: &[u8]) -> bool {
+    let Some(d) = digits::<9>(m) else {
+        return false;
+    };
+    if all_same(&d) || !matches!(two(&d, 0), 0..=12 | 21..=32 | 61..=72 | 80) {
+        return false;
+    }
+    let sum: u32 = d
+        .iter()
+        .zip([3, 7, 1].iter().cycle())
+        .map(|(x, w)| u32::from(*x) * w)
+        .sum();
+    sum % 10 == 0
+}
+
+/// Belgian national register number: YY.MM.DD-NNN.CC, the check 97 - (the first nine digits
+/// mod 97), with a 2 in front of them for people born from 2000.
+pub(crate) fn be_national_number(m: &[u8]) -> bool {
+    let Some(d) = digits::<11>(m) else {
+        return false;
+    };
+    if all_same(&d) {
+        return false;
+    }
+    // Month and day may be 0 (unknown date of birth) or raised by 20/40 (bis numbers).
+    if two(&d, 2) % 20 > 12 || two(&d, 4) > 31 {
+        return false;
+    }
+    let base = d[..9].iter().fold(0u64, |n, x| n * 10 + u64::from(*x));
+    let check = u64::from(two(&d, 9));
+    97 - base % 97 == check || 97 - (2_000_000_000 + base) % 97 == check
+}
+
+/// Chinese resident identity number: 6-digit region, YYYYMMDD, 3 digits, and an ISO 7064
+/// MOD 11-2 check character (0-9 or X).
+pub(crate) fn cn_resident_id(m: &[u8]) -> bool {
+    let Ok(c) = <[u8; 18]>::try_from(m) else {
+        return false;
+    };
+    if !c[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let d = c.map(|b| b.wrapping_sub(b'0'));
+    let year = two(&d, 6) * 100 + two(&d, 8);
+    if !(1900..=2099).contains(&year) || !valid_date(two(&d, 12), two(&d, 10), year) {
+        return false;
+    }
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = d[..17].iter().zip(W).map(|(x, w)| u32::from(*x) * w).sum();
+    c[17].to_ascii_uppercase() == b"10X98765432"[(sum % 11) as usize]
+}
+
+/// Finnish personal identity code (HETU): DDMMYY, a century sign, 3 digits and a check
+/// character: `0123456789ABCDEFHJKLMNPRSTUVWXY`[DDMMYYNNN mod 31].
+pub(crate) fn fi_hetu(m: &[u8]) -> bool {
+    let Ok(c) = <[u8; 11]>::try_from(m) else {
+        return false;
+    };
+    let century = match c[6] {
+        b'+' => 1800,
+        b'-' | b'U'..=b'Y' => 1900,
+        b'A'..=b'F' => 2000,
+        _ => return false,
+    };
+    let digits = [0, 1, 2, 3, 4, 5, 7, 8, 9];
+    if !digits.iter().all(|&i| c[i].is_ascii_digit()) {
+        return false;
+    }
+    let d = c.map(|b| b.wrapping_sub(b'0'));
+    if !valid_date(two(&d, 0), two(&d, 2), century + two(&d, 4)) {
+        return false;
+    }
+    let n = digits.iter().fold(0u32, |n, &i| n * 10 + u32::from(d[i]));
+    c[10] == b"0123456789ABCDEFHJKLMNPRSTUVWXY"[(n % 31) as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +436,19 @@ mod tests {
 
     #[test]
     fn published_examples_validate_and_one_changed_digit_does_not() {
-        let valid: [(Check, &str); 12] = [
+        let valid: [(Check, &str); 24] = [
+            (nl_bsn, "111222333"),
+            (nl_bsn, "1234.56.782"),
+            (es_nif, "12345678Z"),
+            (es_nif, "X1234567L"),
+            (it_fiscal_code, "RSSMRA85T10A562S"),
+            (se_personnummer, "811228-9874"),
+            (se_personnummer, "19811228-9874"),
+            (ch_ahv, "756.9217.0769.85"),
+            (us_aba, "021000021"),
+            (be_national_number, "85.07.30-033.28"),
+            (cn_resident_id, "11010519491231002X"),
+            (fi_hetu, "131052-308T"),
             (uk_nhs, "943 476 5919"),
             (uk_nhs, "4010232137"),
             (pl_pesel, "44051401359"),
@@ -229,10 +464,14 @@ mod tests {
         ];
         for (check, text) in valid {
             assert!(check(text.as_bytes()), "{text} should validate");
-            // Change the last digit: every scheme here rejects a single changed digit.
+            // Change the last character: every scheme here rejects a single changed check.
             let mut changed = text.as_bytes().to_vec();
             let last = changed.len() - 1;
-            changed[last] = b'0' + (changed[last] - b'0' + 1) % 10;
+            changed[last] = match changed[last] {
+                c @ b'0'..=b'9' => b'0' + (c - b'0' + 1) % 10,
+                b'Z' => b'A',
+                c => c + 1,
+            };
             if text != "912-70-1234" {
                 assert!(
                     !check(&changed),

@@ -14,20 +14,23 @@
 //! | 33 | FR | 9 | 1-9 |
 //! | 34 | ES | 9 | 6, 7, 8, 9 |
 //! | 39 | IT | 6-11 | 0 (landlines keep it), 3 (mobiles), 8 |
-//! | 31 | NL | 9 | 1-9 |
+//! | 31 | NL | 7-9 (0800/0900: 7-9) | 1-9 |
 //! | 32 | BE | 8-9 | 1-9 |
-//! | 41 | CH | 9 | 2-5, 7-9 |
+//! | 41 | CH | 9 | 2-9 |
 //! | 43 | AT | 4-13 | 1-9 |
 //! | 48 | PL | 9 | 1-9 |
 //! | 46 | SE | 7-10 | 1-9 |
 //! | 81 | JP | 9-10 | 1-9 |
-//! | 91 | IN | 10 | 1-9 |
+//! | 91 | IN | 10-11 (1800 toll-free: 11) | 1-9 |
 //! | 55 | BR | 10-11 | 1-9 |
-//! | 61 | AU | 9 | 2, 3, 4, 7, 8 |
+//! | 61 | AU | 9-10 (1300/1800: 10) | 1, 2, 3, 4, 7, 8 |
 //!
 //! A trunk `0` written after the country code is dropped first, as dialling does: in
 //! parentheses (`+49 (0)30 ...`, the usual German, British, Swiss and Austrian form) or bare
 //! (`+44 020 ...`, a common slip), except for Italy, where the `0` belongs to the number.
+//!
+//! Every number has at least 8 digits with its country code; written with `00`, at least 7
+//! after it (the 00 form is also how zero-padded ids start: `0043-2021`).
 
 /// `(country code, NSN digits min, max, allowed leading digits)`.
 const PLANS: &[(&[u8], usize, usize, &[u8])] = &[
@@ -37,16 +40,16 @@ const PLANS: &[(&[u8], usize, usize, &[u8])] = &[
     (b"33", 9, 9, b"123456789"),
     (b"34", 9, 9, b"6789"),
     (b"39", 6, 11, b"038"),
-    (b"31", 9, 9, b"123456789"),
+    (b"31", 7, 9, b"123456789"),
     (b"32", 8, 9, b"123456789"),
-    (b"41", 9, 9, b"2345789"),
+    (b"41", 9, 9, b"23456789"),
     (b"43", 4, 13, b"123456789"),
     (b"48", 9, 9, b"123456789"),
     (b"46", 7, 10, b"123456789"),
     (b"81", 9, 10, b"123456789"),
-    (b"91", 10, 10, b"123456789"),
+    (b"91", 10, 11, b"123456789"),
     (b"55", 10, 11, b"123456789"),
-    (b"61", 9, 9, b"23478"),
+    (b"61", 9, 10, b"123478"),
 ];
 
 /// The length of the ITU country code `digits` starts with (1 to 3), or `None` for a leading 0.
@@ -105,15 +108,19 @@ pub(crate) fn international(m: &[u8]) -> bool {
     if nsn.iter().all(|d| *d == nsn[0]) {
         return false;
     }
+    if !(8..=15).contains(&digits.len()) {
+        return false;
+    }
     let Some(&(_, min, max, leading)) = PLANS.iter().find(|p| p.0 == cc) else {
-        return !zeros && (8..=15).contains(&digits.len());
+        return !zeros;
     };
-    // The trunk 0: "(0)" right after the country code, or a bare 0 outside Italy.
-    let after_cc = rest[cc_len..].trim_ascii_start();
-    if nsn[0] == b'0' && (after_cc.starts_with(b"(0)") || cc != b"39") {
+    // The trunk 0, "(0)" or bare, outside Italy.
+    if nsn[0] == b'0' && cc != b"39" {
         nsn = &nsn[1..];
     }
-    (min..=max).contains(&nsn.len()) && nsn.first().is_some_and(|d| leading.contains(d))
+    (min..=max).contains(&nsn.len())
+        && nsn.first().is_some_and(|d| leading.contains(d))
+        && (!zeros || nsn.len() >= 7)
 }
 
 #[cfg(test)]
@@ -172,6 +179,11 @@ mod tests {
             "+32 470 12 34 56",
             "+41 44 668 18 00",
             "+41 79 123 45 67",
+            "+41 61 123 45 67",
+            "+39 (0)2 1234 5678",
+            "+61 1300 123 456",
+            "+91 1800 123 4567",
+            "+31 800 1234",
             "+43 1 5123456",
             "+43 664 1234567",
             "+48 22 123 45 67",
@@ -205,6 +217,9 @@ mod tests {
             "+44 4 1234 5678",   // GB has no 4
             "+61 5 9876 5432",   // AU has no 5
             "+41 12 345 67 89",  // CH has no 1
+            "+43 1234",          // 6 digits
+            "0043-2021",         // a zero-padded id: too short for the 00 form
+            "00 43 12 34",
             "+49 1",             // too short
             "+48 22 123 45 6",   // PL: 9 digits
             "+4 930 1234567",    // the country code split

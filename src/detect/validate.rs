@@ -38,6 +38,15 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::DeSteuerId => national::de_steuer_id(m),
         Validator::UsItin => national::us_itin(m),
         Validator::Imei => national::imei(m),
+        Validator::NlBsn => national::nl_bsn(m),
+        Validator::EsNif => national::es_nif(m),
+        Validator::ItFiscalCode => national::it_fiscal_code(m),
+        Validator::SePersonnummer => national::se_personnummer(m),
+        Validator::ChAhv => national::ch_ahv(m),
+        Validator::UsAba => national::us_aba(m),
+        Validator::BeNationalNumber => national::be_national_number(m),
+        Validator::CnResidentId => national::cn_resident_id(m),
+        Validator::FiHetu => national::fi_hetu(m),
     }
 }
 
@@ -50,7 +59,13 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::CreditCard => 13,
         Validator::UsSsn => 9,
         Validator::Luhn => 2,
-        Validator::CaSin | Validator::UsItin => 9,
+        Validator::CaSin | Validator::UsItin | Validator::NlBsn | Validator::UsAba => 9,
+        Validator::FiHetu => 9,
+        Validator::EsNif => 7,
+        Validator::SePersonnummer => 10,
+        Validator::BeNationalNumber => 11,
+        Validator::ChAhv => 13,
+        Validator::CnResidentId => 17,
         Validator::UkNhs => 10,
         Validator::PlPesel | Validator::BrCpf | Validator::DeSteuerId => 11,
         Validator::InAadhaar => 12,
@@ -408,7 +423,15 @@ fn phone(m: &[u8]) -> bool {
     if d.iter().all(|x| *x == d[0]) {
         return false;
     }
-    // Dates written with separators look like national numbers: 03-12-2024, 2024.01.15.
+    // Dates written with separators look like national numbers: 03-12-2024, 2024.01.15, and
+    // after a list number in parentheses, (03) 2024-01-15.
+    let m = match m.strip_prefix(b"(") {
+        Some(rest) => match rest.iter().position(|&b| b == b')') {
+            Some(close) => rest[close + 1..].trim_ascii_start(),
+            None => m,
+        },
+        None => m,
+    };
     let mut split = m
         .split(|b| matches!(b, b'-' | b'.' | b'/' | b' '))
         .filter(|p| !p.is_empty());
@@ -540,6 +563,14 @@ mod tests {
             Validator::DeSteuerId,
             Validator::UsItin,
             Validator::Imei,
+            Validator::NlBsn,
+            Validator::EsNif,
+            Validator::SePersonnummer,
+            Validator::ChAhv,
+            Validator::UsAba,
+            Validator::BeNationalNumber,
+            Validator::CnResidentId,
+            Validator::FiHetu,
         ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = || {
