@@ -364,7 +364,7 @@ pub(crate) fn us_aba(m: &[u8]) -> bool {
         .zip([3, 7, 1].iter().cycle())
         .map(|(x, w)| u32::from(*x) * w)
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Belgian national register number: YY.MM.DD-NNN.CC, the check 97 - (the first nine digits
