@@ -132,6 +132,9 @@ pub(crate) struct Detector {
     /// this detector accepts (from the pattern, `match_digits` and the validator). Spans with
     /// fewer are not searched: most numeric spans are dates, times, versions and counts.
     span_min_digits: usize,
+    /// For a numeric detector whose every match starts with one of a few literals (`00`,
+    /// `756`, `(`): those literals. A span holding none of them is not searched.
+    span_prefixes: Vec<Vec<u8>>,
     /// A small dense DFA of `regex` (built-in detectors without keywords: digit- and
     /// gate-shaped ones): it answers "is there any match at or after here?" several times faster
     /// than the regex does, and most searches of these detectors find nothing. Only a yes runs
@@ -538,6 +541,10 @@ impl Detectors {
                     .max(d.validator.map_or(0, validate::min_digits)),
                 _ => 0,
             };
+            let span_prefixes = match (numeric_min_len, d.pattern.as_deref()) {
+                (Some(_), Some(p)) => selective_prefixes(p),
+                _ => Vec::new(),
+            };
             let dfa = match d.pattern.as_deref() {
                 Some(p) if builtin && d.keywords.is_empty() => DfaSlot::lazy(p),
                 _ => DfaSlot::default(),
@@ -547,6 +554,7 @@ impl Detectors {
                 class,
                 regex,
                 numeric_min_len,
+                span_prefixes,
                 span_min_digits,
                 dfa,
                 group: d.group,
@@ -855,8 +863,14 @@ impl Detectors {
         let mut next_held = 0;
         // The next span long enough and with digits enough for this detector.
         let mut next_span = |next_from: &mut usize| -> Option<(usize, usize)> {
-            let fits =
-                |s: usize, e: usize, digits: usize| e - s >= min_len && digits >= d.span_min_digits;
+            let fits = |s: usize, e: usize, digits: usize| {
+                e - s >= min_len
+                    && digits >= d.span_min_digits
+                    && (d.span_prefixes.is_empty()
+                        || d.span_prefixes
+                            .iter()
+                            .any(|p| memchr::memmem::find(&text[s..e], p).is_some()))
+            };
             match spans {
                 Some(held) => {
                     while let Some(sp) = held.get(next_held) {
@@ -1315,6 +1329,42 @@ fn numeric_min_len(pattern: &str) -> Option<usize> {
     (numeric(&hir) && min > 0).then_some(min)
 }
 
+/// The literals every match of `pattern` starts with, when they are few and selective in a
+/// numeric span: none a single digit (most spans hold every digit), at most eight. Empty
+/// otherwise (no check).
+fn selective_prefixes(pattern: &str) -> Vec<Vec<u8>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let Ok(hir) = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+    else {
+        return Vec::new();
+    };
+    // Classes are not expanded: `00[1-9]` gives `00`, not nine literals.
+    let seq = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .limit_class(1)
+        .extract(&hir);
+    let Some(literals) = seq.literals() else {
+        return Vec::new();
+    };
+    // A literal that starts with another one adds nothing to "the span holds one of them".
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    let mut all: Vec<&[u8]> = literals.iter().map(|l| l.as_bytes()).collect();
+    all.sort_by_key(|l| l.len());
+    for l in all {
+        if !kept.iter().any(|k| l.starts_with(k)) {
+            kept.push(l.to_vec());
+        }
+    }
+    let selective = |l: &[u8]| l.len() >= 2 || l.first().is_some_and(|b| !b.is_ascii_digit());
+    if kept.is_empty() || kept.len() > 8 || !kept.iter().all(|l| selective(l)) {
+        return Vec::new();
+    }
+    kept
+}
+
 fn pack_classes_sorted(specs: &[(String, PackDetector)]) -> Vec<String> {
     let mut seen = Vec::new();
     for (_, d) in specs {
@@ -1647,6 +1697,33 @@ mod tests {
             PatternRegex::Lazy(_) | PatternRegex::None => true,
             PatternRegex::Ready(_) => false,
         }));
+    }
+
+    #[test]
+    fn span_prefixes_are_what_every_match_starts_with() {
+        assert_eq!(selective_prefixes("00 ?[1-9][0-9]{3}"), vec![b"00".to_vec()]);
+        assert_eq!(
+            selective_prefixes(r"756\.?[0-9]{4}|756[0-9]{10}"),
+            vec![b"756".to_vec()]
+        );
+        // A single digit, a class too wide, an optional start: no check.
+        assert!(selective_prefixes("[0-9]{9}").is_empty());
+        assert!(selective_prefixes("1?[0-9]{9}").is_empty());
+        assert!(selective_prefixes("(?:19|20)?[0-9]{6}").is_empty());
+        // Every built-in numeric detector's own example has one of its prefixes.
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        for d in detectors.list.iter().filter(|d| !d.span_prefixes.is_empty()) {
+            let spec = pack.detector.iter().find(|p| *p.id == *d.id).expect("in pack");
+            let example = spec.example.as_deref().unwrap_or("").as_bytes();
+            assert!(
+                d.span_prefixes
+                    .iter()
+                    .any(|p| memchr::memmem::find(example, p).is_some()),
+                "{}",
+                d.id
+            );
+        }
     }
 
     #[test]
