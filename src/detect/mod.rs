@@ -1676,7 +1676,10 @@ mod tests {
             for from in 0..=text.len() {
                 assert_eq!(
                     memchr_digit(&text, from),
-                    text[from..].iter().position(u8::is_ascii_digit).map(|p| p + from)
+                    text[from..]
+                        .iter()
+                        .position(u8::is_ascii_digit)
+                        .map(|p| p + from)
                 );
             }
         }
@@ -1701,7 +1704,10 @@ mod tests {
 
     #[test]
     fn span_prefixes_are_what_every_match_starts_with() {
-        assert_eq!(selective_prefixes("00 ?[1-9][0-9]{3}"), vec![b"00".to_vec()]);
+        assert_eq!(
+            selective_prefixes("00 ?[1-9][0-9]{3}"),
+            vec![b"00".to_vec()]
+        );
         assert_eq!(
             selective_prefixes(r"756\.?[0-9]{4}|756[0-9]{10}"),
             vec![b"756".to_vec()]
@@ -1713,8 +1719,16 @@ mod tests {
         // Every built-in numeric detector's own example has one of its prefixes.
         let detectors = Detectors::compile(&[], 0.0).expect("compile");
         let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
-        for d in detectors.list.iter().filter(|d| !d.span_prefixes.is_empty()) {
-            let spec = pack.detector.iter().find(|p| *p.id == *d.id).expect("in pack");
+        for d in detectors
+            .list
+            .iter()
+            .filter(|d| !d.span_prefixes.is_empty())
+        {
+            let spec = pack
+                .detector
+                .iter()
+                .find(|p| *p.id == *d.id)
+                .expect("in pack");
             let example = spec.example.as_deref().unwrap_or("").as_bytes();
             assert!(
                 d.span_prefixes
@@ -1747,7 +1761,11 @@ mod tests {
                 continue;
             };
             checked += 1;
-            let spec = pack.detector.iter().find(|p| *p.id == *d.id).expect("in pack");
+            let spec = pack
+                .detector
+                .iter()
+                .find(|p| *p.id == *d.id)
+                .expect("in pack");
             let mut alphabet: Vec<u8> = b"0123456789 -./()+:aZ_".to_vec();
             alphabet.extend(spec.example.as_deref().unwrap_or("").bytes());
             let example = spec.example.clone().unwrap_or_default().into_bytes();
@@ -1775,6 +1793,9 @@ mod tests {
                 }
             }
         }
-        assert!(checked >= 15, "only {checked} detectors take matches from DFAs");
+        assert!(
+            checked >= 15,
+            "only {checked} detectors take matches from DFAs"
+        );
     }
 }

@@ -209,26 +209,26 @@ mod tests {
             assert!(international(ok.as_bytes()), "{ok}");
         }
         for bad in [
-            "+34 512 345 678",   // Spanish numbers start 6-9
-            "+34 612 345 67",    // 8 digits
-            "+33 1 42 68 53 0",  // 8 digits
-            "+1 112 555 0123",   // area codes start 2-9
-            "+1 212 555 012",    // 9 digits
-            "+44 4 1234 5678",   // GB has no 4
-            "+61 5 9876 5432",   // AU has no 5
-            "+41 12 345 67 89",  // CH has no 1
-            "+43 1234",          // 6 digits
-            "0043-2021",         // a zero-padded id: too short for the 00 form
+            "+34 512 345 678",  // Spanish numbers start 6-9
+            "+34 612 345 67",   // 8 digits
+            "+33 1 42 68 53 0", // 8 digits
+            "+1 112 555 0123",  // area codes start 2-9
+            "+1 212 555 012",   // 9 digits
+            "+44 4 1234 5678",  // GB has no 4
+            "+61 5 9876 5432",  // AU has no 5
+            "+41 12 345 67 89", // CH has no 1
+            "+43 1234",         // 6 digits
+            "0043-2021",        // a zero-padded id: too short for the 00 form
             "00 43 12 34",
-            "+49 1",             // too short
-            "+48 22 123 45 6",   // PL: 9 digits
-            "+4 930 1234567",    // the country code split
-            "+0 123 456 789",    // no country code starts with 0
-            "+353 1",            // E.164 bounds
-            "+31 6 66666666",    // one digit repeated
+            "+49 1",           // too short
+            "+48 22 123 45 6", // PL: 9 digits
+            "+4 930 1234567",  // the country code split
+            "+0 123 456 789",  // no country code starts with 0
+            "+353 1",          // E.164 bounds
+            "+31 6 66666666",  // one digit repeated
             "0034 5123 45678",
-            "007-952-3690",      // 00 + a country without a plan here
-            "12 34 56 78 90",    // not international
+            "007-952-3690",   // 00 + a country without a plan here
+            "12 34 56 78 90", // not international
         ] {
             assert!(!international(bad.as_bytes()), "{bad}");
         }
