@@ -156,6 +156,8 @@ pub enum Validator {
     CnResidentId,
     /// Finnish HETU (mod-31 check character).
     FiHetu,
+    /// UK National Insurance number (prefix and suffix rules; no check digit).
+    UkNino,
 }
 
 /// A key for `hash` / `tokenize`.

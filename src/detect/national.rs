@@ -430,6 +430,31 @@ pub(crate) fn fi_hetu(m: &[u8]) -> bool {
     c[10] == b"0123456789ABCDEFHJKLMNPRSTUVWXY"[(n % 31) as usize]
 }
 
+/// UK National Insurance number: two prefix letters (neither D, F, I, Q, U or V; the second not
+/// O; never BG, GB, KN, NK, NT, TN or ZZ), six digits, a suffix A-D. There is no check digit.
+pub(crate) fn uk_nino(m: &[u8]) -> bool {
+    let compact: Vec<u8> = m.iter().copied().filter(|b| *b != b' ').collect();
+    let [a, b, rest @ ..] = compact.as_slice() else {
+        return false;
+    };
+    let (digits, suffix) = match rest {
+        [d @ .., s] => (d, *s),
+        [] => return false,
+    };
+    let bad_first = b"DFIQUV";
+    let bad_second = b"DFIOQUV";
+    const UNALLOCATED: [&[u8; 2]; 7] = [b"BG", b"GB", b"KN", b"NK", b"NT", b"TN", b"ZZ"];
+    a.is_ascii_uppercase()
+        && b.is_ascii_uppercase()
+        && !bad_first.contains(a)
+        && !bad_second.contains(b)
+        && !UNALLOCATED.contains(&&[*a, *b])
+        && digits.len() == 6
+        && digits.iter().all(u8::is_ascii_digit)
+        && !all_same(digits)
+        && (b'A'..=b'D').contains(&suffix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,7 +463,8 @@ mod tests {
 
     #[test]
     fn published_examples_validate_and_one_changed_digit_does_not() {
-        let valid: [(Check, &str); 24] = [
+        let valid: [(Check, &str); 25] = [
+            (uk_nino, "AB 12 34 56 D"),
             (nl_bsn, "111222333"),
             (nl_bsn, "1234.56.782"),
             (es_nif, "12345678Z"),

@@ -47,6 +47,7 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::BeNationalNumber => national::be_national_number(m),
         Validator::CnResidentId => national::cn_resident_id(m),
         Validator::FiHetu => national::fi_hetu(m),
+        Validator::UkNino => national::uk_nino(m),
     }
 }
 
@@ -61,6 +62,7 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::Luhn => 2,
         Validator::CaSin | Validator::UsItin | Validator::NlBsn | Validator::UsAba => 9,
         Validator::FiHetu => 9,
+        Validator::UkNino => 6,
         Validator::EsNif => 7,
         Validator::SePersonnummer => 10,
         Validator::BeNationalNumber => 11,
@@ -571,6 +573,7 @@ mod tests {
             Validator::BeNationalNumber,
             Validator::CnResidentId,
             Validator::FiHetu,
+            Validator::UkNino,
         ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = || {
