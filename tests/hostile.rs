@@ -316,3 +316,23 @@ fn context_word_storms_and_tiny_nested_documents() {
         assert!(!String::from_utf8_lossy(o).contains("44051401359"));
     }
 }
+
+#[test]
+fn phone_prefix_storms() {
+    // The 00 prefix, parenthesised area codes and numbers glued to number groups, repeated:
+    // every candidate is rejected (too short, after a number group, a date after a list
+    // number) and retried; the scan stays bounded and the real numbers after them are found.
+    let storm = "0049 (03) 2024-01-15 7354 0049 3079 2558 00 43 12 34 (0".repeat(60_000);
+    let r = run(
+        "phones.txt",
+        format!("{storm} call 0049 30 12345678 or +34 612 345 678").as_bytes(),
+        Duration::from_secs(30),
+    );
+    for i in &r {
+        let Decision::Rewrite(o) = &i.decision else {
+            panic!("not rewritten")
+        };
+        let o = String::from_utf8_lossy(o);
+        assert!(!o.contains("0049 30 12345678") && !o.contains("612 345 678"));
+    }
+}

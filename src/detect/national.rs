@@ -433,8 +433,16 @@ pub(crate) fn fi_hetu(m: &[u8]) -> bool {
 /// UK National Insurance number: two prefix letters (neither D, F, I, Q, U or V; the second not
 /// O; never BG, GB, KN, NK, NT, TN or ZZ), six digits, a suffix A-D. There is no check digit.
 pub(crate) fn uk_nino(m: &[u8]) -> bool {
-    let compact: Vec<u8> = m.iter().copied().filter(|b| *b != b' ').collect();
-    let [a, b, rest @ ..] = compact.as_slice() else {
+    let mut buf = [0u8; 9];
+    let mut n = 0;
+    for &c in m.iter().filter(|c| **c != b' ') {
+        let Some(slot) = buf.get_mut(n) else {
+            return false;
+        };
+        *slot = c;
+        n += 1;
+    }
+    let [a, b, rest @ ..] = &buf[..n] else {
         return false;
     };
     let (digits, suffix) = match rest {
