@@ -14,6 +14,7 @@ pub(crate) mod catalog;
 mod keywords;
 mod national;
 mod phone;
+mod span_shape;
 pub(crate) mod validate;
 
 use keywords::KeywordSearch;
@@ -289,6 +290,8 @@ pub(crate) struct Detectors {
     need_span_digits: Vec<DetectorMask>,
     /// Detectors with a structural [`Gate`].
     gated: DetectorMask,
+    /// Numeric-span shape -> the numeric detectors that can match a span of it.
+    shapes: span_shape::ShapeCache,
 }
 
 /// `table[n]`: the detectors whose `need` is more than `n`; its last entry is 0.
@@ -638,6 +641,7 @@ impl Detectors {
             need_span_len,
             need_span_digits,
             gated,
+            shapes: span_shape::ShapeCache::default(),
             numeric,
             list,
             classes,
@@ -659,6 +663,27 @@ impl Detectors {
             let _ = d.regex.get();
             let _ = d.dfa.get();
         }
+    }
+
+    /// Of the numeric detectors in `needed`, those that may match in `text[start..end]` by its
+    /// shape: all of them when the shape is not known and cannot be memoised (see
+    /// [`span_shape`]).
+    fn span_may_match(
+        &self,
+        text: &[u8],
+        start: usize,
+        end: usize,
+        needed: DetectorMask,
+    ) -> DetectorMask {
+        let Some(key) = span_shape::shape_key(text, start, end) else {
+            return needed;
+        };
+        self.shapes.may_match(&key, needed, |i, steps| {
+            match self.list.get(i).and_then(|d| d.dfa.get()) {
+                Some(dfa) => span_shape::may_match(dfa.forward(), &key, steps),
+                None => Some(true),
+            }
+        })
     }
 
     /// Whether a normalized key is a hint for some detector (`dob`, `email`, `password`, ...).
@@ -790,17 +815,27 @@ impl Detectors {
         let mut span_buf;
         let spans = if passed & self.numeric != 0 {
             span_buf = [NumericSpan::default(); MAX_HELD_SPANS];
-            let held = held_numeric_spans(text, &mut span_buf);
-            if let Some(held) = held {
-                // A numeric detector without a span long enough, with digits enough, has
-                // nothing to search.
-                let fit = held.iter().fold(0, |fit, sp| {
-                    fit | !(needing_more(&self.need_span_len, sp.end - sp.start)
-                        | needing_more(&self.need_span_digits, sp.digits))
-                });
+            let mut held = held_numeric_spans(text, &mut span_buf);
+            if let Some(held) = held.as_deref_mut() {
+                // A numeric detector without a span long enough, with digits enough, and of
+                // a shape it can match, has nothing to search.
+                let mut fit = 0;
+                for sp in held.iter_mut() {
+                    let (start, end) = (sp.start as usize, sp.end as usize);
+                    let sized = passed
+                        & self.numeric
+                        & !(needing_more(&self.need_span_len, end - start)
+                            | needing_more(&self.need_span_digits, sp.digits as usize));
+                    sp.may = if sized == 0 {
+                        0
+                    } else {
+                        self.span_may_match(text, start, end, sized)
+                    };
+                    fit |= sp.may;
+                }
                 passed &= !self.numeric | fit;
             }
-            held
+            held.map(|h| &*h)
         } else {
             None
         };
@@ -875,8 +910,9 @@ impl Detectors {
                 Some(held) => {
                     while let Some(sp) = held.get(next_held) {
                         next_held += 1;
-                        if fits(sp.start, sp.end, sp.digits) {
-                            return Some((sp.start, sp.end));
+                        let (s, e) = (sp.start as usize, sp.end as usize);
+                        if sp.may >> index & 1 == 1 && fits(s, e, sp.digits as usize) {
+                            return Some((s, e));
                         }
                     }
                     None
@@ -1210,37 +1246,45 @@ fn next_numeric_span(text: &[u8], from: usize) -> Option<(usize, usize)> {
     Some((s, e))
 }
 
-/// A numeric span of a text and its digit count.
+/// A numeric span of a text, its digit count, and the numeric detectors that may match in it
+/// (sized for it and of a shape they can match: see [`span_shape`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct NumericSpan {
-    start: usize,
-    end: usize,
-    digits: usize,
+    start: u32,
+    end: u32,
+    digits: u32,
+    may: DetectorMask,
 }
 
 /// Numeric spans held per text on the stack; a text with more is not held (see `scan`).
 const MAX_HELD_SPANS: usize = 64;
 
-/// Every numeric span of `text` in `buf`, or `None` when there are more than fit.
+/// Every numeric span of `text` in `buf` (`may` left for the caller), or `None` when there are
+/// more than fit (or the text is too long for `u32` offsets).
 fn held_numeric_spans<'b>(
     text: &[u8],
     buf: &'b mut [NumericSpan; MAX_HELD_SPANS],
-) -> Option<&'b [NumericSpan]> {
+) -> Option<&'b mut [NumericSpan]> {
+    if u32::try_from(text.len()).is_err() {
+        return None;
+    }
     let mut n = 0;
     let mut from = 0;
     while let Some((start, end)) = next_numeric_span(text, from) {
         if n == MAX_HELD_SPANS {
             return None;
         }
+        // In range: the text's length fits a u32.
         buf[n] = NumericSpan {
-            start,
-            end,
-            digits: count_digits(&text[start..end]),
+            start: start as u32,
+            end: end as u32,
+            digits: count_digits(&text[start..end]) as u32,
+            may: 0,
         };
         n += 1;
         from = end;
     }
-    Some(&buf[..n])
+    Some(&mut buf[..n])
 }
 
 /// The fewest digits any match of `pattern` holds.
@@ -1797,5 +1841,163 @@ mod tests {
             checked >= 15,
             "only {checked} detectors take matches from DFAs"
         );
+    }
+
+    #[test]
+    fn a_shape_ruled_out_holds_no_dfa_match() {
+        // Every numeric detector, random numeric spans (with the bytes before them a pattern's
+        // look-behind can see): where the span's shape says "cannot match", the DFA search the
+        // scan would have run there finds nothing, from every offset.
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let separators = b" -./()+";
+        let befores: [&[u8]; 6] = [b"", b"a", b":", b"\n", b"\"", b"\xc3"];
+        let (mut ruled_out, mut searched) = (0, 0);
+        for _ in 0..4_000 {
+            let len = 1 + (next() % span_shape::MAX_SHAPE_LEN as u64) as usize;
+            let span: Vec<u8> = (0..len)
+                .map(|_| match next() % 3 {
+                    0 => separators[(next() % separators.len() as u64) as usize],
+                    _ => b'0' + (next() % 10) as u8,
+                })
+                .collect();
+            let before = befores[(next() % befores.len() as u64) as usize];
+            let text = [before, &span].concat();
+            let (start, end) = (before.len(), text.len());
+            let key = span_shape::shape_key(&text, start, end).expect("short");
+            for (i, d) in detectors.list.iter().enumerate() {
+                let Some(dfa) = d.dfa.get().filter(|_| detectors.numeric >> i & 1 == 1) else {
+                    continue;
+                };
+                if span_shape::may_match(dfa.forward(), &key, &mut u64::MAX.clone()) != Some(false)
+                {
+                    continue;
+                }
+                ruled_out += 1;
+                for at in start..end {
+                    searched += 1;
+                    let input = regex_automata::Input::new(&text[..end]).range(at..);
+                    assert_eq!(
+                        dfa.forward().try_search_fwd(&input).expect("no quit"),
+                        None,
+                        "{} ruled out {:?} after {:?}",
+                        d.id,
+                        String::from_utf8_lossy(&span),
+                        before
+                    );
+                }
+            }
+        }
+        assert!(
+            ruled_out > 50_000 && searched > 500_000,
+            "{ruled_out} {searched}"
+        );
+    }
+
+    #[test]
+    fn the_shape_memo_is_bounded_and_answers_for_every_detector_past_it() {
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let all = detectors.numeric;
+        let date = b"on 2024-05-12";
+        let may = detectors.span_may_match(date, 3, date.len(), all);
+        assert_ne!(may, all, "a date rules some detectors out");
+        // A detector decided alone answers as when decided with the others.
+        let first = all & all.wrapping_neg();
+        let fresh = Detectors::compile(&[], 0.0).expect("compile");
+        assert_eq!(
+            fresh.span_may_match(date, 3, date.len(), first),
+            may & first
+        );
+        for i in 0..span_shape::MAX_SHAPES + 100 {
+            // A distinct shape each (i's bits as digits and dashes), one detector decided.
+            let bits: String = (0..14)
+                .map(|b| if i >> b & 1 == 1 { '-' } else { '5' })
+                .collect();
+            let text = format!("x9{bits}");
+            detectors.span_may_match(text.as_bytes(), 1, text.len(), first);
+        }
+        let (shapes, _) = detectors.shapes.stats();
+        assert_eq!(shapes, span_shape::MAX_SHAPES);
+        // Known shapes still answer; new ones get every numeric detector asked for.
+        assert_eq!(detectors.span_may_match(date, 3, date.len(), all), may);
+        let new = b"x(9)9(9)9(9)9(9)";
+        assert_eq!(detectors.span_may_match(new, 1, new.len(), all), all);
+        // Too long to memoise: every numeric detector asked for.
+        let long = [b'7'; span_shape::MAX_SHAPE_LEN + 1];
+        assert_eq!(detectors.span_may_match(&long, 0, long.len(), all), all);
+    }
+
+    #[test]
+    fn the_shape_memo_stops_at_its_step_budget_or_size() {
+        // Long random shapes (the most a shape costs), until the memo takes no more: past
+        // that, shapes decided before still answer and new ones get every detector.
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let all = detectors.numeric;
+        let date = b"on 2024-05-12";
+        let may = detectors.span_may_match(date, 3, date.len(), all);
+        detectors.prepare();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let t0 = std::time::Instant::now();
+        loop {
+            let (shapes, left) = detectors.shapes.stats();
+            if left == 0 || shapes == span_shape::MAX_SHAPES {
+                eprintln!(
+                    "memo full: {shapes} shapes, {left} steps left, {:?}",
+                    t0.elapsed()
+                );
+                break;
+            }
+            let text: Vec<u8> = (0..span_shape::MAX_SHAPE_LEN)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    [b'1', b'2', b' ', b'-', b'.', b'(', b'+'][(seed % 7) as usize]
+                })
+                .collect();
+            detectors.span_may_match(&text, 0, text.len(), all);
+        }
+        assert_eq!(detectors.span_may_match(date, 3, date.len(), all), may);
+        let new = b"x(9)9(9)9(9)9(9)";
+        assert_eq!(detectors.span_may_match(new, 1, new.len(), all), all);
+    }
+
+    #[test]
+    fn the_corpus_shapes_take_a_fraction_of_the_memo_budget() {
+        // Realistic traffic must not run the memo dry: every body of the corpus, inspected,
+        // takes under half of the step budget and a quarter of the map.
+        let policy = crate::Policy::builtin_default().expect("policy");
+        let corpus = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/corpus/api-bodies.jsonl"
+        ))
+        .expect("corpus");
+        let route = policy.route("POST", "/", "api");
+        for line in corpus.lines() {
+            let rec: serde_json::Value = serde_json::from_str(line).expect("jsonl");
+            let body = rec["body"].as_str().expect("body");
+            let ct = rec["content_type"].as_str().unwrap_or("application/json");
+            policy.inspect(&crate::Exchange {
+                route,
+                direction: crate::Direction::Response,
+                content_type: Some(ct),
+                scopes: &[],
+                body: body.as_bytes(),
+            });
+        }
+        let (shapes, left) = policy.inner.detectors.shapes.stats();
+        let used = span_shape::SHAPE_STEPS - left;
+        assert!(shapes > 100, "{shapes} shapes");
+        assert!(
+            shapes < span_shape::MAX_SHAPES / 4 && used < span_shape::SHAPE_STEPS / 2,
+            "{shapes} shapes, {used} steps"
+        );
+        eprintln!("corpus: {shapes} shapes, {used} steps");
     }
 }
