@@ -154,6 +154,76 @@ bench-envoy-2: build $(ENVOY)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	BENCH_CONCURRENCY=2 $(PYTHON) tests/bench_envoy.py
 
+# ---------------------------------------------------------------- Kubernetes test cluster (issue 8)
+# A real CRD API server on 127.0.0.1 for tests/k8s: etcd, k8s/testserver (our own main() around
+# k8s.io/apiextensions-apiserver, never shipped), kubectl, docker-registry, crane, oras, promtool.
+# Everything comes from Debian sid through a PRIVATE apt configuration under .tools/k8s/apt: only
+# `apt-get download` + `dpkg-deb -x` into .tools/k8s/root; nothing is installed system-wide and
+# nothing from sid is ever `apt-get install`ed. The mirror URI is read at run time from the
+# machine's own apt sources (no registry host name in this repository). .debs and the Go build
+# cache live in $(KCACHE), which outlives the clone (CI clones anew on the same machine).
+# Cold: apt lists + ~330 .debs, unpack, Go build (minutes); warm: stamps only (seconds).
+# Not part of `make test` yet (issue 8, milestone M1).
+K8S      := .tools/k8s
+KCACHE   := $(HOME)/.cache/meshdlp
+K8S_ROOT := $(K8S)/root
+K8S_APT  = -o Dir::Etc::SourceList=$(CURDIR)/$(K8S)/apt/sources.list -o Dir::Etc::SourceParts=/dev/null \
+  -o Dir::State::Lists=$(CURDIR)/$(K8S)/apt/lists -o Dir::State::status=$(CURDIR)/$(K8S)/apt/status \
+  -o Dir::Cache=$(KCACHE)/apt -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= \
+  -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false -o APT::Sandbox::User=root
+K8S_DEBS := etcd-server etcd-client kubectl docker-registry crane oras promtool
+K8S_GODEV := golang-k8s-apiextensions-apiserver-dev
+
+.PHONY: k8s-tools test-k8s
+k8s-tools: $(K8S)/bin/testserver $(K8S)/py
+
+$(K8S)/apt/updated:
+	mkdir -p $(K8S)/apt/lists/partial $(KCACHE)/apt/archives/partial
+	uri=$$(awk '/^URIs:/{print $$2; exit}' /etc/apt/sources.list.d/debian.sources); \
+	test -n "$$uri" || { echo "no Debian mirror URI in /etc/apt/sources.list.d/debian.sources" >&2; exit 1; }; \
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $$uri sid main" > $(K8S)/apt/sources.list
+	: > $(K8S)/apt/status
+	apt-get $(K8S_APT) update -qq
+	touch $@
+
+# (A long-lived tree whose sid lists went stale: rm -rf $(K8S) and run again.)
+# The exact .deb file names (binaries + the golang-* closure of the apiextensions-apiserver
+# source package, which brings golang-1.*-go/-src too) go to debs.txt; apt-get download skips
+# files already cached with the right hash. Virtual names (<...>) are skipped, their providers
+# are in the closure.
+$(K8S)/downloaded: $(K8S)/apt/updated
+	pkgs="$(K8S_DEBS) golang-go $$(apt-cache $(K8S_APT) depends --recurse --no-recommends --no-suggests \
+	  --no-conflicts --no-breaks --no-replaces --no-enhances $(K8S_GODEV) | grep '^golang-' | sort -u)" && \
+	apt-get $(K8S_APT) --print-uris download $$pkgs | awk '{print $$2}' > $(K8S)/debs.txt.new && \
+	cd $(KCACHE)/apt/archives && apt-get $(K8S_APT) download $$pkgs
+	mv $(K8S)/debs.txt.new $(K8S)/debs.txt
+	touch $@
+
+$(K8S)/unpacked: $(K8S)/downloaded
+	rm -rf $(K8S_ROOT) && mkdir -p $(K8S_ROOT)
+	while read -r f; do dpkg-deb -x $(KCACHE)/apt/archives/$$f $(K8S_ROOT) || exit 1; done < $(K8S)/debs.txt
+	touch $@
+
+# GOPATH mode against the unpacked Debian Go sources: no network, no modules. -trimpath keeps the
+# build cache valid for another clone path. The server reports the library's version (0.36.x ->
+# v1.36.x): kubectl cannot parse the default "v0.0.0-master+$Format:%H$".
+K8S_GOROOT = $(firstword $(wildcard $(CURDIR)/$(K8S_ROOT)/usr/lib/go-1.*))
+$(K8S)/bin/testserver: k8s/testserver/main.go $(K8S)/unpacked
+	mkdir -p $(K8S)/bin $(KCACHE)/go-build
+	v=$$(sed -n 's/^$(K8S_GODEV)_0\.\([0-9]*\.[0-9]*\).*/v1.\1/p' $(K8S)/debs.txt); test -n "$$v" && \
+	GO111MODULE=off GOPROXY=off GOFLAGS= GOENV=off GOTOOLCHAIN=local CGO_ENABLED=0 GOROOT=$(K8S_GOROOT) \
+	GOPATH=$(CURDIR)/$(K8S_ROOT)/usr/share/gocode GOCACHE=$(KCACHE)/go-build \
+	nice -n 10 $(K8S_GOROOT)/bin/go build -trimpath -ldflags "-X k8s.io/component-base/version.gitVersion=$$v" \
+	  -o $@ ./k8s/testserver
+
+# PyYAML for tests/k8s (the rendered objects and kubectl output are YAML).
+$(K8S)/py: | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q "PyYAML>=6,<7"
+	@mkdir -p $(K8S) && touch $@
+
+test-k8s: k8s-tools $(PYTEST)
+	$(PYTEST) -q tests/k8s
+
 # ---------------------------------------------------------------- hygiene
 fmt:
 	$(CARGO) fmt --all
