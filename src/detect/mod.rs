@@ -115,7 +115,7 @@ pub(crate) enum Gate {
     Ipv6,
     /// Two capital letters followed by two digits (a country code and check digits).
     Iban,
-    /// At least 5 colons, 5 dashes or 2 dots.
+    /// Five of `:`/`-` three bytes apart, or two dots five apart ([`mac_separators`]).
     Mac,
 }
 
@@ -1534,14 +1534,23 @@ impl Shape {
                 let [colons, _, _] = self.punct(text);
                 colons >= 7 || (colons >= 2 && memchr::memmem::find(text, b"::").is_some())
             }
-            Gate::Mac => {
-                text.len() >= 14 && {
-                    let [colons, dashes, dots] = self.punct(text);
-                    colons >= 5 || dashes >= 5 || dots >= 2
-                }
-            }
+            Gate::Mac => text.len() >= 14 && mac_separators(text),
         }
     }
+}
+
+/// Whether `text` has the separators of a MAC address where a MAC has them: five of `:`/`-`
+/// three bytes apart (`00:1a:2b:3c:4d:5e`), or two dots five bytes apart (`001a.2b3c.4d5e`).
+/// Counting them instead let most prose through (any text with two dots).
+fn mac_separators(text: &[u8]) -> bool {
+    let sep_at = |i: usize| matches!(text.get(i), Some(b':' | b'-'));
+    memchr::memchr3_iter(b':', b'-', b'.', text).any(|p| {
+        if text[p] == b'.' {
+            text.get(p + 5) == Some(&b'.')
+        } else {
+            (1..5).all(|k| sep_at(p + 3 * k))
+        }
+    })
 }
 
 /// The longest chain (see [`Shape::max_run`]) in one numeric span; `glued_left`/`glued_right`:
@@ -1841,6 +1850,70 @@ mod tests {
             checked >= 15,
             "only {checked} detectors take matches from DFAs"
         );
+    }
+
+    #[test]
+    fn the_mac_gate_passes_every_text_the_mac_pattern_matches() {
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let mac = detectors
+            .list
+            .iter()
+            .find(|d| &*d.id == "mac_address")
+            .expect("mac");
+        let re = mac.regex.get().expect("regex");
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"0123456789abcdefABCDEF:-. xZ";
+        let (mut matched, mut gated_out) = (0, 0);
+        for _ in 0..100_000 {
+            let len = (next() % 24) as usize;
+            let mut text: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            // A MAC in either form, most of the time, with one byte changed now and then.
+            if next() % 4 != 0 {
+                let mut mac = Vec::new();
+                if next() % 3 == 0 {
+                    for g in 0..3 {
+                        if g > 0 {
+                            mac.push(b'.');
+                        }
+                        mac.extend((0..4).map(|_| b"0123456789abcdef"[(next() % 16) as usize]));
+                    }
+                } else {
+                    for g in 0..6 {
+                        if g > 0 {
+                            mac.push(b":-"[(next() % 2) as usize]);
+                        }
+                        mac.extend((0..2).map(|_| b"0123456789ABCDEF"[(next() % 16) as usize]));
+                    }
+                }
+                if next() % 2 == 0 {
+                    let i = (next() % mac.len() as u64) as usize;
+                    mac[i] = alphabet[(next() % alphabet.len() as u64) as usize];
+                }
+                let at = (next() % (text.len() as u64 + 1)) as usize;
+                text.splice(at..at, mac);
+            }
+            let passes = text.len() >= 14 && mac_separators(&text);
+            if re.is_match(&text) {
+                matched += 1;
+                assert!(passes, "{:?}", String::from_utf8_lossy(&text));
+            } else if !passes {
+                gated_out += 1;
+            }
+        }
+        assert!(
+            matched > 30_000 && gated_out > 10_000,
+            "{matched} {gated_out}"
+        );
+        assert!(mac_separators(b"mac 001a.2b3c.4d5e"));
+        assert!(!mac_separators(b"Version 1.2.3 - see docs. Thanks - bye."));
     }
 
     #[test]
