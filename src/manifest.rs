@@ -158,6 +158,24 @@ pub enum Validator {
     FiHetu,
     /// UK National Insurance number (prefix and suffix rules; no check digit).
     UkNino,
+    /// Norwegian fødselsnummer / D-number (date, two mod-11 check digits).
+    NoFodselsnummer,
+    /// Portuguese NIF (first digit, mod-11 check digit).
+    PtNif,
+    /// Irish PPS number (mod-23 check letter).
+    IePpsn,
+    /// Austrian social security number (mod-11 check digit, birth date).
+    AtSvnr,
+    /// Singapore NRIC/FIN (S/T/F/G, mod-11 check letter).
+    SgNric,
+    /// Australian tax file number (weighted mod 11).
+    AuTfn,
+    /// Australian business number (weighted mod 89).
+    AuAbn,
+    /// Korean resident registration number (birth date, century/sex digit).
+    KrRrn,
+    /// Italian VAT number, partita IVA (Luhn, office code).
+    ItVat,
 }
 
 /// A key for `hash` / `tokenize`.

@@ -5,7 +5,9 @@
 //! Sources: each scheme's issuing authority as summarised in public references (NHS Digital's
 //! NHS number modulus 11, the Polish PESEL act, Receita Federal's CPF/CNPJ check digits, UIDAI's
 //! Verhoeff check for Aadhaar, the Canadian SIN's Luhn check, INSEE's NIR key, ISO 7064 MOD
-//! 11,10 for the German Steuer-ID, the IRS ITIN ranges, 3GPP TS 23.003 for IMEI).
+//! 11,10 for the German Steuer-ID, the IRS ITIN ranges, 3GPP TS 23.003 for IMEI; Skatteetaten's
+//! fødselsnummer check digits, Portugal's NIF, Ireland's PPSN, Austria's SVNR, Singapore's
+//! NRIC/FIN, the ATO's TFN and ABN algorithms, Korea's RRN, Italy's partita IVA).
 
 /// The decimal digits of `m` as values 0-9, when there are exactly `N` of them.
 fn digits<const N: usize>(m: &[u8]) -> Option<[u8; N]> {
@@ -463,6 +465,153 @@ pub(crate) fn uk_nino(m: &[u8]) -> bool {
         && (b'A'..=b'D').contains(&suffix)
 }
 
+/// A weighted digit sum.
+fn weighted(d: &[u8], weights: &[u32]) -> u32 {
+    d.iter().zip(weights).map(|(x, w)| u32::from(*x) * w).sum()
+}
+
+/// Norwegian fødselsnummer / D-number: DDMMYY (D-numbers add 4 to the first digit, H-numbers
+/// 4 to the third), an individual number, and two mod-11 check digits (weights 3 7 6 1 8 9 4
+/// 5 2, then 5 4 3 2 7 6 5 4 3 2; a check of 10 is never issued).
+pub(crate) fn no_fodselsnummer(m: &[u8]) -> bool {
+    let Some(d) = digits::<11>(m) else {
+        return false;
+    };
+    if !consistent_separators(m) || all_same(&d) {
+        return false;
+    }
+    let day = two(&d, 0) % 40;
+    let month = two(&d, 2) % 40;
+    if !valid_date(day, month, 2000) {
+        return false;
+    }
+    let check = |n: usize, w: &[u32]| match 11 - weighted(&d[..n], w) % 11 {
+        11 => d[n] == 0,
+        10 => false,
+        c => u32::from(d[n]) == c,
+    };
+    check(9, &[3, 7, 6, 1, 8, 9, 4, 5, 2]) && check(10, &[5, 4, 3, 2, 7, 6, 5, 4, 3, 2])
+}
+
+/// Portuguese NIF: 9 digits, the first 1-3, 5, 6, 8 or 9 (persons, companies, public bodies),
+/// weights 9..2, check = 11 - sum mod 11 (0 when that is 10 or 11).
+pub(crate) fn pt_nif(m: &[u8]) -> bool {
+    let Some(d) = digits::<9>(m) else {
+        return false;
+    };
+    if !matches!(d[0], 1 | 2 | 3 | 5 | 6 | 8 | 9) || all_same(&d) {
+        return false;
+    }
+    let r = weighted(&d[..8], &[9, 8, 7, 6, 5, 4, 3, 2]) % 11;
+    u32::from(d[8]) == if r < 2 { 0 } else { 11 - r }
+}
+
+/// Irish PPS number: 7 digits, a check letter and an optional second letter (A-I, or W):
+/// weights 8..2, plus 9 times the second letter's value (W = 0), mod 23 -> `WABC...V`.
+pub(crate) fn ie_ppsn(m: &[u8]) -> bool {
+    if !matches!(m.len(), 8 | 9) || !m[..7].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut d = [0u8; 7];
+    for (x, b) in d.iter_mut().zip(m) {
+        *x = b - b'0';
+    }
+    let mut sum = weighted(&d, &[8, 7, 6, 5, 4, 3, 2]);
+    match m.get(8).map(u8::to_ascii_uppercase) {
+        None | Some(b'W') => {}
+        Some(l @ b'A'..=b'I') => sum += 9 * u32::from(l - b'A' + 1),
+        Some(_) => return false,
+    }
+    m[7].to_ascii_uppercase() == b"WABCDEFGHIJKLMNOPQRSTUV"[(sum % 23) as usize]
+}
+
+/// Austrian social security number: a 3-digit serial, a check digit, the birth date DDMMYY;
+/// check = (weights 3 7 9 _ 5 8 4 2 1 6) mod 11, never 10; the serial never starts with 0.
+pub(crate) fn at_svnr(m: &[u8]) -> bool {
+    let Some(d) = digits::<10>(m) else {
+        return false;
+    };
+    if d[0] == 0 || !consistent_separators(m) {
+        return false;
+    }
+    // Day and month may be beyond the calendar for people born on an unknown date (month 13+
+    // is issued), so only the day's range is checked.
+    if !(1..=31).contains(&two(&d, 4)) || !(1..=12).contains(&two(&d, 6)) {
+        return false;
+    }
+    let sum = weighted(&d, &[3, 7, 9, 0, 5, 8, 4, 2, 1, 6]) % 11;
+    sum != 10 && u32::from(d[3]) == sum
+}
+
+/// Singapore NRIC/FIN: S/T (citizens, residents) or F/G (foreigners), 7 digits, a check letter:
+/// weights 2 7 6 5 4 3 2, +4 for T and G, mod 11 -> `JZIHGFEDCBA` (S/T) or `XWUTRQPNMLK` (F/G).
+pub(crate) fn sg_nric(m: &[u8]) -> bool {
+    let Ok(c) = <[u8; 9]>::try_from(m) else {
+        return false;
+    };
+    let prefix = c[0].to_ascii_uppercase();
+    if !c[1..8].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let d = c.map(|b| b.wrapping_sub(b'0'));
+    let offset = if matches!(prefix, b'T' | b'G') { 4 } else { 0 };
+    let r = ((weighted(&d[1..8], &[2, 7, 6, 5, 4, 3, 2]) + offset) % 11) as usize;
+    let table = match prefix {
+        b'S' | b'T' => b"JZIHGFEDCBA",
+        b'F' | b'G' => b"XWUTRQPNMLK",
+        _ => return false,
+    };
+    c[8].to_ascii_uppercase() == table[r]
+}
+
+/// Australian tax file number: 9 digits, weights 1 4 3 7 5 8 6 9 10, sum mod 11 = 0.
+pub(crate) fn au_tfn(m: &[u8]) -> bool {
+    let Some(d) = digits::<9>(m) else {
+        return false;
+    };
+    consistent_separators(m)
+        && !all_same(&d)
+        && weighted(&d, &[1, 4, 3, 7, 5, 8, 6, 9, 10]) % 11 == 0
+}
+
+/// Australian business number: 11 digits; subtract 1 from the first, weights 10 1 3 5 ... 19,
+/// sum mod 89 = 0.
+pub(crate) fn au_abn(m: &[u8]) -> bool {
+    let Some(mut d) = digits::<11>(m) else {
+        return false;
+    };
+    if d[0] == 0 || !consistent_separators(m) {
+        return false;
+    }
+    d[0] -= 1;
+    weighted(&d, &[10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19]) % 89 == 0
+}
+
+/// Korean resident registration number: YYMMDD-GNNNNNN with G 1-8 (century and sex; 5-8
+/// foreign residents). Numbers issued before October 2020 end in a check digit (weights 2..9,
+/// 2..5, (11 - sum mod 11) mod 10); later ones do not, so only the date and G are checked.
+pub(crate) fn kr_rrn(m: &[u8]) -> bool {
+    let Some(d) = digits::<13>(m) else {
+        return false;
+    };
+    let year = match d[6] {
+        1 | 2 | 5 | 6 => 1900,
+        3 | 4 | 7 | 8 => 2000,
+        _ => return false,
+    } + two(&d, 0);
+    valid_date(two(&d, 4), two(&d, 2), year)
+}
+
+/// Italian VAT number (partita IVA): 11 digits, Luhn; the office code (digits 8-10) is 001-100,
+/// 120, 121, 888 or 999.
+pub(crate) fn it_vat(m: &[u8]) -> bool {
+    let Some(d) = digits::<11>(m) else {
+        return false;
+    };
+    let office = u32::from(d[7]) * 100 + two(&d, 8);
+    !all_same(&d[..7]) && matches!(office, 1..=100 | 120 | 121 | 888 | 999) && luhn(&d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,7 +620,18 @@ mod tests {
 
     #[test]
     fn published_examples_validate_and_one_changed_digit_does_not() {
-        let valid: [(Check, &str); 25] = [
+        let valid: [(Check, &str); 36] = [
+            (it_vat, "07643520567"),
+            (no_fodselsnummer, "15076500565"),
+            (no_fodselsnummer, "150765 00565"),
+            (pt_nif, "123456789"),
+            (pt_nif, "501964843"),
+            (ie_ppsn, "1234567T"),
+            (ie_ppsn, "1234567FA"),
+            (at_svnr, "1237 010180"),
+            (sg_nric, "S1234567D"),
+            (au_tfn, "123 456 782"),
+            (au_abn, "51 824 753 556"),
             (uk_nino, "AB 12 34 56 D"),
             (nl_bsn, "111222333"),
             (nl_bsn, "1234.56.782"),

@@ -48,6 +48,15 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::CnResidentId => national::cn_resident_id(m),
         Validator::FiHetu => national::fi_hetu(m),
         Validator::UkNino => national::uk_nino(m),
+        Validator::NoFodselsnummer => national::no_fodselsnummer(m),
+        Validator::PtNif => national::pt_nif(m),
+        Validator::IePpsn => national::ie_ppsn(m),
+        Validator::AtSvnr => national::at_svnr(m),
+        Validator::SgNric => national::sg_nric(m),
+        Validator::AuTfn => national::au_tfn(m),
+        Validator::AuAbn => national::au_abn(m),
+        Validator::KrRrn => national::kr_rrn(m),
+        Validator::ItVat => national::it_vat(m),
     }
 }
 
@@ -62,6 +71,11 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::Luhn => 2,
         Validator::CaSin | Validator::UsItin | Validator::NlBsn | Validator::UsAba => 9,
         Validator::FiHetu => 9,
+        Validator::PtNif | Validator::AuTfn => 9,
+        Validator::IePpsn | Validator::SgNric => 7,
+        Validator::AtSvnr => 10,
+        Validator::NoFodselsnummer | Validator::AuAbn | Validator::ItVat => 11,
+        Validator::KrRrn => 13,
         Validator::UkNino => 6,
         Validator::EsNif => 7,
         Validator::SePersonnummer => 10,
@@ -574,6 +588,15 @@ mod tests {
             Validator::CnResidentId,
             Validator::FiHetu,
             Validator::UkNino,
+            Validator::NoFodselsnummer,
+            Validator::PtNif,
+            Validator::IePpsn,
+            Validator::AtSvnr,
+            Validator::SgNric,
+            Validator::AuTfn,
+            Validator::AuAbn,
+            Validator::KrRrn,
+            Validator::ItVat,
         ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = || {
