@@ -176,6 +176,16 @@ pub enum Validator {
     KrRrn,
     /// Italian VAT number, partita IVA (Luhn, office code).
     ItVat,
+    /// Danish CPR number (date; no check digit since 2007).
+    DkCpr,
+    /// Mexican CURP (structure, date, mod-10 check digit).
+    MxCurp,
+    /// Vehicle identification number (check digit for North American VINs).
+    Vin,
+    /// SWIFT/BIC code (structure, ISO country code).
+    SwiftBic,
+    /// Bitcoin address (base58check or bech32/bech32m checksum).
+    BtcAddress,
 }
 
 /// A key for `hash` / `tokenize`.

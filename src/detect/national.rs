@@ -571,7 +571,7 @@ pub(crate) fn au_tfn(m: &[u8]) -> bool {
     };
     consistent_separators(m)
         && !all_same(&d)
-        && weighted(&d, &[1, 4, 3, 7, 5, 8, 6, 9, 10]) % 11 == 0
+        && weighted(&d, &[1, 4, 3, 7, 5, 8, 6, 9, 10]).is_multiple_of(11)
 }
 
 /// Australian business number: 11 digits; subtract 1 from the first, weights 10 1 3 5 ... 19,
@@ -584,7 +584,7 @@ pub(crate) fn au_abn(m: &[u8]) -> bool {
         return false;
     }
     d[0] -= 1;
-    weighted(&d, &[10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19]) % 89 == 0
+    weighted(&d, &[10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19]).is_multiple_of(89)
 }
 
 /// Korean resident registration number: YYMMDD-GNNNNNN with G 1-8 (century and sex; 5-8
@@ -612,6 +612,191 @@ pub(crate) fn it_vat(m: &[u8]) -> bool {
     !all_same(&d[..7]) && matches!(office, 1..=100 | 120 | 121 | 888 | 999) && luhn(&d)
 }
 
+/// Danish CPR number: DDMMYY-SSSS. The mod-11 check was dropped in 2007, so only the date is
+/// checked.
+pub(crate) fn dk_cpr(m: &[u8]) -> bool {
+    let Some(d) = digits::<10>(m) else {
+        return false;
+    };
+    !all_same(&d[6..]) && valid_date(two(&d, 0), two(&d, 2), 2000)
+}
+
+/// Mexican CURP: 4 letters, the birth date YYMMDD, H/M/X, a 2-letter state, 3 consonants, a
+/// homoclave and a check digit: values in `0-9A-N&O-Z` (Ñ written `&` in the table) times 18..2,
+/// check = (10 - sum mod 10) mod 10.
+pub(crate) fn mx_curp(m: &[u8]) -> bool {
+    let Ok(c) = <[u8; 18]>::try_from(m) else {
+        return false;
+    };
+    let letters = |r: std::ops::Range<usize>| c[r].iter().all(u8::is_ascii_uppercase);
+    if !letters(0..4)
+        || !c[4..10].iter().all(u8::is_ascii_digit)
+        || !matches!(c[10], b'H' | b'M' | b'X')
+        || !letters(11..16)
+        || !c[16].is_ascii_alphanumeric()
+        || !c[17].is_ascii_digit()
+    {
+        return false;
+    }
+    let d = c.map(|b| b.wrapping_sub(b'0'));
+    if !(1..=12).contains(&two(&d, 6)) || !(1..=31).contains(&two(&d, 8)) {
+        return false;
+    }
+    let value = |b: u8| match b {
+        b'0'..=b'9' => u32::from(b - b'0'),
+        b'A'..=b'N' => u32::from(b - b'A') + 10,
+        _ => u32::from(b - b'A') + 11,
+    };
+    let sum: u32 = c[..17]
+        .iter()
+        .zip((2..=18).rev())
+        .map(|(b, w)| value(*b) * w)
+        .sum();
+    u32::from(d[17]) == (10 - sum % 10) % 10
+}
+
+/// Vehicle identification number: 17 of `A-HJ-NPR-Z0-9` with letters and digits. North
+/// American VINs (first character 1-5) carry a check digit in position 9 (transliterated
+/// values, weights 8 7 6 5 4 3 2 10 0 9 8 7 6 5 4 3 2, mod 11, 10 = `X`); others need not.
+pub(crate) fn vin(m: &[u8]) -> bool {
+    let Ok(c) = <[u8; 17]>::try_from(m) else {
+        return false;
+    };
+    let value = |b: u8| -> Option<u32> {
+        Some(match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'H' => u32::from(b - b'A') + 1,
+            b'J'..=b'N' => u32::from(b - b'J') + 1,
+            b'P' => 7,
+            b'R' => 9,
+            b'S'..=b'Z' => u32::from(b - b'S') + 2,
+            _ => return None,
+        })
+    };
+    let mut sum = 0;
+    for (b, w) in c
+        .iter()
+        .zip([8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2])
+    {
+        let Some(v) = value(*b) else {
+            return false;
+        };
+        sum += v * w;
+    }
+    let digits = c.iter().filter(|b| b.is_ascii_digit()).count();
+    if digits < 3 || digits == 17 || all_same(&c) {
+        return false;
+    }
+    !matches!(c[0], b'1'..=b'5') || c[8] == b"0123456789X"[(sum % 11) as usize]
+}
+
+/// ISO 3166-1 alpha-2 country codes (officially assigned), for SWIFT/BIC codes.
+const ISO_COUNTRIES: &[u8] = b"ADAEAFAGAIALAMAOAQARASATAUAWAXAZBABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZ\
+CACCCDCFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZDEDJDKDMDODZECEEEGEHERESETFIFJFKFMFOFRGAGBGDGEGFGGGHGIGLGMGNGPGQ\
+GRGSGTGUGWGYHKHMHNHRHTHUIDIEILIMINIOIQIRISITJEJMJOJPKEKGKHKIKMKNKPKRKWKYKZLALBLCLILKLRLSLTLULVLYMAMCMD\
+MEMFMGMHMKMLMMMNMOMPMQMRMSMTMUMVMWMXMYMZNANCNENFNGNINLNONPNRNUNZOMPAPEPFPGPHPKPLPMPNPRPSPTPWPYQARERORS\
+RURWSASBSCSDSESGSHSISJSKSLSMSNSOSRSSSTSVSXSYSZTCTDTFTGTHTJTKTLTMTNTOTRTTTVTWTZUAUGUMUSUYUZVAVCVEVGVIVN\
+VUWFWSYEYTZAZMZWXK";
+
+/// SWIFT/BIC: a 4-letter bank code, an ISO country code, a 2-character location and an optional
+/// 3-character branch. There is no check digit; the country must exist.
+pub(crate) fn swift_bic(m: &[u8]) -> bool {
+    if !matches!(m.len(), 8 | 11)
+        || !m[..6].iter().all(u8::is_ascii_uppercase)
+        || !m[6..]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return false;
+    }
+    ISO_COUNTRIES.chunks(2).any(|cc| cc == &m[4..6])
+}
+
+/// Bitcoin addresses: base58check (P2PKH `1...`, P2SH `3...`: 25 bytes, the last 4 the first 4
+/// of SHA-256(SHA-256(the rest))) or bech32/bech32m (`bc1...`, BIP 173/350 checksums).
+pub(crate) fn btc_address(m: &[u8]) -> bool {
+    if m.len() > 3 && m[..3].eq_ignore_ascii_case(b"bc1") {
+        bech32(m)
+    } else {
+        base58check(m)
+    }
+}
+
+fn base58check(m: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    if !(26..=35).contains(&m.len()) {
+        return false;
+    }
+    let mut out = [0u8; 25];
+    for &c in m {
+        let Some(v) = ALPHABET.iter().position(|&a| a == c) else {
+            return false;
+        };
+        let mut carry = v as u32;
+        for byte in out.iter_mut().rev() {
+            carry += u32::from(*byte) * 58;
+            *byte = carry as u8;
+            carry >>= 8;
+        }
+        if carry != 0 {
+            return false;
+        }
+    }
+    // Each leading '1' is a leading zero byte, and only those are: a shorter string would
+    // leave zero bytes that no '1' wrote.
+    let ones = m.iter().take_while(|&&c| c == b'1').count();
+    let zeros = out.iter().take_while(|&&b| b == 0).count();
+    if ones != zeros {
+        return false;
+    }
+    if !matches!((out[0], m[0]), (0x00, b'1') | (0x05, b'3')) {
+        return false;
+    }
+    let hash = Sha256::digest(Sha256::digest(&out[..21]));
+    hash[..4] == out[21..]
+}
+
+fn bech32(m: &[u8]) -> bool {
+    const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    if !(14..=74).contains(&m.len())
+        || !(m.iter().all(|b| !b.is_ascii_uppercase()) || m.iter().all(|b| !b.is_ascii_lowercase()))
+    {
+        return false;
+    }
+    let polymod = |values: &mut dyn Iterator<Item = u8>| {
+        const GEN: [u32; 5] = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+        let mut chk = 1u32;
+        for v in values {
+            let top = chk >> 25;
+            chk = (chk & 0x1ff_ffff) << 5 ^ u32::from(v);
+            for (i, g) in GEN.iter().enumerate() {
+                if top >> i & 1 == 1 {
+                    chk ^= g;
+                }
+            }
+        }
+        chk
+    };
+    let mut data = [0u8; 72];
+    let body = &m[3..];
+    for (slot, c) in data.iter_mut().zip(body) {
+        let Some(v) = CHARSET.iter().position(|&a| a == c.to_ascii_lowercase()) else {
+            return false;
+        };
+        *slot = v as u8;
+    }
+    let data = &data[..body.len()];
+    // hrp "bc" expanded: high bits, 0, low bits.
+    let hrp = [3u8, 3, 0, 2, 3];
+    let chk = polymod(&mut hrp.iter().copied().chain(data.iter().copied()));
+    match data.first() {
+        Some(0) => chk == 1,
+        Some(1..=16) => chk == 0x2bc8_30a3,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,7 +805,20 @@ mod tests {
 
     #[test]
     fn published_examples_validate_and_one_changed_digit_does_not() {
-        let valid: [(Check, &str); 36] = [
+        let valid: [(Check, &str); 46] = [
+            (dk_cpr, "070761-4285"),
+            (mx_curp, "HEGG560427MVZRRL04"),
+            (mx_curp, "MAHJ280603MSPRRV09"),
+            (vin, "1HGCM82633A004352"),
+            (vin, "1M8GDM9AXKP042788"),
+            (btc_address, "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2"),
+            (btc_address, "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy"),
+            (btc_address, "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"),
+            (btc_address, "BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ"),
+            (
+                btc_address,
+                "bc1p5d7rjq7g6rdk2yhzks9smlaqtedr4dekq08ge8ztwac72sfr9rusxg3297",
+            ),
             (it_vat, "07643520567"),
             (no_fodselsnummer, "15076500565"),
             (no_fodselsnummer, "150765 00565"),
@@ -668,13 +866,38 @@ mod tests {
                 b'Z' => b'A',
                 c => c + 1,
             };
-            if text != "912-70-1234" {
+            if !matches!(text, "912-70-1234" | "070761-4285") {
                 assert!(
                     !check(&changed),
                     "{} should not validate",
                     String::from_utf8_lossy(&changed)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn swift_vin_and_wallet_forms() {
+        for ok in ["DEUTDEFF", "DEUTDEFF500", "BOFAUS3N", "NWBKGB2L"] {
+            assert!(swift_bic(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["DEUTXXFF", "DEUTDEF", "deutdeff", "DEUT1EFF"] {
+            assert!(!swift_bic(bad.as_bytes()), "{bad}");
+        }
+        // A European VIN has no check digit; a North American one must have it right.
+        assert!(vin(b"WVWZZZ1JZXW000001"));
+        assert!(!vin(b"1HGCM82643A004352"));
+        assert!(!vin(b"11111111111111111"));
+        assert!(!vin(b"1HGCM8263IA004352"));
+        // Mixed case, a changed character, a wrong version, a non-canonical leading one.
+        for bad in [
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5MDQ",
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdp",
+            "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+            "11BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+            "2BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+        ] {
+            assert!(!btc_address(bad.as_bytes()), "{bad}");
         }
     }
 

@@ -57,6 +57,11 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::AuAbn => national::au_abn(m),
         Validator::KrRrn => national::kr_rrn(m),
         Validator::ItVat => national::it_vat(m),
+        Validator::DkCpr => national::dk_cpr(m),
+        Validator::MxCurp => national::mx_curp(m),
+        Validator::Vin => national::vin(m),
+        Validator::SwiftBic => national::swift_bic(m),
+        Validator::BtcAddress => national::btc_address(m),
     }
 }
 
@@ -76,6 +81,9 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::AtSvnr => 10,
         Validator::NoFodselsnummer | Validator::AuAbn | Validator::ItVat => 11,
         Validator::KrRrn => 13,
+        Validator::DkCpr => 10,
+        Validator::MxCurp => 7,
+        Validator::Vin => 3,
         Validator::UkNino => 6,
         Validator::EsNif => 7,
         Validator::SePersonnummer => 10,
@@ -597,6 +605,9 @@ mod tests {
             Validator::AuAbn,
             Validator::KrRrn,
             Validator::ItVat,
+            Validator::DkCpr,
+            Validator::MxCurp,
+            Validator::Vin,
         ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = || {
