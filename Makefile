@@ -15,7 +15,7 @@ ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
         test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
-        demo demo-up demo-down bench bench-native bench-wasm bench-envoy bench-envoy-2 corpus-findings classes-doc fmt lint clean
+        demo demo-up demo-down bench bench-native bench-wasm bench-envoy bench-envoy-2 corpus-findings classes-doc crd fmt lint clean
 
 help:
 	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
@@ -29,6 +29,8 @@ help:
 	@echo "make fuzz-decode  fuzz the compressed body path, seeded from the corpus (FUZZ_SECONDS=60)"
 	@echo "make test-adversarial  the adversarial suite through the real Envoy (tests/adversarial)"
 	@echo "make soak         mixed traffic through Envoy for SOAK_SECONDS=600 (soak-short: 60 s)"
+	@echo "make test-k8s     the Kubernetes tier: a real CRD API server (etcd + apiextensions-apiserver), DataPolicy CRD"
+	@echo "make crd          regenerate k8s/crd/datapolicies.meshdlp.io.yaml from the manifest types"
 
 # ---------------------------------------------------------------- tools (project-local)
 tools: .tools/wasm-target $(ENVOY) $(PYTEST)
@@ -56,7 +58,7 @@ wasm: .tools/wasm-target
 	$(CARGO) build -p meshdlp-filter -p noop-filter --target wasm32-wasip1 --profile wasm
 
 # ---------------------------------------------------------------- tests
-test: lint test-unit test-wasm test-policies fuzz-smoke test-e2e test-adversarial soak-short
+test: lint test-unit test-wasm test-policies test-k8s fuzz-smoke test-e2e test-adversarial soak-short
 	@echo "all test tiers passed"
 
 test-unit:
@@ -134,6 +136,12 @@ corpus-findings:
 classes-doc:
 	$(CARGO) run --release -q -p meshdlp -- classes --markdown > docs/CLASSES.md
 
+# k8s/crd/datapolicies.meshdlp.io.yaml, generated from the manifest types (tests/cli.rs fails when
+# it is stale).
+crd:
+	$(CARGO) run -q -p meshdlp -- crd > k8s/crd/datapolicies.meshdlp.io.yaml.new
+	mv k8s/crd/datapolicies.meshdlp.io.yaml.new k8s/crd/datapolicies.meshdlp.io.yaml
+
 bench: bench-native bench-wasm
 
 bench-native:
@@ -163,7 +171,7 @@ bench-envoy-2: build $(ENVOY)
 # machine's own apt sources (no registry host name in this repository). .debs and the Go build
 # cache live in $(KCACHE), which outlives the clone (CI clones anew on the same machine).
 # Cold: apt lists + ~330 .debs, unpack, Go build (minutes); warm: stamps only (seconds).
-# Not part of `make test` yet (issue 8, milestone M1).
+# Part of `make test` since issue 8 M2 (tests/k8s/test_crd.py: the generated DataPolicy CRD).
 K8S      := .tools/k8s
 KCACHE   := $(HOME)/.cache/meshdlp
 K8S_ROOT := $(K8S)/root

@@ -30,6 +30,8 @@ mod stream;
 mod transform;
 
 pub mod codec;
+#[cfg(feature = "k8s")]
+pub mod k8s;
 pub mod manifest;
 
 pub use detect::catalog::{catalog, ClassInfo, DetectorInfo};

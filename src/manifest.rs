@@ -198,9 +198,47 @@ pub struct KeySpec {
     /// Environment variable holding the secret (at least 16 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
-    /// The secret itself. For local testing only: a warning is emitted.
+    /// Kubernetes: a key of a Secret in the workloads' namespace holding the secret. It reaches
+    /// the sidecar as the environment variable `MESHDLP_KEY_<ID>` (the id upper-cased, `-` as
+    /// `_`), which is where the engine reads it; the value is never in the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+    /// The secret itself. For local testing only: a warning is emitted. Not allowed in a
+    /// DataPolicy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<String>,
+}
+
+impl KeySpec {
+    /// The environment variable the secret is read from: `env`, or for `secretRef` the variable
+    /// the Kubernetes controller fills ([`secret_ref_env`]). `None` for an inline key.
+    pub fn env_var(&self) -> Option<String> {
+        match (&self.env, &self.secret_ref) {
+            (Some(var), _) => Some(var.clone()),
+            (None, Some(_)) => Some(secret_ref_env(&self.id)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The environment variable of a `secretRef` key: `MESHDLP_KEY_` and the key id upper-cased,
+/// `-` as `_` (`k1` -> `MESHDLP_KEY_K1`).
+pub fn secret_ref_env(key_id: &str) -> String {
+    format!(
+        "MESHDLP_KEY_{}",
+        key_id.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// A key of a Kubernetes Secret (as in a pod's `secretKeyRef`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the namespace of the workloads.
+    pub name: String,
+    /// Key within the Secret.
+    pub key: String,
 }
 
 /// A route: what to match, and the rules that apply.

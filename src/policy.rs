@@ -585,6 +585,44 @@ mod tests {
     }
 
     #[test]
+    fn keys_from_env_secret_ref_or_inline() {
+        let compile = |keys: &str| {
+            let m = parse_manifest_json(format!(r#"{{"keys": {keys}}}"#).as_bytes())
+                .map_err(|e| e.to_string())?;
+            Policy::compile_with_env(&m, &|var: &str| {
+                (var == "MESHDLP_KEY_PROD_K1" || var == "MY_KEY")
+                    .then(|| "0123456789abcdef0123".to_string())
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            compile(r#"[{"id": "prod-k1", "secretRef": {"name": "dlp-keys", "key": "k1"}}]"#),
+            Ok(())
+        );
+        assert_eq!(compile(r#"[{"id": "a", "env": "MY_KEY"}]"#), Ok(()));
+        assert_eq!(
+            compile(r#"[{"id": "k2", "secretRef": {"name": "dlp-keys", "key": "k2"}}]"#),
+            Err("keys[0].secretRef: environment variable `MESHDLP_KEY_K2` is not set".into())
+        );
+        assert_eq!(
+            compile(r#"[{"id": "a", "env": "MY_KEY", "secretRef": {"name": "s", "key": "k"}}]"#),
+            Err("keys[0]: a key needs exactly one of `env`, `secretRef` or `inline`".into())
+        );
+        assert_eq!(
+            compile(r#"[{"id": "prod-k1", "secretRef": {"name": "s", "key": "a"}}, {"id": "PROD-K1", "secretRef": {"name": "s", "key": "b"}}]"#),
+            Err("keys[1].id: keys `prod-k1` and `PROD-K1` would share the environment variable `MESHDLP_KEY_PROD_K1`".into())
+        );
+        assert!(compile(r#"[{"id": "a", "secretRef": {"name": "s"}}]"#)
+            .unwrap_err()
+            .contains("missing field `key`"));
+        assert_eq!(
+            crate::manifest::secret_ref_env("prod-k1"),
+            "MESHDLP_KEY_PROD_K1"
+        );
+    }
+
+    #[test]
     fn builtin_default_compiles() {
         let p = Policy::builtin_default().unwrap();
         assert!(p.classes().contains(&"email"));

@@ -131,27 +131,49 @@ impl KeyRing {
                     format!("duplicate key id `{}`", k.id),
                 ));
             }
-            let secret = match (&k.env, &k.inline) {
-                (Some(var), None) => env(var).ok_or_else(|| {
+            let given = [k.env.is_some(), k.secret_ref.is_some(), k.inline.is_some()];
+            if given.iter().filter(|g| **g).count() != 1 {
+                return Err(PolicyError::new(
+                    loc,
+                    "a key needs exactly one of `env`, `secretRef` or `inline`",
+                ));
+            }
+            let secret = if let Some(inline) = &k.inline {
+                warnings.push(Warning {
+                    location: format!("{loc}.inline"),
+                    message: "inline key: for local testing only; use `env` in production".into(),
+                });
+                inline.clone()
+            } else {
+                let var = k.env_var().unwrap_or_default();
+                if let Some(r) = &k.secret_ref {
+                    if r.name.is_empty() || r.key.is_empty() {
+                        return Err(PolicyError::new(
+                            format!("{loc}.secretRef"),
+                            "`name` and `key` must not be empty",
+                        ));
+                    }
+                    // Ids differing only in case would share the controller's variable.
+                    if let Some(other) = specs[..i]
+                        .iter()
+                        .find(|o| o.secret_ref.is_some() && o.env_var().as_deref() == Some(&var))
+                    {
+                        return Err(PolicyError::new(
+                            format!("{loc}.id"),
+                            format!(
+                                "keys `{}` and `{}` would share the environment variable `{var}`",
+                                other.id, k.id
+                            ),
+                        ));
+                    }
+                }
+                let field = if k.env.is_some() { "env" } else { "secretRef" };
+                env(&var).ok_or_else(|| {
                     PolicyError::new(
-                        format!("{loc}.env"),
+                        format!("{loc}.{field}"),
                         format!("environment variable `{var}` is not set"),
                     )
-                })?,
-                (None, Some(inline)) => {
-                    warnings.push(Warning {
-                        location: format!("{loc}.inline"),
-                        message: "inline key: for local testing only; use `env` in production"
-                            .into(),
-                    });
-                    inline.clone()
-                }
-                _ => {
-                    return Err(PolicyError::new(
-                        loc,
-                        "a key needs exactly one of `env` or `inline`",
-                    ))
-                }
+                })?
             };
             if secret.len() < MIN_SECRET_BYTES {
                 return Err(PolicyError::new(

@@ -250,6 +250,26 @@ fn corpus_findings_are_unchanged() {
     }
 }
 
+/// k8s/crd/datapolicies.meshdlp.io.yaml is `meshdlp crd`'s output; regenerate with `make crd`.
+#[test]
+fn crd_is_current() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = "k8s/crd/datapolicies.meshdlp.io.yaml";
+    let out = meshdlp(&["crd"], b"", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let committed = std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_default();
+    assert!(
+        committed == text(&out.stdout),
+        "{path} is stale: run `make crd` and commit it"
+    );
+    // The YAML says exactly what the JSON says.
+    let json = meshdlp(&["crd", "--json"], b"", &[]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let yaml: serde_json::Value = serde_yaml_ng::from_str(&committed).unwrap();
+    assert_eq!(json, yaml);
+    assert_eq!(yaml["metadata"]["name"], "datapolicies.meshdlp.io");
+}
+
 /// docs/CLASSES.md is generated from the pack; regenerate with `make classes-doc`.
 #[test]
 fn classes_doc_is_current() {

@@ -1,0 +1,17 @@
+//! Kubernetes: the `DataPolicy` custom resource (`meshdlp.io/v1alpha1`).
+//!
+//! No Kubernetes client or API crate here: the CRD is plain JSON built from the schemars schema of
+//! the engine's own [`Manifest`](crate::Manifest) types ([`crd::crd`]), so the policy format has a
+//! single source of truth. `meshdlp crd` prints it; `k8s/crd/datapolicies.meshdlp.io.yaml` is
+//! that output, committed (`make crd` regenerates it, a test fails when it is stale).
+//!
+//! A `DataPolicy`'s `spec` is a policy manifest, its fields at the top level (so the engine's
+//! error locations read `spec.routes[2]...`), plus two fields of its own: `selector.matchLabels`
+//! (which workloads; empty = the whole namespace) and `delivery.mode` (`EnvoyFilter`, the default,
+//! or `WasmPlugin`). The API server checks what a schema and CEL can (shapes, enums, ranges,
+//! unique route names / class names / key ids, exclusive route match fields); the rest is checked
+//! by compiling the policy with the engine.
+
+pub mod crd;
+
+pub use crd::{crd, spec_schema, CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAME, VERSION};
