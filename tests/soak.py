@@ -230,10 +230,17 @@ def pressure(port, heavy):
     threads = [threading.Thread(target=client, daemon=True) for _ in range(CONNECTIONS)]
     for t in threads:
         t.start()
+    deadline = time.time() + 600  # one deadline for all clients
     for t in threads:
-        t.join(timeout=600)
+        t.join(timeout=max(0.0, deadline - time.time()))
+    if any(t.is_alive() for t in threads):
+        barrier.abort()
+        raise RuntimeError("pressure warm-up did not finish in 600 s")
     if errors:
         raise RuntimeError("pressure warm-up: %s" % errors[0])
+    # Every heavy request is served or deliberately refused (413 with a reason); a 5xx is not.
+    if any(code >= 500 for code in statuses):
+        raise RuntimeError("pressure warm-up: statuses %s" % statuses)
     return statuses
 
 
@@ -311,18 +318,20 @@ def main():
         # The warm-up runs both kinds of traffic the soak runs: the RSS baseline must come after
         # every kind of stream has reached its high-water mark once (h2c streams buffer bodies
         # concurrently; without them here the soak measured their first allocation as growth).
-        # It starts with the pressure pass: every heavy request on all connections at once, twice.
+        # It starts with the pressure pass: every heavy request on all connections at once.
         # Without it, the VM heap's high-water mark came whenever the random draw first put the
         # rare heavy requests together (1 in 2,700 each, ~600 wrk requests a minute): in the
         # second half of a CI run, where it read as 9.2% "growth".
         h2_warm = H2Load(envoy.port, h2_body)
         h2_warm.start()
-        t0 = time.time()
-        pressed = pressure(envoy.port, heavy)
-        print("soak: pressure warm-up %.0f s, statuses %s, RSS %d KB"
-              % (time.time() - t0, pressed, rss_kb(pid)), flush=True)
-        run_wrk(envoy.port, warmup, req_file, lua)
-        h2_warm.stopping.set()
+        try:
+            t0 = time.time()
+            pressed = pressure(envoy.port, heavy)
+            print("soak: pressure warm-up %.0f s, statuses %s, RSS %d KB"
+                  % (time.time() - t0, pressed, rss_kb(pid)), flush=True)
+            run_wrk(envoy.port, warmup, req_file, lua)
+        finally:
+            h2_warm.stopping.set()
         h2_warm.join(timeout=150)
         time.sleep(1)
         if envoy.proc.poll() is not None:

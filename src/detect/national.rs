@@ -534,8 +534,8 @@ pub(crate) fn at_svnr(m: &[u8]) -> bool {
     if d[0] == 0 || !consistent_separators(m) {
         return false;
     }
-    // Day and month may be beyond the calendar for people born on an unknown date (month 13+
-    // is issued), so only the day's range is checked.
+    // Day 1-31 and month 1-12 (not the calendar: the number keeps the date as registered).
+    // Numbers of people with an unknown birth date, given other values, are missed.
     if !(1..=31).contains(&two(&d, 4)) || !(1..=12).contains(&two(&d, 6)) {
         return false;
     }

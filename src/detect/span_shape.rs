@@ -5,8 +5,9 @@
 //! numeric detector whose length and digit gates passed searched each of them, and found
 //! nothing: on the corpus, two thirds of those searches could not match whatever the digits.
 //!
-//! A span's shape is its bytes with every digit replaced by "any digit", plus the byte before
-//! it (a pattern's `\b` looks at it). Whether a detector's forward DFA reaches a match on
+//! A span's shape is its bytes with every digit replaced by "any digit". (The bytes around the
+//! span do not matter: a numeric detector's pattern has no look-around, which is what makes it
+//! numeric.) Whether a detector's forward DFA reaches a match on
 //! *some* text of that shape is decided on the shape, once: the DFA is run on the set of its
 //! states reachable through the shape (ten successors at a digit, one at a separator). If none
 //! is a match state, no span of that shape can hold a match, whatever its digits, and the
@@ -14,10 +15,13 @@
 //! do not change (a differential test checks it against the DFA on random spans).
 //!
 //! The answers are memoised per policy in a bounded map: a shape costs one product walk per
-//! numeric detector the first time, then one hash lookup. Past [`MAX_SHAPES`] shapes (a
-//! hostile client can make arbitrarily many), new shapes are not computed: their spans are
-//! searched by every detector, as before. Spans longer than [`MAX_SHAPE_LEN`] likewise.
+//! numeric detector the first time, then one hash lookup. Past [`MAX_SHAPES`] shapes or
+//! [`SHAPE_STEPS`] transitions (a hostile client can make arbitrarily many shapes), new shapes
+//! are not computed: their spans are searched by every detector, as before. Spans longer than
+//! [`MAX_SHAPE_LEN`] likewise. The map's hasher is seeded per policy: its keys come from
+//! request bodies, so a fixed hash would let a client precompute colliding shapes.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -25,16 +29,15 @@ use regex_automata::dfa::Automaton;
 use regex_automata::util::{primitives::StateID, start};
 use regex_automata::Anchored;
 
-use super::{DenseDfa, DetectorMask, FxBuild};
+use super::{DenseDfa, DetectorMask};
 
 /// Longest span whose shape is memoised.
 pub(crate) const MAX_SHAPE_LEN: usize = 32;
 /// Most shapes memoised per policy (each ~80 bytes with the map's overhead: 0.7 MB at most).
 pub(crate) const MAX_SHAPES: usize = 8192;
 
-/// A shape: whether a byte precedes the span, that byte's class (see [`look_behind_class`]),
-/// then the span with digits as `D`, padded with zeros (a byte no span holds).
-pub(crate) type ShapeKey = [u8; MAX_SHAPE_LEN + 2];
+/// A shape: the span with digits as `D`, padded with zeros (a byte no span holds).
+pub(crate) type ShapeKey = [u8; MAX_SHAPE_LEN];
 
 /// The stand-in for "any digit" in a shape (not a numeric-span byte, so unambiguous).
 const ANY_DIGIT: u8 = b'D';
@@ -45,48 +48,26 @@ pub(crate) fn shape_key(text: &[u8], start: usize, end: usize) -> Option<ShapeKe
     if span.len() > MAX_SHAPE_LEN {
         return None;
     }
-    let mut key = [0u8; MAX_SHAPE_LEN + 2];
-    if let Some(&b) = start.checked_sub(1).and_then(|p| text.get(p)) {
-        key[0] = 1;
-        key[1] = look_behind_class(b);
-    }
-    for (k, &b) in key[2..].iter_mut().zip(span) {
+    let mut key = [0u8; MAX_SHAPE_LEN];
+    for (k, &b) in key.iter_mut().zip(span) {
         *k = if b.is_ascii_digit() { ANY_DIGIT } else { b };
     }
     Some(key)
 }
 
-/// A stand-in for the byte before a span that gives every DFA the same start state: a DFA's
-/// start state depends only on whether that byte is an ASCII word byte, `\n`, `\r`, another
-/// ASCII byte, or a non-ASCII one (which a DFA with Unicode word boundaries quits on).
-fn look_behind_class(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' | b'_' => b'a',
-        b'\n' | b'\r' => b,
-        0x80..=0xff => 0x80,
-        _ => b':',
-    }
+/// The span's shape, back from a key.
+fn shape(key: &ShapeKey) -> &[u8] {
+    let len = key.iter().position(|&b| b == 0).unwrap_or(MAX_SHAPE_LEN);
+    &key[..len]
 }
 
-/// The span and the byte before it (its class's stand-in), back from a key.
-fn parts(key: &ShapeKey) -> (Option<u8>, &[u8]) {
-    let before = (key[0] == 1).then_some(key[1]);
-    let len = key[2..]
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(MAX_SHAPE_LEN);
-    (before, &key[2..2 + len])
-}
-
-/// Whether `dfa`, searching unanchored from the span's start with `before` behind it and the
-/// end of input after it, reaches a match on some text of the key's shape; `None` when that
-/// takes more than `steps` transitions (each one taken is counted off). Conservative: a quit
-/// state or a start state it cannot give answers yes.
+/// Whether `dfa` (of a pattern without look-around), searching unanchored from the span's
+/// start to the end of input after it, reaches a match on some text of the key's shape; `None`
+/// when that takes more than `steps` transitions (each one taken is counted off).
+/// Conservative: a quit state or a start state it cannot give answers yes.
 pub(crate) fn may_match(dfa: &DenseDfa, key: &ShapeKey, steps: &mut u64) -> Option<bool> {
-    let (before, shape) = parts(key);
-    let config = start::Config::new()
-        .anchored(Anchored::No)
-        .look_behind(before);
+    let shape = shape(key);
+    let config = start::Config::new().anchored(Anchored::No);
     let Ok(first) = dfa.start_state(&config) else {
         return Some(true);
     };
@@ -148,8 +129,8 @@ pub(crate) fn may_match(dfa: &DenseDfa, key: &ShapeKey, steps: &mut u64) -> Opti
     }))
 }
 
-/// Transitions the memo may take per policy, all shapes together. The corpus's 1,148 shapes
-/// take 2.6 million (a test keeps it under half). A hostile stream of new shapes costs a VM
+/// Transitions the memo may take per policy, all shapes together. The corpus's 1,035 shapes
+/// take 2.7 million (a test keeps it under half). A hostile stream of new shapes costs a VM
 /// this much once (~20 ns a transition natively: ~120 ms, about what two 1 MiB bodies cost),
 /// then its new shapes are searched by every detector, as before the memo.
 pub(crate) const SHAPE_STEPS: u64 = 6_000_000;
@@ -157,7 +138,7 @@ pub(crate) const SHAPE_STEPS: u64 = 6_000_000;
 #[derive(Debug)]
 struct Memo {
     /// Shape -> (the detectors decided for it, those of them that may match).
-    map: HashMap<ShapeKey, (DetectorMask, DetectorMask), FxBuild>,
+    map: HashMap<ShapeKey, (DetectorMask, DetectorMask), RandomState>,
     steps_left: u64,
 }
 
@@ -181,14 +162,15 @@ impl Default for ShapeCache {
 impl ShapeCache {
     /// Of the detectors in `needed`, those that may match a span of shape `key`: decided by
     /// `decide(detector, steps)` (see [`may_match`]) the first time each is needed, while
-    /// the map has room and the step budget lasts; undecided ones may match.
+    /// the map has room and the step budget lasts; undecided ones may match. A memo busy in
+    /// another thread (natively; a VM has one) is not waited for: all of `needed` may match.
     pub(crate) fn may_match(
         &self,
         key: &ShapeKey,
         needed: DetectorMask,
         decide: impl Fn(usize, &mut u64) -> Option<bool>,
     ) -> DetectorMask {
-        let Ok(mut memo) = self.memo.lock() else {
+        let Ok(mut memo) = self.memo.try_lock() else {
             return needed;
         };
         let memo = &mut *memo;

@@ -84,6 +84,8 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::DkCpr => 10,
         Validator::MxCurp => 7,
         Validator::Vin => 3,
+        // A base58 address starts with 1 or 3, a bech32 one with bc1.
+        Validator::BtcAddress => 1,
         Validator::UkNino => 6,
         Validator::EsNif => 7,
         Validator::SePersonnummer => 10,
@@ -608,6 +610,7 @@ mod tests {
             Validator::DkCpr,
             Validator::MxCurp,
             Validator::Vin,
+            Validator::BtcAddress,
         ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = || {

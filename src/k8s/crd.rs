@@ -400,6 +400,11 @@ fn annotate(spec: &mut Value) {
             rule("!has(self.inline)",
                  "`inline` keys (the secret in the object) are not allowed in a DataPolicy: use `secretRef`"),
             rule("has(self.env) != has(self.secretRef)", "a key needs exactly one of `env` or `secretRef`"),
+            // Whoever may write a DataPolicy must not turn any variable of the sidecar (a
+            // credential of the proxy) into a hashing key: a MAC oracle over it, and "not set"
+            // errors that tell which variables exist.
+            rule("!has(self.env) || self.env == 'MESHDLP_KEY' || self.env.startsWith('MESHDLP_KEY_')",
+                 "`env` must be `MESHDLP_KEY` or `MESHDLP_KEY_...` (other variables of the sidecar are not keys)"),
         ]}),
     );
     // A Secret's name (DNS subdomain) and data key, as the API server checks them.
