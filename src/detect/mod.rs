@@ -129,6 +129,8 @@ pub(crate) struct Detector {
     /// numbers) and has no look-around: the shortest match. The pattern then runs only inside
     /// the text's numeric spans that are at least this long, instead of over the whole text.
     numeric_min_len: Option<usize>,
+    /// The shortest match of the pattern, in bytes: a shorter text cannot hold one.
+    min_len: usize,
     /// For a numeric detector: the fewest digits a numeric span must hold to contain a match
     /// this detector accepts (from the pattern, `match_digits` and the validator). Spans with
     /// fewer are not searched: most numeric spans are dates, times, versions and counts.
@@ -286,6 +288,9 @@ pub(crate) struct Detectors {
     /// past the end need nothing.
     need_digits: Vec<DetectorMask>,
     need_run: Vec<DetectorMask>,
+    /// `need_len[n]`: the pattern detectors whose shortest match is longer than `n` bytes (a
+    /// Bitcoin address, a CURP, a VIN cannot be in the short strings most bodies are made of).
+    need_len: Vec<DetectorMask>,
     need_span_len: Vec<DetectorMask>,
     need_span_digits: Vec<DetectorMask>,
     /// Detectors with a structural [`Gate`].
@@ -538,6 +543,7 @@ impl Detectors {
                 }
             }
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
+            let min_len = d.pattern.as_deref().map_or(0, pattern_min_len);
             let span_min_digits = match (numeric_min_len, d.pattern.as_deref()) {
                 (Some(_), Some(p)) => pattern_min_digits(p)
                     .max(d.match_digits.map_or(0, |[lo, _]| lo))
@@ -557,6 +563,7 @@ impl Detectors {
                 class,
                 regex,
                 numeric_min_len,
+                min_len,
                 span_prefixes,
                 span_min_digits,
                 dfa,
@@ -622,6 +629,7 @@ impl Detectors {
             .fold(0, |m, (i, _)| m | (1 << i));
         let need_digits = need_table(&list, |d| d.min_digits.max(d.min_run));
         let need_run = need_table(&list, |d| d.min_run);
+        let need_len = need_table(&list, |d| d.min_len);
         let need_span_len = need_table(&list, |d| d.numeric_min_len.unwrap_or(0));
         let need_span_digits = need_table(&list, |d| {
             if d.numeric_min_len.is_some() {
@@ -636,6 +644,7 @@ impl Detectors {
             .filter(|(_, d)| d.gate.is_some())
             .fold(0, |m, (i, _)| m | (1 << i));
         Ok(Detectors {
+            need_len,
             need_digits,
             need_run,
             need_span_len,
@@ -781,7 +790,9 @@ impl Detectors {
         // Whole groups first: keyword-gated detectors without their keyword, digit-gated ones
         // in a text without digits.
         let mut shape = Shape::new(text);
-        let mut m = candidates & !(self.keyword_gated & !triggered);
+        let mut m = candidates
+            & !(self.keyword_gated & !triggered)
+            & !needing_more(&self.need_len, text.len());
         if m & self.support_gated != 0 {
             let hinted = ctx
                 .key
@@ -1285,6 +1296,17 @@ fn held_numeric_spans<'b>(
         from = end;
     }
     Some(&mut buf[..n])
+}
+
+/// The fewest bytes any match of `pattern` (the regex crate's syntax) holds; 0 when unknown.
+fn pattern_min_len(pattern: &str) -> usize {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
+        .and_then(|h| h.properties().minimum_len())
+        .unwrap_or(0)
 }
 
 /// The fewest digits any match of `pattern` holds.
@@ -1914,6 +1936,22 @@ mod tests {
         );
         assert!(mac_separators(b"mac 001a.2b3c.4d5e"));
         assert!(!mac_separators(b"Version 1.2.3 - see docs. Thanks - bye."));
+    }
+
+    #[test]
+    fn a_text_shorter_than_a_patterns_shortest_match_skips_it() {
+        assert_eq!(pattern_min_len("[13][1-9A-HJ-NP-Za-km-z]{25,34}"), 26);
+        assert_eq!(pattern_min_len("(?:bc1|BC1)[0-9a-z]{11,71}"), 14);
+        assert_eq!(pattern_min_len("a|"), 0);
+        assert_eq!(pattern_min_len("(unclosed"), 0);
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let btc = detectors
+            .list
+            .iter()
+            .position(|d| &*d.id == "btc_address")
+            .expect("btc");
+        assert_ne!(needing_more(&detectors.need_len, 25) >> btc & 1, 0);
+        assert_eq!(needing_more(&detectors.need_len, 26) >> btc & 1, 0);
     }
 
     #[test]
