@@ -1675,6 +1675,16 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// A deterministic xorshift64 stream for the differential tests.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// The byte-at-a-time `max_run` the span walk replaced: the reference it is tested against.
     fn max_run_reference(text: &[u8]) -> usize {
         let (mut best, mut chain, mut seg, mut clean, mut seps) =
@@ -1729,13 +1739,7 @@ mod tests {
         // Texts over an alphabet that exercises every branch: digits, letters, `_`, the
         // numeric separators, other punctuation, and bytes above 0x80.
         const ALPHABET: &[u8] = b"0123456789012345aZ_ -./()+:,\xc3\x80\xff";
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
             let len = (next() % 40) as usize;
             let text: Vec<u8> = (0..len)
@@ -1822,13 +1826,7 @@ mod tests {
         // the match its regex finds.
         let detectors = Detectors::compile(&[], 0.0).expect("compile");
         let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for d in &detectors.list {
             let (Some(SmallDfa::Regex(dre)), Some(re), 0) = (d.dfa.get(), d.regex.get(), d.group)
@@ -1883,13 +1881,7 @@ mod tests {
             .find(|d| &*d.id == "mac_address")
             .expect("mac");
         let re = mac.regex.get().expect("regex");
-        let mut seed = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def1);
         let alphabet = b"0123456789abcdefABCDEF:-. xZ";
         let (mut matched, mut gated_out) = (0, 0);
         for _ in 0..100_000 {
@@ -1960,13 +1952,7 @@ mod tests {
         // look-behind can see): where the span's shape says "cannot match", the DFA search the
         // scan would have run there finds nothing, from every offset.
         let detectors = Detectors::compile(&[], 0.0).expect("compile");
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let separators = b" -./()+";
         let befores: [&[u8]; 6] = [b"", b"a", b":", b"\n", b"\"", b"\xc3"];
         let (mut ruled_out, mut searched) = (0, 0);
