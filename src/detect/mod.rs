@@ -1847,7 +1847,7 @@ mod tests {
                 let mut text: Vec<u8> = (0..len)
                     .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                     .collect();
-                if next() % 3 == 0 {
+                if next().is_multiple_of(3) {
                     // Its example, whole, somewhere in the text.
                     let at = (next() as usize) % (text.len() + 1);
                     text.splice(at..at, example.iter().copied());
@@ -1890,9 +1890,9 @@ mod tests {
                 .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                 .collect();
             // A MAC in either form, most of the time, with one byte changed now and then.
-            if next() % 4 != 0 {
+            if !next().is_multiple_of(4) {
                 let mut mac = Vec::new();
-                if next() % 3 == 0 {
+                if next().is_multiple_of(3) {
                     for g in 0..3 {
                         if g > 0 {
                             mac.push(b'.');
@@ -1907,7 +1907,7 @@ mod tests {
                         mac.extend((0..2).map(|_| b"0123456789ABCDEF"[(next() % 16) as usize]));
                     }
                 }
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     let i = (next() % mac.len() as u64) as usize;
                     mac[i] = alphabet[(next() % alphabet.len() as u64) as usize];
                 }
