@@ -27,7 +27,8 @@ CRANE = os.path.join(BIN, "crane")
 ORAS = os.path.join(BIN, "oras")
 PROMTOOL = os.path.join(BIN, "promtool")
 TESTSERVER = os.path.join(TOOLS, "bin", "testserver")
-WORK = os.path.join(ROOT, ".work", "k8s")
+# One state directory per run: two runs in one checkout (e.g. two shells) set MESHDLP_K8S_WORK apart.
+WORK = os.environ.get("MESHDLP_K8S_WORK") or os.path.join(ROOT, ".work", "k8s")
 ISTIO_CRDS = os.path.join(ROOT, "..", "shared", "istio", "crd-all.gen.yaml")
 
 # Leases and Events are not served by the test server. A CRD in a protected (*.k8s.io) group is
@@ -132,21 +133,29 @@ class Cluster:
         return self
 
     def stop(self):
+        """Ends every process it started, even when one of them will not die (the first error is
+        raised after all were tried)."""
+        error = None
         for name in reversed(list(self.procs)):
             proc = self.procs.pop(name)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=5)
+            try:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(timeout=5)
+            except (OSError, subprocess.SubprocessError) as e:
+                error = error or e
         for f in self.logs.values():
             f.close()
         self.logs = {}
         pids = os.path.join(self.work, "pids.json")
-        if os.path.exists(pids):
-            os.remove(pids)
+        if error is None and os.path.exists(pids):
+            os.remove(pids)  # kept on error, so the next start() ends what is left
+        if error is not None:
+            raise error
 
     def _kill_leftovers(self):
         """A run that died without stop() leaves pids.json: end those processes, by pid, only if
