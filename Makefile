@@ -31,6 +31,7 @@ help:
 	@echo "make soak         mixed traffic through Envoy for SOAK_SECONDS=600 (soak-short: 60 s)"
 	@echo "make test-k8s     the Kubernetes tier: a real CRD API server (etcd + apiextensions-apiserver), DataPolicy CRD"
 	@echo "make crd          regenerate k8s/crd/datapolicies.meshdlp.io.yaml from the manifest types"
+	@echo "make oci          the filter as an OCI image Istio pulls (target/oci/digest); OCI_REPO=host/name also pushes it"
 
 # ---------------------------------------------------------------- tools (project-local)
 tools: .tools/wasm-target $(ENVOY) $(PYTEST)
@@ -182,7 +183,7 @@ K8S_APT  = -o Dir::Etc::SourceList=$(CURDIR)/$(K8S)/apt/sources.list -o Dir::Etc
 K8S_DEBS := etcd-server etcd-client kubectl docker-registry crane oras promtool
 K8S_GODEV := golang-k8s-apiextensions-apiserver-dev
 
-.PHONY: k8s-tools test-k8s
+.PHONY: k8s-tools test-k8s oci
 k8s-tools: $(K8S)/bin/testserver $(K8S)/py
 
 $(K8S)/apt/updated:
@@ -231,6 +232,30 @@ $(K8S)/py: | $(VENV)/bin/python
 
 test-k8s: k8s-tools $(PYTEST)
 	$(PYTEST) -q tests/k8s
+
+# The filter as an OCI image (tests/k8s/oci.py): an OCI image layout in target/oci/layout, in the
+# "compat" form Istio's Wasm fetcher accepts (one manifest, one tar.gz layer holding plugin.wasm),
+# and its manifest digest in target/oci/digest - the value of `sha256` and of `oci://REPO@sha256:`.
+# The same wasm always gives the same digest. With OCI_REPO=host/name the project-local crane pushes
+# it as OCI_REPO:OCI_TAG (credentials: `crane auth login` or ~/.docker/config.json) and
+# target/oci/ref gets OCI_REPO@sha256:...; the push must report the layout's digest. crane uses
+# plain HTTP for localhost:PORT, 127.0.0.1 and private addresses by itself; for another plain-HTTP
+# registry add OCI_PUSH_FLAGS=--insecure (it also turns TLS verification off).
+OCI_DIR  ?= target/oci
+OCI_REPO ?=
+OCI_TAG  ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' filters/meshdlp-filter/Cargo.toml)
+OCI_PUSH_FLAGS ?=
+oci: wasm $(if $(OCI_REPO),$(K8S)/unpacked)
+	rm -rf $(OCI_DIR)/layout $(OCI_DIR)/digest $(OCI_DIR)/ref && mkdir -p $(OCI_DIR)
+	$(PYTHON) tests/k8s/oci.py layout $(FILTER) $(OCI_DIR)/layout > $(OCI_DIR)/digest.new
+	mv $(OCI_DIR)/digest.new $(OCI_DIR)/digest
+ifneq ($(OCI_REPO),)
+	d=$$(cat $(OCI_DIR)/digest) && pushed=$$($(K8S_ROOT)/usr/bin/crane push $(OCI_PUSH_FLAGS) \
+	  $(OCI_DIR)/layout $(OCI_REPO):$(OCI_TAG)) && test "$${pushed##*@}" = "$$d" || \
+	  { echo "crane pushed '$$pushed', the layout is $$d" >&2; exit 1; }; \
+	echo "$(OCI_REPO)@$$d" > $(OCI_DIR)/ref && echo "pushed $(OCI_REPO):$(OCI_TAG) = $$(cat $(OCI_DIR)/ref)"
+endif
+	@echo "$(OCI_DIR)/digest: $$(cat $(OCI_DIR)/digest)"
 
 # ---------------------------------------------------------------- hygiene
 fmt:
