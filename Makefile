@@ -15,7 +15,7 @@ ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
         test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
-        demo demo-up demo-down bench bench-native bench-wasm bench-envoy bench-envoy-2 corpus-findings classes-doc crd fmt lint clean
+        demo demo-up demo-down bench bench-native bench-wasm bench-envoy bench-envoy-2 corpus-findings classes-doc crd profile-detectors fmt lint clean
 
 help:
 	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
@@ -147,6 +147,11 @@ bench: bench-native bench-wasm
 
 bench-native:
 	$(CARGO) run --release -p meshdlp --example bench
+
+# Where the corpus time goes, per detector: runs, milliseconds and hits of each pattern over one
+# pass of the corpus (cargo feature `profile`; the timing calls add their own cost).
+profile-detectors:
+	BENCH_ONLY=corpus BENCH_NO_NAIVE=1 BENCH_MS=300 $(CARGO) run --release -p meshdlp --features profile --example bench
 
 bench-wasm: .tools/wasm-target
 	$(CARGO) build --profile wasm -p meshdlp --example bench --target wasm32-wasip1

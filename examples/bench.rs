@@ -353,6 +353,44 @@ fn corpus(policy: &Policy, route: meshdlp::RouteId, naive: &Naive, budget: Durat
         })
     };
     let findings: usize = bodies.iter().map(|b| run(b).findings.len()).sum();
+    if let Some(passes) = std::env::var("BENCH_PASSES")
+        .ok()
+        .and_then(|p| p.parse::<usize>().ok())
+    {
+        // A fixed amount of work, for `perf stat -e instructions,cycles` on a shared machine
+        // (counts that other processes barely move), instead of timed rounds.
+        for _ in 0..passes {
+            for b in &bodies {
+                black_box(run(black_box(b)));
+            }
+        }
+        println!("{passes} corpus passes, {findings} findings each");
+        return;
+    }
+    #[cfg(feature = "profile")]
+    {
+        // One pass over the corpus, per detector (make profile-detectors).
+        let _ = policy.detector_profile(true);
+        for b in &bodies {
+            black_box(run(b));
+        }
+        let rows = policy.detector_profile(true);
+        let all: u64 = rows.iter().map(|r| r.2).sum();
+        println!(
+            "\ndetectors, one corpus pass: {:.1} ms in patterns",
+            all as f64 / 1e6
+        );
+        println!(
+            "  {:<28} {:>9} {:>9} {:>8}",
+            "detector", "runs", "ms", "hits"
+        );
+        for (id, runs, nanos, hits) in rows.iter().take(30) {
+            println!(
+                "  {id:<28} {runs:>9} {:>9.1} {hits:>8}",
+                *nanos as f64 / 1e6
+            );
+        }
+    }
     let t_pass = time_per_call(budget, || {
         for b in &bodies {
             black_box(run(black_box(b)));

@@ -302,6 +302,17 @@ impl Policy {
         self.inner.detectors.prepare();
     }
 
+    /// Per detector that ran since the last reset: id, runs, nanoseconds, hits, costliest
+    /// first (cargo feature `profile`; the counters are process-wide).
+    #[cfg(feature = "profile")]
+    pub fn detector_profile(&self, reset: bool) -> Vec<(String, u64, u64, u64)> {
+        let rows = crate::detect::profile::report(&self.inner.detectors);
+        if reset {
+            crate::detect::profile::reset();
+        }
+        rows
+    }
+
     /// Every class id known to this policy (built-in and custom).
     pub fn classes(&self) -> Vec<&str> {
         self.inner.detectors.classes.names().collect()

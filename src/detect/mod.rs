@@ -14,6 +14,8 @@ pub(crate) mod catalog;
 mod keywords;
 mod national;
 mod phone;
+#[cfg(feature = "profile")]
+pub(crate) mod profile;
 mod span_shape;
 pub(crate) mod validate;
 
@@ -131,6 +133,11 @@ pub(crate) struct Detector {
     numeric_min_len: Option<usize>,
     /// The shortest match of the pattern, in bytes: a shorter text cannot hold one.
     min_len: usize,
+    /// When every match of `regex` is made of ASCII letters and digits, the detector is
+    /// word-bounded and the pattern looks around for ASCII word boundaries at most: the
+    /// shortest and longest match (`usize::MAX`: unbounded). A match it accepts is then a whole
+    /// alphanumeric word of the text of that length, so it runs on such words only ([`WordRun`]).
+    word_len: Option<(usize, usize)>,
     /// For a numeric detector: the fewest digits a numeric span must hold to contain a match
     /// this detector accepts (from the pattern, `match_digits` and the validator). Spans with
     /// fewer are not searched: most numeric spans are dates, times, versions and counts.
@@ -295,6 +302,10 @@ pub(crate) struct Detectors {
     need_span_digits: Vec<DetectorMask>,
     /// Detectors with a structural [`Gate`].
     gated: DetectorMask,
+    /// Detectors with a `word_len`, and `word_fit[min(n, last)]`: those whose range holds a
+    /// word of `n` bytes.
+    wordy: DetectorMask,
+    word_fit: Vec<DetectorMask>,
     /// Numeric-span shape -> the numeric detectors that can match a span of it.
     shapes: span_shape::ShapeCache,
 }
@@ -544,6 +555,10 @@ impl Detectors {
             }
             let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
             let min_len = d.pattern.as_deref().map_or(0, pattern_min_len);
+            let word_len = match (numeric_min_len, d.boundary, d.pattern.as_deref()) {
+                (None, Boundary::Word | Boundary::Token, Some(p)) => word_len_range(p),
+                _ => None,
+            };
             let span_min_digits = match (numeric_min_len, d.pattern.as_deref()) {
                 (Some(_), Some(p)) => pattern_min_digits(p)
                     .max(d.match_digits.map_or(0, |[lo, _]| lo))
@@ -564,6 +579,7 @@ impl Detectors {
                 regex,
                 numeric_min_len,
                 min_len,
+                word_len,
                 span_prefixes,
                 span_min_digits,
                 dfa,
@@ -643,7 +659,10 @@ impl Detectors {
             .enumerate()
             .filter(|(_, d)| d.gate.is_some())
             .fold(0, |m, (i, _)| m | (1 << i));
+        let (wordy, word_fit) = word_fit_table(&list);
         Ok(Detectors {
+            wordy,
+            word_fit,
             need_len,
             need_digits,
             need_run,
@@ -850,12 +869,29 @@ impl Detectors {
         } else {
             None
         };
+        // The alphanumeric words the word-bounded detectors can match (see `word_len`).
+        let mut word_buf;
+        let words = if passed & self.wordy != 0 {
+            word_buf = [WordRun::default(); MAX_HELD_WORDS];
+            let held = held_words(text, &self.word_fit, passed & self.wordy, &mut word_buf);
+            if let Some(held) = held {
+                let fit = held.iter().fold(0, |m, w| m | w.fit);
+                passed &= !self.wordy | fit;
+            }
+            held
+        } else {
+            None
+        };
         let mut m = passed;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let d = &self.list[i];
-            self.run_pattern(i, d, text, spans, ctx, min_confidence, out);
+            #[cfg(feature = "profile")]
+            let (started, before) = (profile::start(), out.len());
+            self.run_pattern(i, d, text, spans, words, ctx, min_confidence, out);
+            #[cfg(feature = "profile")]
+            profile::record(i, started, out.len() - before);
         }
     }
 
@@ -866,6 +902,7 @@ impl Detectors {
         d: &Detector,
         text: &[u8],
         spans: Option<&[NumericSpan]>,
+        words: Option<&[WordRun]>,
         ctx: KeyCtx<'_>,
         min_confidence: f32,
         out: &mut Vec<Hit>,
@@ -873,7 +910,12 @@ impl Detectors {
         let Some(re) = d.regex.get() else { return };
         // Capture locations are allocated when a search first needs them (most find nothing).
         let mut caps: Option<regex::bytes::CaptureLocations> = None;
-        let min_len = d.numeric_min_len.unwrap_or(1);
+        // A word-bounded detector searches only the words of its length (all of them held).
+        let words = words.filter(|_| d.word_len.is_some());
+        let min_len = d
+            .numeric_min_len
+            .or(words.and(d.word_len.map(|w| w.0)))
+            .unwrap_or(1);
         // The leftmost match at or after `at`, searched in `text[..end]` (the bytes past `end`
         // can only matter to a pattern that looks around, which numeric ones do not).
         let search = |caps: &mut Option<regex::bytes::CaptureLocations>, at: usize, end: usize| {
@@ -903,7 +945,7 @@ impl Detectors {
                 .map(|m| (m.start(), m.end(), m.start(), m.end()))
         };
         // For a numeric pattern: the span being searched, and where the next one is looked for.
-        let numeric = d.numeric_min_len.is_some();
+        let numeric = d.numeric_min_len.is_some() || words.is_some();
         let mut span: Option<(usize, usize)> = None;
         let mut next_from = 0;
         let mut next_held = 0;
@@ -917,6 +959,15 @@ impl Detectors {
                             .iter()
                             .any(|p| memchr::memmem::find(&text[s..e], p).is_some()))
             };
+            if let Some(held) = words {
+                while let Some(w) = held.get(next_held) {
+                    next_held += 1;
+                    if w.fit >> index & 1 == 1 {
+                        return Some((w.start as usize, w.end as usize));
+                    }
+                }
+                return None;
+            }
             match spans {
                 Some(held) => {
                     while let Some(sp) = held.get(next_held) {
@@ -1298,6 +1349,145 @@ fn held_numeric_spans<'b>(
     Some(&mut buf[..n])
 }
 
+/// A maximal run of ASCII letters and digits in a text, between bytes that are not `_` or
+/// alphanumeric, and the word-bounded detectors whose match length it has.
+#[derive(Debug, Clone, Copy, Default)]
+struct WordRun {
+    start: u32,
+    end: u32,
+    fit: DetectorMask,
+}
+
+/// Words held per text on the stack; a text with more fitting ones is searched whole.
+const MAX_HELD_WORDS: usize = 64;
+
+/// The words of `text` some detector of `wanted` may match (by `word_fit`), or `None` when
+/// there are more than fit in `buf` (or the text is too long for `u32` offsets).
+///
+/// Words shorter than the shortest fit `l` are skipped unread: the byte `l - 1` past the last
+/// word's end is probed, and only a word byte there is walked out to its word.
+fn held_words<'b>(
+    text: &[u8],
+    word_fit: &[DetectorMask],
+    wanted: DetectorMask,
+    buf: &'b mut [WordRun; MAX_HELD_WORDS],
+) -> Option<&'b [WordRun]> {
+    if u32::try_from(text.len()).is_err() {
+        return None;
+    }
+    let Some(shortest) = word_fit.iter().position(|f| f & wanted != 0) else {
+        return Some(&buf[..0]);
+    };
+    let last = word_fit.len() - 1;
+    let mut n = 0;
+    // Every word of `shortest` bytes or more that starts before `from` is held; `text[from - 1]`
+    // is not a word byte, so a word holding the probe starts at `from` or later.
+    let mut from = 0;
+    let mut probe = shortest.max(1) - 1;
+    while probe < text.len() {
+        if !is_word(text[probe]) {
+            from = probe + 1;
+            probe = from + shortest.max(1) - 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > from && is_word(text[start - 1]) {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < text.len() && is_word(text[end]) {
+            end += 1;
+        }
+        let word = &text[start..end];
+        let fit = if memchr::memchr(b'_', word).is_some() {
+            0
+        } else {
+            word_fit[word.len().min(last)] & wanted
+        };
+        if fit != 0 {
+            if n == MAX_HELD_WORDS {
+                return None;
+            }
+            // In range: the text's length fits a u32.
+            buf[n] = WordRun {
+                start: start as u32,
+                end: end as u32,
+                fit,
+            };
+            n += 1;
+        }
+        from = end + 1;
+        probe = from + shortest.max(1) - 1;
+    }
+    Some(&buf[..n])
+}
+
+/// The word-bounded detectors (`word_len`), and for each word length up to the longest bound
+/// the ones it fits; the last entry stands for every longer word.
+fn word_fit_table(list: &[Detector]) -> (DetectorMask, Vec<DetectorMask>) {
+    let ranges: Vec<(usize, (usize, usize))> = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.word_len.map(|r| (i, r)))
+        .collect();
+    let wordy = ranges.iter().fold(0, |m, (i, _)| m | (1 << i));
+    let last = ranges
+        .iter()
+        .map(|(_, (lo, hi))| if *hi == usize::MAX { *lo } else { *hi + 1 })
+        .max()
+        .unwrap_or(0);
+    let fit = (0..=last)
+        .map(|n| {
+            ranges
+                .iter()
+                .filter(|(_, (lo, hi))| (*lo..=*hi).contains(&n))
+                .fold(0, |m, (i, _)| m | (1 << i))
+        })
+        .collect();
+    (wordy, fit)
+}
+
+/// For a pattern whose every match is made of ASCII letters and digits, with no look-around
+/// but ASCII word boundaries (whose answer at a word's edge is the same in the word alone and
+/// in the whole text): its shortest and longest match (`usize::MAX`: unbounded).
+fn word_len_range(pattern: &str) -> Option<(usize, usize)> {
+    use regex_syntax::hir::{Class, Hir, HirKind, Look};
+    fn alnum(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Empty => true,
+            HirKind::Literal(l) => l.0.iter().all(u8::is_ascii_alphanumeric),
+            HirKind::Class(Class::Unicode(c)) => c
+                .ranges()
+                .iter()
+                .all(|r| (r.start()..=r.end()).all(|ch| ch.is_ascii_alphanumeric())),
+            HirKind::Class(Class::Bytes(c)) => c
+                .ranges()
+                .iter()
+                .all(|r| (r.start()..=r.end()).all(|b| b.is_ascii_alphanumeric())),
+            HirKind::Look(l) => matches!(
+                l,
+                Look::WordAscii
+                    | Look::WordAsciiNegate
+                    | Look::WordStartAscii
+                    | Look::WordEndAscii
+                    | Look::WordStartHalfAscii
+                    | Look::WordEndHalfAscii
+            ),
+            HirKind::Repetition(r) => alnum(&r.sub),
+            HirKind::Capture(c) => alnum(&c.sub),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(alnum),
+        }
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let min = hir.properties().minimum_len()?;
+    let max = hir.properties().maximum_len().unwrap_or(usize::MAX);
+    (alnum(&hir) && min > 0).then_some((min, max))
+}
+
 /// The fewest bytes any match of `pattern` (the regex crate's syntax) holds; 0 when unknown.
 fn pattern_min_len(pattern: &str) -> usize {
     regex_syntax::ParserBuilder::new()
@@ -1676,6 +1866,153 @@ mod tests {
     use super::*;
 
     /// A deterministic xorshift64 stream for the differential tests.
+    #[test]
+    fn held_words_are_every_fitting_word_of_the_text() {
+        // The probing walk against a plain split of the text into maximal word runs.
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let fit = &detectors.word_fit;
+        let mut next = xorshift(0x0ddb_a11c_afe0);
+        let alphabet = b"ab1Z_ -.\xc3";
+        for round in 0..20_000 {
+            let len = (next() % 120) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    // Long words most of the time: the fitting lengths start near 8.
+                    let k = if next().is_multiple_of(8) {
+                        alphabet.len()
+                    } else {
+                        4
+                    };
+                    alphabet[(next() % k as u64) as usize]
+                })
+                .collect();
+            let wanted = if round % 2 == 0 {
+                detectors.wordy
+            } else {
+                detectors.wordy & next() as DetectorMask
+            };
+            let mut expected = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                let start = i;
+                while i < text.len() && is_word(text[i]) {
+                    i += 1;
+                }
+                if i > start {
+                    let word = &text[start..i];
+                    let f = if word.contains(&b'_') {
+                        0
+                    } else {
+                        fit[word.len().min(fit.len() - 1)] & wanted
+                    };
+                    if f != 0 {
+                        expected.push((start as u32, i as u32, f));
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            let mut buf = [WordRun::default(); MAX_HELD_WORDS];
+            let got = held_words(&text, fit, wanted, &mut buf).map(|w| {
+                w.iter()
+                    .map(|w| (w.start, w.end, w.fit))
+                    .collect::<Vec<_>>()
+            });
+            if expected.len() <= MAX_HELD_WORDS {
+                assert_eq!(got, Some(expected), "{:?}", String::from_utf8_lossy(&text));
+            } else {
+                assert_eq!(got, None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_word_bounded_detector_on_its_words_finds_what_it_finds_in_the_whole_text() {
+        // Texts made of each word-bounded detector's own example, its mutations, random
+        // alphanumeric words of every length, `_`/`-`/`.` joins and non-ASCII neighbours: the
+        // search confined to the held words must report exactly the whole-text search's hits.
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let wordy: Vec<&str> = detectors
+            .list
+            .iter()
+            .filter(|d| d.word_len.is_some())
+            .map(|d| &*d.id)
+            .collect();
+        for id in ["btc_address", "mx_curp", "vin", "aws_access_key"] {
+            assert!(wordy.contains(&id), "{id} not word-bounded: {wordy:?}");
+        }
+        let examples: HashMap<String, String> = catalog::catalog()
+            .expect("catalog")
+            .into_iter()
+            .flat_map(|c| c.detectors)
+            .filter_map(|d| Some((d.id, d.example?)))
+            .collect();
+        let mut next = xorshift(0x5eed_0fa1_a2b3_b4c5);
+        let alnum = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let seps: [&[u8]; 9] = [
+            b" ",
+            b" ",
+            b"-",
+            b"_",
+            b".",
+            b"/",
+            "\u{e9}".as_bytes(),
+            b"\n",
+            b": ",
+        ];
+        let (mut hits, mut compared) = (0, 0);
+        for (i, d) in detectors.list.iter().enumerate() {
+            if d.word_len.is_none() {
+                continue;
+            }
+            let example = examples.get(&*d.id).map(String::as_bytes).unwrap_or(b"x");
+            for _ in 0..1_500 {
+                let mut text = Vec::new();
+                for _ in 0..(next() % 6 + 1) {
+                    match next() % 4 {
+                        0 => text.extend_from_slice(example),
+                        1 => {
+                            let mut e = example.to_vec();
+                            let k = (next() % e.len() as u64) as usize;
+                            e[k] = alnum[(next() % alnum.len() as u64) as usize];
+                            text.extend_from_slice(&e);
+                        }
+                        _ => {
+                            let len = (next() % 40) as usize;
+                            text.extend((0..len).map(|_| alnum[(next() % 62) as usize]));
+                        }
+                    }
+                    text.extend_from_slice(seps[(next() % seps.len() as u64) as usize]);
+                }
+                let mut buf = [WordRun::default(); MAX_HELD_WORDS];
+                let Some(words) = held_words(&text, &detectors.word_fit, 1 << i, &mut buf) else {
+                    continue;
+                };
+                let ctx = KeyCtx::default();
+                let (mut whole, mut worded) = (Vec::new(), Vec::new());
+                detectors.run_pattern(i, d, &text, None, None, ctx, 0.0, &mut whole);
+                detectors.run_pattern(i, d, &text, None, Some(words), ctx, 0.0, &mut worded);
+                let key = |h: &Hit| (h.start, h.end, h.confidence.to_bits());
+                assert_eq!(
+                    whole.iter().map(key).collect::<Vec<_>>(),
+                    worded.iter().map(key).collect::<Vec<_>>(),
+                    "{} in {:?}",
+                    d.id,
+                    String::from_utf8_lossy(&text)
+                );
+                if !whole.is_empty() && words.iter().all(|w| w.fit >> i & 1 == 0) {
+                    panic!("{}: a hit with no fitting word", d.id);
+                }
+                hits += whole.len();
+                compared += 1;
+            }
+        }
+        assert!(
+            compared > 10_000 && hits > 1_000,
+            "{compared} texts, {hits} hits"
+        );
+    }
+
     fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
         move || {
             seed ^= seed << 13;
