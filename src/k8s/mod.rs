@@ -11,7 +11,23 @@
 //! or `WasmPlugin`). The API server checks what a schema and CEL can (shapes, enums, ranges,
 //! unique route names / class names / key ids, exclusive route match fields); the rest is checked
 //! by compiling the policy with the engine.
+//!
+//! [`DataPolicy::from_value`] reads such an object (errors located as `kubectl` shows them);
+//! [`merge()`] joins a namespace policy with the mesh-wide one (the DataPolicy in the mesh root
+//! namespace); [`render()`] turns the result into the Istio objects (an `EnvoyFilter`, or a
+//! `WasmPlugin` in degraded mode) that `meshdlp render` prints and the controller writes.
 
 pub mod crd;
+pub mod merge;
+pub mod render;
+pub mod spec;
 
 pub use crd::{crd, spec_schema, CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAME, VERSION};
+pub use merge::{merge, Merged};
+pub use render::{
+    render, ImageRef, RenderOptions, Rendered, SecretEnv, DATAPOLICY_LABEL,
+    DEFAULT_MESH_ROOT_NAMESPACE, MANAGED_BY_LABEL, MESH_FILTER_NAME,
+};
+#[cfg(not(target_arch = "wasm32"))]
+pub use spec::parse_document;
+pub use spec::{is_data_policy, DataPolicy, DeliveryMode, API_VERSION};

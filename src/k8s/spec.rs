@@ -1,0 +1,324 @@
+//! A `DataPolicy` object as the controller and `meshdlp render` read it.
+//!
+//! The object is taken as a JSON value (YAML is read into the same value), so errors name the
+//! field as `kubectl` shows it: `spec.routes[2].response.fields[0].path: ...`. `selector` and
+//! `delivery` are split off the spec; the rest is a policy manifest, read with the engine's own
+//! located parser and compiled by the engine. What a DataPolicy forbids beyond a manifest (key
+//! material in the object, keys from arbitrary sidecar variables) is checked here too, so an
+//! offline `meshdlp check` agrees with the API server's CEL rules.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::crd::{GROUP, KIND, VERSION};
+use crate::error::PolicyError;
+use crate::manifest::Manifest;
+use crate::policy::{deserialize_located, Policy};
+
+/// `apiVersion` of a DataPolicy.
+pub const API_VERSION: &str = "meshdlp.io/v1alpha1";
+
+/// The secret `check` and `render` compile keys with: the real one lives in the cluster.
+const PLACEHOLDER_SECRET: &str = "placeholder-secret-for-validation";
+
+/// How the filter reaches the sidecars (`spec.delivery.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum DeliveryMode {
+    /// An EnvoyFilter: ECDS extension config that holds headers while the body is inspected.
+    #[default]
+    EnvoyFilter,
+    /// An Istio WasmPlugin (degraded: headers are not held).
+    WasmPlugin,
+}
+
+impl DeliveryMode {
+    /// The name as written in `spec.delivery.mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryMode::EnvoyFilter => "EnvoyFilter",
+            DeliveryMode::WasmPlugin => "WasmPlugin",
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SelectorSpec {
+    #[serde(default)]
+    match_labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeliverySpec {
+    #[serde(default)]
+    mode: Option<DeliveryMode>,
+}
+
+/// A parsed `DataPolicy`: its identity, where it applies, and its policy manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataPolicy {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace` (a file for `kubectl apply` may leave it out; rendering needs it).
+    pub namespace: Option<String>,
+    /// `metadata.uid`, set on objects read from the API server (the controller's input): the
+    /// rendered objects then carry an owner reference.
+    pub uid: Option<String>,
+    /// `spec.selector.matchLabels`; empty = every workload of the namespace.
+    pub selector: BTreeMap<String, String>,
+    /// `spec.delivery.mode`.
+    pub delivery: DeliveryMode,
+    /// The rest of `spec`: a policy manifest.
+    pub manifest: Manifest,
+}
+
+/// Whether a document is a DataPolicy (by `kind`), so `meshdlp check` can take either form.
+pub fn is_data_policy(doc: &Value) -> bool {
+    doc.get("kind").and_then(Value::as_str) == Some(KIND)
+}
+
+/// Reads a YAML or JSON document (one) into a value. YAML syntax errors carry line and column.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn parse_document(text: &str) -> Result<Value, PolicyError> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| PolicyError::new("", e.to_string()))
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| PolicyError::new("", e.to_string()))
+    }
+}
+
+/// `location` under `prefix`: `spec` + `routes[0].name` = `spec.routes[0].name`.
+pub(crate) fn under(prefix: &str, e: PolicyError) -> PolicyError {
+    let loc = e.location();
+    let location = if loc.is_empty() {
+        prefix.to_string()
+    } else if prefix.is_empty() {
+        loc.to_string()
+    } else if loc.starts_with('[') {
+        format!("{prefix}{loc}")
+    } else {
+        format!("{prefix}.{loc}")
+    };
+    PolicyError::new(location, e.message())
+}
+
+/// A DNS-1123 subdomain (object names), at most `max` bytes.
+fn dns_subdomain(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+fn metadata_string(meta: &Map<String, Value>, field: &str) -> Result<Option<String>, PolicyError> {
+    match meta.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(PolicyError::new(
+            format!("metadata.{field}"),
+            "must be a string",
+        )),
+    }
+}
+
+impl DataPolicy {
+    /// Parses a DataPolicy object (`apiVersion`, `kind`, `metadata`, `spec`; `status` and other
+    /// metadata are ignored). Errors are located (`spec.routes[2].match.regex: ...`).
+    pub fn from_value(doc: &Value) -> Result<DataPolicy, PolicyError> {
+        let Some(obj) = doc.as_object() else {
+            return Err(PolicyError::new(
+                "",
+                "a DataPolicy is a mapping with apiVersion, kind, metadata and spec",
+            ));
+        };
+        match obj.get("apiVersion").and_then(Value::as_str) {
+            Some(API_VERSION) => {}
+            Some(other) => {
+                return Err(PolicyError::new(
+                    "apiVersion",
+                    format!("`{other}` is not served: use `{GROUP}/{VERSION}`"),
+                ))
+            }
+            None => {
+                return Err(PolicyError::new(
+                    "apiVersion",
+                    format!("missing (`{API_VERSION}`)"),
+                ))
+            }
+        }
+        match obj.get("kind").and_then(Value::as_str) {
+            Some(KIND) => {}
+            other => {
+                return Err(PolicyError::new(
+                    "kind",
+                    format!("`{}`: expected `{KIND}`", other.unwrap_or("")),
+                ))
+            }
+        }
+        let Some(meta) = obj.get("metadata").and_then(Value::as_object) else {
+            return Err(PolicyError::new(
+                "metadata",
+                "missing (a mapping with `name`)",
+            ));
+        };
+        let name = metadata_string(meta, "name")?
+            .ok_or_else(|| PolicyError::new("metadata.name", "missing"))?;
+        // The name becomes the value of the label meshdlp.io/datapolicy (at most 63 bytes).
+        if !dns_subdomain(&name, 63) {
+            return Err(PolicyError::new(
+                "metadata.name",
+                format!("`{name}`: expected lower-case letters, digits, `-` and `.`, at most 63 (it becomes a label value)"),
+            ));
+        }
+        let namespace = metadata_string(meta, "namespace")?;
+        if let Some(ns) = &namespace {
+            if !dns_subdomain(ns, 63) || ns.contains('.') {
+                return Err(PolicyError::new(
+                    "metadata.namespace",
+                    format!("`{ns}` is not a namespace name"),
+                ));
+            }
+        }
+        let uid = metadata_string(meta, "uid")?.filter(|u| !u.is_empty());
+        let mut spec = match obj.get("spec") {
+            Some(Value::Object(spec)) => spec.clone(),
+            Some(_) => return Err(PolicyError::new("spec", "must be a mapping")),
+            None => return Err(PolicyError::new("spec", "missing")),
+        };
+        let selector: SelectorSpec = match spec.remove("selector") {
+            None | Some(Value::Null) => SelectorSpec::default(),
+            Some(v) => deserialize_located(v).map_err(|e| under("spec.selector", e))?,
+        };
+        let delivery: DeliverySpec = match spec.remove("delivery") {
+            None | Some(Value::Null) => DeliverySpec::default(),
+            Some(v) => deserialize_located(v).map_err(|e| under("spec.delivery", e))?,
+        };
+        let manifest: Manifest =
+            deserialize_located(Value::Object(spec)).map_err(|e| under("spec", e))?;
+        let dp = DataPolicy {
+            name,
+            namespace,
+            uid,
+            selector: selector.match_labels.unwrap_or_default(),
+            delivery: delivery.mode.unwrap_or_default(),
+            manifest,
+        };
+        dp.check_cluster_rules()?;
+        Ok(dp)
+    }
+
+    /// `namespace/name` (or the name alone when the namespace is not set).
+    pub fn id(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// What the API server's schema and CEL rules forbid and the engine would allow: key
+    /// material in the object, keys from sidecar variables other than `MESHDLP_KEY*`, and label
+    /// selectors Istio refuses.
+    pub(crate) fn check_cluster_rules(&self) -> Result<(), PolicyError> {
+        for (i, k) in self.manifest.keys.iter().enumerate() {
+            let loc = format!("spec.keys[{i}]");
+            if k.inline.is_some() {
+                // Never echo the value.
+                return Err(PolicyError::new(
+                    format!("{loc}.inline"),
+                    "`inline` keys (the secret in the object) are not allowed in a DataPolicy: use `secretRef`",
+                ));
+            }
+            if let Some(var) = &k.env {
+                if var != "MESHDLP_KEY" && !var.starts_with("MESHDLP_KEY_") {
+                    return Err(PolicyError::new(
+                        format!("{loc}.env"),
+                        format!("`{var}`: must be `MESHDLP_KEY` or `MESHDLP_KEY_...` (other variables of the sidecar are not keys)"),
+                    ));
+                }
+            }
+        }
+        for (k, v) in &self.selector {
+            let loc = format!("spec.selector.matchLabels.{k}");
+            if k.is_empty() || k.contains('*') || v.contains('*') {
+                return Err(PolicyError::new(loc, "no wildcards and no empty keys"));
+            }
+            if v.len() > 63 {
+                return Err(PolicyError::new(
+                    loc,
+                    "a label value has at most 63 characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles the manifest with the engine (keys get a placeholder secret: the real one is in
+    /// the cluster). Errors are located under `spec`.
+    pub fn compile(&self) -> Result<Policy, PolicyError> {
+        compile_placeholder(&self.manifest).map_err(|e| under("spec", e))
+    }
+}
+
+/// Compiles a manifest with a placeholder for every key's secret.
+pub(crate) fn compile_placeholder(m: &Manifest) -> Result<Policy, PolicyError> {
+    Policy::compile_with_env(m, &|_| Some(PLACEHOLDER_SECRET.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dp(spec: Value) -> Value {
+        json!({"apiVersion": API_VERSION, "kind": "DataPolicy",
+               "metadata": {"name": "orders", "namespace": "shop"}, "spec": spec})
+    }
+
+    #[test]
+    fn splits_selector_and_delivery() {
+        let p = DataPolicy::from_value(&dp(json!({
+            "mode": "monitor",
+            "selector": {"matchLabels": {"app": "orders"}},
+            "delivery": {"mode": "WasmPlugin"},
+            "routes": [{"name": "a", "match": {"path": "/a"}}]
+        })))
+        .unwrap();
+        assert_eq!(p.selector["app"], "orders");
+        assert_eq!(p.delivery, DeliveryMode::WasmPlugin);
+        assert_eq!(p.manifest.routes[0].name, "a");
+        assert_eq!(p.id(), "shop/orders");
+    }
+
+    #[test]
+    fn errors_are_located_under_spec() {
+        let e = DataPolicy::from_value(&dp(json!({"routes": [
+            {"name": "a", "match": {"path": "/a"}},
+            {"name": "b", "match": {"path": "/b"}, "respnse": {}}
+        ]})))
+        .unwrap_err();
+        assert!(e.location().starts_with("spec.routes[1]"), "{e}");
+        let e = DataPolicy::from_value(&dp(json!({"delivery": {"mode": "Sidecar"}}))).unwrap_err();
+        assert_eq!(e.location(), "spec.delivery.mode", "{e}");
+        let e = DataPolicy::from_value(&dp(json!({"selector": {"labels": {}}}))).unwrap_err();
+        assert!(e.location().starts_with("spec.selector"), "{e}");
+    }
+
+    #[test]
+    fn inline_keys_are_refused_without_echo() {
+        let e = DataPolicy::from_value(&dp(
+            json!({"keys": [{"id": "k1", "inline": "0123456789abcdef-secret"}]}),
+        ))
+        .unwrap_err();
+        assert_eq!(e.location(), "spec.keys[0].inline");
+        assert!(!e.to_string().contains("0123456789abcdef"), "{e}");
+    }
+}
