@@ -235,7 +235,7 @@ $(K8S)/py: | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q "PyYAML>=6,<7"
 	@mkdir -p $(K8S) && touch $@
 
-test-k8s: k8s-tools $(PYTEST)
+test-k8s: k8s-tools $(PYTEST) cli wasm
 	$(PYTEST) -q tests/k8s
 
 # The filter as an OCI image (tests/k8s/oci.py): an OCI image layout in target/oci/layout, in the
