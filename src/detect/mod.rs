@@ -1013,7 +1013,15 @@ impl Detectors {
                         },
                     };
                     let at = s.max(pos);
-                    if e >= at + min_len {
+                    // After a rejected candidate, the rest of the span must still hold the
+                    // digits an accepted match needs (most retries are inside dates). Counted
+                    // in short spans only, so a retry costs a bounded count.
+                    if e >= at + min_len
+                        && (at == s
+                            || d.span_min_digits == 0
+                            || e - at > 64
+                            || count_digits(&text[at..e]) >= d.span_min_digits)
+                    {
                         found = search(&mut caps, at, e);
                         if found.is_some() {
                             break;
