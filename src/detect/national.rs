@@ -141,11 +141,33 @@ pub(crate) fn ca_sin(m: &[u8]) -> bool {
 }
 
 /// French NIR (INSEE number): 13 digits and a two-digit key = 97 - (number mod 97); sex 1 or
-/// 2 (7 and 8 for temporary numbers). Corsican departments (2A, 2B) are not matched yet.
+/// 2 (7 and 8 for temporary numbers). Born in Corsica: the department (digits 6-7) is 2A or
+/// 2B, which count as 19 and 18 in the key.
 pub(crate) fn fr_nir(m: &[u8]) -> bool {
-    let Some(d) = digits::<15>(m) else {
+    let mut d = [0u8; 15];
+    let mut n = 0;
+    for &b in m {
+        let v = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A' | b'B' if n == 6 && d[5] == 2 => {
+                d[5] = 1;
+                if b == b'A' {
+                    9
+                } else {
+                    8
+                }
+            }
+            _ => continue,
+        };
+        let Some(slot) = d.get_mut(n) else {
+            return false;
+        };
+        *slot = v;
+        n += 1;
+    }
+    if n != 15 {
         return false;
-    };
+    }
     if !matches!(d[0], 1 | 2 | 7 | 8) {
         return false;
     }
@@ -494,12 +516,19 @@ pub(crate) fn no_fodselsnummer(m: &[u8]) -> bool {
 }
 
 /// Portuguese NIF: 9 digits, the first 1-3, 5, 6, 8 or 9 (persons, companies, public bodies),
-/// weights 9..2, check = 11 - sum mod 11 (0 when that is 10 or 11).
+/// or 45 (non-resident persons), or 70-72, 74, 75, 77, 79 (estates, non-resident companies,
+/// funds, ...); weights 9..2, check = 11 - sum mod 11 (0 when that is 10 or 11).
 pub(crate) fn pt_nif(m: &[u8]) -> bool {
     let Some(d) = digits::<9>(m) else {
         return false;
     };
-    if !matches!(d[0], 1 | 2 | 3 | 5 | 6 | 8 | 9) || all_same(&d) {
+    let prefix = match d[0] {
+        1 | 2 | 3 | 5 | 6 | 8 | 9 => true,
+        4 => d[1] == 5,
+        7 => matches!(d[1], 0 | 1 | 2 | 4 | 5 | 7 | 9),
+        _ => false,
+    };
+    if !prefix || all_same(&d) {
         return false;
     }
     let r = weighted(&d[..8], &[9, 8, 7, 6, 5, 4, 3, 2]) % 11;
@@ -543,8 +572,9 @@ pub(crate) fn at_svnr(m: &[u8]) -> bool {
     sum != 10 && u32::from(d[3]) == sum
 }
 
-/// Singapore NRIC/FIN: S/T (citizens, residents) or F/G (foreigners), 7 digits, a check letter:
-/// weights 2 7 6 5 4 3 2, +4 for T and G, mod 11 -> `JZIHGFEDCBA` (S/T) or `XWUTRQPNMLK` (F/G).
+/// Singapore NRIC/FIN: S/T (citizens, residents), F/G (foreigners) or M (FINs from 2022), 7
+/// digits, a check letter: weights 2 7 6 5 4 3 2, +4 for T and G, +3 for M, mod 11 = r ->
+/// `JZIHGFEDCBA`[r] (S/T), `XWUTRQPNMLK`[r] (F/G), `KLJNPQRTUWX`[10 - r] (M).
 pub(crate) fn sg_nric(m: &[u8]) -> bool {
     let Ok(c) = <[u8; 9]>::try_from(m) else {
         return false;
@@ -554,14 +584,19 @@ pub(crate) fn sg_nric(m: &[u8]) -> bool {
         return false;
     }
     let d = c.map(|b| b.wrapping_sub(b'0'));
-    let offset = if matches!(prefix, b'T' | b'G') { 4 } else { 0 };
+    let offset = match prefix {
+        b'T' | b'G' => 4,
+        b'M' => 3,
+        _ => 0,
+    };
     let r = ((weighted(&d[1..8], &[2, 7, 6, 5, 4, 3, 2]) + offset) % 11) as usize;
-    let table = match prefix {
-        b'S' | b'T' => b"JZIHGFEDCBA",
-        b'F' | b'G' => b"XWUTRQPNMLK",
+    let letter = match prefix {
+        b'S' | b'T' => b"JZIHGFEDCBA"[r],
+        b'F' | b'G' => b"XWUTRQPNMLK"[r],
+        b'M' => b"KLJNPQRTUWX"[10 - r],
         _ => return false,
     };
-    c[8].to_ascii_uppercase() == table[r]
+    c[8].to_ascii_uppercase() == letter
 }
 
 /// Australian tax file number: 9 digits, weights 1 4 3 7 5 8 6 9 10, sum mod 11 = 0.
@@ -805,7 +840,7 @@ mod tests {
 
     #[test]
     fn published_examples_validate_and_one_changed_digit_does_not() {
-        let valid: [(Check, &str); 46] = [
+        let valid: [(Check, &str); 51] = [
             (dk_cpr, "070761-4285"),
             (mx_curp, "HEGG560427MVZRRL04"),
             (mx_curp, "MAHJ280603MSPRRV09"),
@@ -852,6 +887,11 @@ mod tests {
             (in_aadhaar, "2341 2341 2346"),
             (ca_sin, "182 156 380"),
             (fr_nir, "1 84 12 76 451 089 46"),
+            (fr_nir, "1 84 12 2A 004 089 57"),
+            (fr_nir, "184122B00408984"),
+            (pt_nif, "451234561"),
+            (pt_nif, "701234563"),
+            (sg_nric, "M1234567K"),
             (de_steuer_id, "65 929 970 489"),
             (us_itin, "912-70-1234"),
             (imei, "490154203237518"),
