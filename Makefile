@@ -29,7 +29,7 @@ help:
 	@echo "make fuzz-decode  fuzz the compressed body path, seeded from the corpus (FUZZ_SECONDS=60)"
 	@echo "make test-adversarial  the adversarial suite through the real Envoy (tests/adversarial)"
 	@echo "make soak         mixed traffic through Envoy for SOAK_SECONDS=600 (soak-short: 60 s)"
-	@echo "make test-k8s     the Kubernetes tier: a real CRD API server (etcd + apiextensions-apiserver), DataPolicy CRD"
+	@echo "make test-k8s     the Kubernetes tier on a real CRD API server: CRD, render, controller, OCI image, Envoy end of chain"
 	@echo "make crd          regenerate k8s/crd/datapolicies.meshdlp.io.yaml from the manifest types"
 	@echo "make oci          the filter as an OCI image Istio pulls (target/oci/digest); OCI_REPO=host/name also pushes it"
 
@@ -63,7 +63,8 @@ test: lint test-unit test-wasm test-policies test-k8s fuzz-smoke test-e2e test-a
 	@echo "all test tiers passed"
 
 test-unit:
-	$(CARGO) test --workspace --release
+	$(CARGO) test --workspace --release --exclude meshdlp-controller
+	$(CARGO) test -p meshdlp-controller
 
 # The engine builds for wasm32-wasip1 on its own, without the CLI's native dependencies.
 test-wasm: .tools/wasm-target
@@ -188,7 +189,7 @@ K8S_APT  = -o Dir::Etc::SourceList=$(CURDIR)/$(K8S)/apt/sources.list -o Dir::Etc
 K8S_DEBS := etcd-server etcd-client kubectl docker-registry crane oras promtool
 K8S_GODEV := golang-k8s-apiextensions-apiserver-dev
 
-.PHONY: k8s-tools test-k8s oci
+.PHONY: k8s-tools test-k8s oci controller
 k8s-tools: $(K8S)/bin/testserver $(K8S)/py
 
 $(K8S)/apt/updated:
@@ -235,7 +236,12 @@ $(K8S)/py: | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q "PyYAML>=6,<7"
 	@mkdir -p $(K8S) && touch $@
 
-test-k8s: k8s-tools $(PYTEST) cli wasm
+# The controller (issue 8 M6) in debug, as tests/k8s/test_controller.py runs it (its fixture builds
+# it too; building it here makes the cost visible and fails early).
+controller:
+	$(CARGO) build -p meshdlp-controller
+
+test-k8s: k8s-tools $(PYTEST) cli wasm controller
 	$(PYTEST) -q tests/k8s
 
 # The filter as an OCI image (tests/k8s/oci.py): an OCI image layout in target/oci/layout, in the
