@@ -257,6 +257,7 @@ OCI_REPO ?=
 OCI_TAG  ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' filters/meshdlp-filter/Cargo.toml)
 OCI_PUSH_FLAGS ?=
 oci: wasm $(if $(OCI_REPO),$(K8S)/unpacked)
+	test -n "$(OCI_DIR)" || { echo "OCI_DIR is empty" >&2; exit 1; }
 	rm -rf $(OCI_DIR)/layout $(OCI_DIR)/digest $(OCI_DIR)/ref && mkdir -p $(OCI_DIR)
 	$(PYTHON) tests/k8s/oci.py layout $(FILTER) $(OCI_DIR)/layout > $(OCI_DIR)/digest.new
 	mv $(OCI_DIR)/digest.new $(OCI_DIR)/digest

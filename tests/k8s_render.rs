@@ -540,6 +540,21 @@ fn inline_key_is_an_error_and_not_echoed() {
     }))
     .unwrap_err();
     assert_eq!(e.location(), "spec.keys[0].env");
+    // A line break in a variable name would end render's comment block: YAML injection into
+    // whatever applies the output. Only capitals, digits and `_` after the prefix.
+    for var in [
+        "MESHDLP_KEY_X\n---\nkind: ClusterRoleBinding",
+        "MESHDLP_KEY_",
+        "MESHDLP_KEY_x",
+        "MESHDLP_KEY_X Y",
+    ] {
+        let e = DataPolicy::from_value(&json!({
+            "apiVersion": "meshdlp.io/v1alpha1", "kind": "DataPolicy", "metadata": {"name": "x", "namespace": "shop"},
+            "spec": {"keys": [{"id": "k", "env": var}]}
+        }))
+        .unwrap_err();
+        assert_eq!(e.location(), "spec.keys[0].env", "{var:?}");
+    }
     // A secretRef key and an env key reading the same variable.
     let ns = namespace_policy(json!({"keys": [
         {"id": "k1", "secretRef": {"name": "s", "key": "k"}},
@@ -781,6 +796,42 @@ impl serde::Serialize for RawJson {
                 q.end()
             }
             RawJson::Leaf(v) => v.serialize(s),
+        }
+    }
+}
+
+#[test]
+fn names_from_the_input_cannot_end_the_comment_block() {
+    // Whatever the file holds, every line before the first document is a comment: a line break
+    // (\n, \r, NEL, LS, PS) in a name must not start YAML of its own.
+    let text = std::fs::read_to_string(data("orders.yaml")).expect("orders.yaml");
+    for brk in ["\n", "\r", "\u{85}", "\u{2028}"] {
+        let evil = text.replacen(
+            "name: orders",
+            &format!("name: \"orders{brk}kind: ClusterRoleBinding{brk}\""),
+            1,
+        );
+        let dir = std::env::temp_dir().join(format!("meshdlp-render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join("evil.yaml");
+        std::fs::write(&path, &evil).expect("write");
+        let o = meshdlp(&[
+            "render",
+            "--image",
+            IMAGE,
+            "-f",
+            path.to_str().expect("utf-8"),
+        ]);
+        if !o.status.success() {
+            continue; // refused as a name: nothing rendered
+        }
+        let out = stdout(&o);
+        let header = out.split("---\n").next().unwrap_or_default();
+        for line in header.split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
+            assert!(
+                line.is_empty() || line.starts_with('#'),
+                "{line:?} in {header:?}"
+            );
         }
     }
 }

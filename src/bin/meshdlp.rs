@@ -384,6 +384,19 @@ fn render_yaml(dp: &meshdlp::k8s::DataPolicy, r: &meshdlp::k8s::Rendered) -> Res
             names.join(", ")
         );
     }
+    // Names in the header come from the input file: a line break in one must not end the comment
+    // (YAML 1.1 also breaks lines at NEL, LS and PS).
+    let mut out: String = out
+        .split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("{l}\n")
+            } else {
+                format!("# {l}\n")
+            }
+        })
+        .collect();
     for obj in &r.objects {
         out += "---\n";
         out += &serde_yaml_ng::to_string(obj)?;

@@ -96,7 +96,9 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::PlPesel | Validator::BrCpf | Validator::DeSteuerId => 11,
         Validator::InAadhaar => 12,
         Validator::BrCnpj => 14,
-        Validator::FrNir | Validator::Imei => 15,
+        // A Corsican NIR holds 14 (its department is 2A or 2B).
+        Validator::FrNir => 14,
+        Validator::Imei => 15,
         _ => 0,
     }
 }

@@ -403,10 +403,12 @@ fn annotate(spec: &mut Value) {
             // Whoever may write a DataPolicy must not turn any variable of the sidecar (a
             // credential of the proxy) into a hashing key: a MAC oracle over it, and "not set"
             // errors that tell which variables exist.
-            rule("!has(self.env) || self.env == 'MESHDLP_KEY' || self.env.startsWith('MESHDLP_KEY_')",
-                 "`env` must be `MESHDLP_KEY` or `MESHDLP_KEY_...` (other variables of the sidecar are not keys)"),
+            rule("!has(self.env) || self.env == 'MESHDLP_KEY' || self.env.matches('^MESHDLP_KEY_[A-Z0-9_]+$')",
+                 "`env` must be `MESHDLP_KEY` or `MESHDLP_KEY_` and capitals, digits or `_` (other variables of the sidecar are not keys)"),
         ]}),
     );
+    // Bounded, so the CEL regex above has a cost the API server accepts.
+    set(spec, "keys.[].env", json!({"maxLength": 128}));
     // A Secret's name (DNS subdomain) and data key, as the API server checks them.
     set(
         spec,

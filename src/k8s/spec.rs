@@ -238,10 +238,15 @@ impl DataPolicy {
                 ));
             }
             if let Some(var) = &k.env {
-                if var != "MESHDLP_KEY" && !var.starts_with("MESHDLP_KEY_") {
+                let suffix_ok = var.strip_prefix("MESHDLP_KEY_").is_some_and(|s| {
+                    !s.is_empty()
+                        && s.bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                });
+                if var != "MESHDLP_KEY" && !suffix_ok {
                     return Err(PolicyError::new(
                         format!("{loc}.env"),
-                        format!("`{var}`: must be `MESHDLP_KEY` or `MESHDLP_KEY_...` (other variables of the sidecar are not keys)"),
+                        format!("{var:?}: must be `MESHDLP_KEY` or `MESHDLP_KEY_` and capitals, digits or `_` (other variables of the sidecar are not keys)"),
                     ));
                 }
             }

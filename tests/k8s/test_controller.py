@@ -53,7 +53,7 @@ WAIT = 30  # seconds, every wait
 # Leader election: its own namespace (test_cluster.py leaves a Lease of the same name in
 # meshdlp-system), and a short Lease so a takeover is quick.
 LEASE_NS = "meshdlp-controller-test"
-LEASE_SECONDS = 2
+LEASE_SECONDS = 6  # a 2 s lease flaked under load: one stall and the standby takes over
 
 
 @pytest.fixture(scope="module")

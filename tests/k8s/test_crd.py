@@ -181,6 +181,8 @@ def test_cel_rejections_422(cluster, crd):
     spec["keys"][1] = {"id": "prod-k2", "env": "K2", "secretRef": {"name": "meshdlp-keys", "key": "k2"}}
     # Any other variable of the sidecar (a proxy credential) must not become a hashing key.
     spec["keys"].append({"id": "k3", "env": "AWS_SECRET_ACCESS_KEY"})
+    # A line break in a variable name would end `meshdlp render`'s comment block (YAML injection).
+    spec["keys"].append({"id": "k4", "env": "MESHDLP_KEY_X\n---\nkind: ClusterRoleBinding"})
     err = create_rejected(cluster, data_policy("cel", spec))
     assert "422" in err, err
     assert "spec.routes[1].match: Invalid value: use one of `path`, `prefix`, `template` or `regex`" in err, err
@@ -189,8 +191,8 @@ def test_cel_rejections_422(cluster, crd):
     assert "spec.keys[0]: Invalid value: `inline` keys (the secret in the object) are not allowed" in err, err
     assert "spec.keys[0]: Invalid value: a key needs exactly one of `env` or `secretRef`" in err, err
     assert "spec.keys[1]: Invalid value: a key needs exactly one of `env` or `secretRef`" in err, err
-    assert "spec.keys[1]: Invalid value: `env` must be `MESHDLP_KEY` or `MESHDLP_KEY_...`" in err, err
-    assert "spec.keys[2]: Invalid value: `env` must be `MESHDLP_KEY` or `MESHDLP_KEY_...`" in err, err
+    for i in (1, 2, 3):
+        assert "spec.keys[%d]: Invalid value: `env` must be `MESHDLP_KEY` or `MESHDLP_KEY_` and capitals" % i in err, err
     assert "0123456789abcdef0123" not in err  # the rejected secret is not echoed back
 
 

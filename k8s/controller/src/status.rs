@@ -23,14 +23,28 @@ impl Condition {
         reason: &'static str,
         message: impl Into<String>,
     ) -> Self {
+        let mut message = message.into();
+        // The CRD caps a condition message at 32 KiB and an engine error can quote a whole
+        // custom pattern: a longer message would make every status write fail (a 422 loop).
+        if message.len() > MAX_MESSAGE {
+            let mut cut = MAX_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" ... (truncated)");
+        }
         Condition {
             type_,
             status,
             reason,
-            message: message.into(),
+            message,
         }
     }
 }
+
+/// Longest condition message written, in bytes (before the truncation marker).
+pub const MAX_MESSAGE: usize = 4096;
 
 fn status_word(status: bool) -> &'static str {
     if status {
@@ -116,6 +130,16 @@ pub fn patch(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_message_is_cut_on_a_char_boundary() {
+        let long = "é".repeat(5000);
+        let c = super::Condition::new("Compiled", false, "InvalidPolicy", long);
+        assert!(c.message.len() <= super::MAX_MESSAGE + 20);
+        assert!(c.message.ends_with("(truncated)"));
+        let short = super::Condition::new("Compiled", false, "InvalidPolicy", "spec.x: bad");
+        assert_eq!(short.message, "spec.x: bad");
+    }
+
     use super::*;
 
     fn object(status: Value) -> DynamicObject {
