@@ -1459,50 +1459,64 @@ fn word_fit_table(list: &[Detector]) -> (DetectorMask, Vec<DetectorMask>) {
 /// but ASCII word boundaries (whose answer at a word's edge is the same in the word alone and
 /// in the whole text): its shortest and longest match (`usize::MAX`: unbounded).
 fn word_len_range(pattern: &str) -> Option<(usize, usize)> {
-    use regex_syntax::hir::{Class, Hir, HirKind, Look};
-    fn alnum(h: &Hir) -> bool {
-        match h.kind() {
-            HirKind::Empty => true,
-            HirKind::Literal(l) => l.0.iter().all(u8::is_ascii_alphanumeric),
-            HirKind::Class(Class::Unicode(c)) => c
-                .ranges()
-                .iter()
-                .all(|r| (r.start()..=r.end()).all(|ch| ch.is_ascii_alphanumeric())),
-            HirKind::Class(Class::Bytes(c)) => c
-                .ranges()
-                .iter()
-                .all(|r| (r.start()..=r.end()).all(|b| b.is_ascii_alphanumeric())),
-            HirKind::Look(l) => matches!(
-                l,
-                Look::WordAscii
-                    | Look::WordAsciiNegate
-                    | Look::WordStartAscii
-                    | Look::WordEndAscii
-                    | Look::WordStartHalfAscii
-                    | Look::WordEndHalfAscii
-            ),
-            HirKind::Repetition(r) => alnum(&r.sub),
-            HirKind::Capture(c) => alnum(&c.sub),
-            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(alnum),
-        }
-    }
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    use regex_syntax::hir::Look;
+    let hir = parse_hir(pattern)?;
     let min = hir.properties().minimum_len()?;
     let max = hir.properties().maximum_len().unwrap_or(usize::MAX);
-    (alnum(&hir) && min > 0).then_some((min, max))
+    let word_look = |l: Look| {
+        matches!(
+            l,
+            Look::WordAscii
+                | Look::WordAsciiNegate
+                | Look::WordStartAscii
+                | Look::WordEndAscii
+                | Look::WordStartHalfAscii
+                | Look::WordEndHalfAscii
+        )
+    };
+    (min > 0 && consumes_only(&hir, &|b| b.is_ascii_alphanumeric(), &word_look))
+        .then_some((min, max))
 }
 
-/// The fewest bytes any match of `pattern` (the regex crate's syntax) holds; 0 when unknown.
-fn pattern_min_len(pattern: &str) -> usize {
+/// `pattern` parsed as the regex crate parses it (bytes, not only UTF-8).
+fn parse_hir(pattern: &str) -> Option<regex_syntax::hir::Hir> {
     regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
         .parse(pattern)
         .ok()
+}
+
+/// Whether every byte a match of `h` can consume passes `byte` (a Unicode class only when all
+/// its characters are ASCII) and every look-around in it passes `look`.
+fn consumes_only(
+    h: &regex_syntax::hir::Hir,
+    byte: &dyn Fn(u8) -> bool,
+    look: &dyn Fn(regex_syntax::hir::Look) -> bool,
+) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match h.kind() {
+        HirKind::Empty => true,
+        HirKind::Literal(l) => l.0.iter().all(|b| byte(*b)),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .all(|r| (r.start()..=r.end()).all(|ch| ch.is_ascii() && byte(ch as u8))),
+        HirKind::Class(Class::Bytes(c)) => {
+            c.ranges().iter().all(|r| (r.start()..=r.end()).all(byte))
+        }
+        HirKind::Look(l) => look(*l),
+        HirKind::Repetition(r) => consumes_only(&r.sub, byte, look),
+        HirKind::Capture(c) => consumes_only(&c.sub, byte, look),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+            hs.iter().all(|h| consumes_only(h, byte, look))
+        }
+    }
+}
+
+/// The fewest bytes any match of `pattern` (the regex crate's syntax) holds; 0 when unknown.
+fn pattern_min_len(pattern: &str) -> usize {
+    parse_hir(pattern)
         .and_then(|h| h.properties().minimum_len())
         .unwrap_or(0)
 }
@@ -1530,11 +1544,7 @@ fn pattern_min_digits(pattern: &str) -> usize {
             HirKind::Alternation(hs) => hs.iter().map(min).min().unwrap_or(0),
         }
     }
-    regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .map_or(0, |h| min(&h))
+    parse_hir(pattern).map_or(0, |h| min(&h))
 }
 
 /// The first ASCII digit at or after `from`, eight bytes at a time.
@@ -1566,31 +1576,9 @@ fn memchr_digit(text: &[u8], from: usize) -> Option<usize> {
 /// look-around assertions (so a search confined to a numeric span finds exactly what a search
 /// of the whole text finds there): the length of its shortest match.
 fn numeric_min_len(pattern: &str) -> Option<usize> {
-    use regex_syntax::hir::{Class, Hir, HirKind};
-    fn numeric(h: &Hir) -> bool {
-        match h.kind() {
-            HirKind::Empty => true,
-            HirKind::Literal(l) => l.0.iter().all(|b| is_numeric_byte(*b)),
-            HirKind::Class(Class::Unicode(c)) => c.ranges().iter().all(|r| {
-                (r.start()..=r.end()).all(|ch| ch.is_ascii() && is_numeric_byte(ch as u8))
-            }),
-            HirKind::Class(Class::Bytes(c)) => c
-                .ranges()
-                .iter()
-                .all(|r| (r.start()..=r.end()).all(is_numeric_byte)),
-            HirKind::Look(_) => false,
-            HirKind::Repetition(r) => numeric(&r.sub),
-            HirKind::Capture(c) => numeric(&c.sub),
-            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(numeric),
-        }
-    }
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = parse_hir(pattern)?;
     let min = hir.properties().minimum_len()?;
-    (numeric(&hir) && min > 0).then_some(min)
+    (min > 0 && consumes_only(&hir, &is_numeric_byte, &|_| false)).then_some(min)
 }
 
 /// The literals every match of `pattern` starts with, when they are few and selective in a
@@ -1598,11 +1586,7 @@ fn numeric_min_len(pattern: &str) -> Option<usize> {
 /// otherwise (no check).
 fn selective_prefixes(pattern: &str) -> Vec<Vec<u8>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let Ok(hir) = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(pattern)
-    else {
+    let Some(hir) = parse_hir(pattern) else {
         return Vec::new();
     };
     // Classes are not expanded: `00[1-9]` gives `00`, not nine literals.
