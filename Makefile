@@ -241,7 +241,7 @@ $(K8S)/py: | $(VENV)/bin/python
 controller:
 	$(CARGO) build -p meshdlp-controller
 
-test-k8s: k8s-tools $(PYTEST) cli wasm controller
+test-k8s: k8s-tools $(PYTEST) $(ENVOY) cli wasm controller
 	$(PYTEST) -q tests/k8s
 
 # The filter as an OCI image (tests/k8s/oci.py): an OCI image layout in target/oci/layout, in the
