@@ -79,11 +79,11 @@ test-e2e: build $(ENVOY) $(PYTEST)
 	$(PYTEST) -q tests/e2e
 
 # The adversarial suite decodes br and zstd bodies (and its hostile upstream sends them).
-adversarial-tools: .tools/adversarial-py
+adversarial-tools: $(VENV)/.adversarial-py
 
-.tools/adversarial-py: | $(VENV)/bin/python
+$(VENV)/.adversarial-py: | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q "brotli>=1.1,<2" "zstandard>=0.22,<1"
-	@mkdir -p .tools && touch $@
+	@touch $@
 
 test-adversarial: build $(ENVOY) $(PYTEST) adversarial-tools
 	$(PYTEST) -q tests/adversarial
@@ -190,7 +190,7 @@ K8S_DEBS := etcd-server etcd-client kubectl docker-registry crane oras promtool
 K8S_GODEV := golang-k8s-apiextensions-apiserver-dev
 
 .PHONY: k8s-tools test-k8s oci controller
-k8s-tools: $(K8S)/bin/testserver $(K8S)/py
+k8s-tools: $(K8S)/bin/testserver $(VENV)/.k8s-py
 
 $(K8S)/apt/updated:
 	mkdir -p $(K8S)/apt/lists/partial $(KCACHE)/apt/archives/partial
@@ -231,10 +231,11 @@ $(K8S)/bin/testserver: k8s/testserver/main.go $(K8S)/unpacked
 	nice -n 10 $(K8S_GOROOT)/bin/go build -trimpath -ldflags "-X k8s.io/component-base/version.gitVersion=$$v" \
 	  -o $@ ./k8s/testserver
 
-# PyYAML for tests/k8s (the rendered objects and kubectl output are YAML).
-$(K8S)/py: | $(VENV)/bin/python
+# PyYAML for tests/k8s (the rendered objects and kubectl output are YAML). Python stamps live in
+# the virtualenv, so a removed .venv is rebuilt with everything it held.
+$(VENV)/.k8s-py: | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q "PyYAML>=6,<7"
-	@mkdir -p $(K8S) && touch $@
+	@touch $@
 
 # The controller (issue 8 M6) in debug, as tests/k8s/test_controller.py runs it (its fixture builds
 # it too; building it here makes the cost visible and fails early).
