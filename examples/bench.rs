@@ -405,7 +405,7 @@ fn corpus(policy: &Policy, route: meshdlp::RouteId, naive: &Naive, budget: Durat
             }
         })
     };
-    let mut per_body: Vec<f64> = bodies
+    let timed: Vec<f64> = bodies
         .iter()
         .map(|b| {
             median(
@@ -419,6 +419,31 @@ fn corpus(policy: &Policy, route: meshdlp::RouteId, naive: &Naive, budget: Durat
             )
         })
         .collect();
+    if let Some(top) = std::env::var("BENCH_TOP")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        // Where the corpus time concentrates: the slowest bodies, and the share of the time
+        // the slowest tenth takes.
+        let sum: f64 = timed.iter().sum();
+        let mut order: Vec<usize> = (0..timed.len()).collect();
+        order.sort_by(|&a, &b| timed[b].total_cmp(&timed[a]));
+        let tenth: f64 = order[..order.len() / 10].iter().map(|&i| timed[i]).sum();
+        println!(
+            "\nslowest bodies (the slowest tenth takes {:.0}% of the time)",
+            100.0 * tenth / sum
+        );
+        println!("  {:>5} {:>9} {:>9} {:>8}", "body", "bytes", "ms", "MB/s");
+        for &i in order.iter().take(top) {
+            println!(
+                "  {i:>5} {:>9} {:>9.3} {:>8.1}",
+                bodies[i].len(),
+                timed[i] * 1e3,
+                bodies[i].len() as f64 / timed[i] / 1e6
+            );
+        }
+    }
+    let mut per_body = timed;
     per_body.sort_by(f64::total_cmp);
     let pct = |p: f64| per_body[((per_body.len() - 1) as f64 * p).round() as usize] * 1e3;
     println!(

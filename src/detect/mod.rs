@@ -145,6 +145,10 @@ pub(crate) struct Detector {
     /// For a numeric detector whose every match starts with one of a few literals (`00`,
     /// `756`, `(`): those literals. A span holding none of them is not searched.
     span_prefixes: Vec<Vec<u8>>,
+    /// Literals one of which every match of `regex` contains, when a run of the pattern's
+    /// parts is one of a few selective literals (`2A`/`2B` in a Corsican NIR): a text holding
+    /// none of them is not searched ([`required_infixes`]). Empty: no check.
+    infixes: Vec<Vec<u8>>,
     /// A small dense DFA of `regex` (built-in detectors without keywords: digit- and
     /// gate-shaped ones): it answers "is there any match at or after here?" several times faster
     /// than the regex does, and most searches of these detectors find nothing. Only a yes runs
@@ -302,6 +306,8 @@ pub(crate) struct Detectors {
     need_span_digits: Vec<DetectorMask>,
     /// Detectors with a structural [`Gate`].
     gated: DetectorMask,
+    /// Detectors with `infixes`.
+    infixed: DetectorMask,
     /// Detectors with a `word_len`, and `word_fit[min(n, last)]`: those whose range holds a
     /// word of `n` bytes.
     wordy: DetectorMask,
@@ -569,6 +575,11 @@ impl Detectors {
                 (Some(_), Some(p)) => selective_prefixes(p),
                 _ => Vec::new(),
             };
+            // Keyword-gated detectors already wait for their keyword.
+            let infixes = match d.pattern.as_deref() {
+                Some(p) if d.keywords.is_empty() => required_infixes(p),
+                _ => Vec::new(),
+            };
             let dfa = match d.pattern.as_deref() {
                 Some(p) if builtin && d.keywords.is_empty() => DfaSlot::lazy(p),
                 _ => DfaSlot::default(),
@@ -581,6 +592,7 @@ impl Detectors {
                 min_len,
                 word_len,
                 span_prefixes,
+                infixes,
                 span_min_digits,
                 dfa,
                 group: d.group,
@@ -659,6 +671,11 @@ impl Detectors {
             .enumerate()
             .filter(|(_, d)| d.gate.is_some())
             .fold(0, |m, (i, _)| m | (1 << i));
+        let infixed = list
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.infixes.is_empty())
+            .fold(0, |m, (i, _)| m | (1 << i));
         let (wordy, word_fit) = word_fit_table(&list);
         Ok(Detectors {
             wordy,
@@ -669,6 +686,7 @@ impl Detectors {
             need_span_len,
             need_span_digits,
             gated,
+            infixed,
             shapes: span_shape::ShapeCache::default(),
             numeric,
             list,
@@ -833,6 +851,15 @@ impl Detectors {
                 if !shape.passes(text, g) {
                     m &= !(1 << i);
                 }
+            }
+        }
+        let mut infixed = m & self.infixed;
+        while infixed != 0 {
+            let i = infixed.trailing_zeros() as usize;
+            infixed &= infixed - 1;
+            let holds = |l: &Vec<u8>| memchr::memmem::find(text, l).is_some();
+            if !self.list[i].infixes.iter().any(holds) {
+                m &= !(1 << i);
             }
         }
         if m & self.need_run[0] != 0 {
@@ -1613,6 +1640,67 @@ fn selective_prefixes(pattern: &str) -> Vec<Vec<u8>> {
     kept
 }
 
+/// Literals one of which every match of `pattern` contains: the most selective run of
+/// consecutive parts of its top-level sequence that matches exactly one of at most eight
+/// literals, each at least two bytes long and holding a byte that is neither a digit nor a
+/// separator numbers are written with (a digit pair is in most texts that reach a detector).
+/// Empty when there is none (no check).
+fn required_infixes(pattern: &str) -> Vec<Vec<u8>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::{Hir, HirKind};
+    let Some(hir) = parse_hir(pattern) else {
+        return Vec::new();
+    };
+    let mut top = &hir;
+    while let HirKind::Capture(c) = top.kind() {
+        top = &c.sub;
+    }
+    let parts: &[Hir] = match top.kind() {
+        HirKind::Concat(hs) => hs,
+        _ => std::slice::from_ref(top),
+    };
+    let selective = |l: &[u8]| {
+        l.len() >= 2
+            && l.iter()
+                .any(|b| !b.is_ascii_digit() && !matches!(b, b' ' | b'-' | b'.' | b',' | b'/'))
+    };
+    let mut best: Vec<Vec<u8>> = Vec::new();
+    let mut best_len = 0;
+    for i in 0..parts.len() {
+        for j in i + 1..=parts.len() {
+            let run = Hir::concat(parts[i..j].to_vec());
+            let seq = Extractor::new()
+                .kind(ExtractKind::Prefix)
+                .limit_class(4)
+                .limit_total(64)
+                .extract(&run);
+            // Exact: every literal is a whole match of the run, and the run matches nothing
+            // else; longer runs of this start are not exact either.
+            let Some(literals) = seq.literals().filter(|_| seq.is_exact()) else {
+                break;
+            };
+            if literals.is_empty() || literals.len() > 8 {
+                break;
+            }
+            // A literal holding another one adds nothing to "the text holds one of them".
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            let mut all: Vec<&[u8]> = literals.iter().map(|l| l.as_bytes()).collect();
+            all.sort_by_key(|l| l.len());
+            for l in all {
+                if !kept.iter().any(|k| memchr::memmem::find(l, k).is_some()) {
+                    kept.push(l.to_vec());
+                }
+            }
+            let shortest = kept.iter().map(Vec::len).min().unwrap_or(0);
+            if shortest > best_len && kept.iter().all(|l| selective(l)) {
+                best_len = shortest;
+                best = kept;
+            }
+        }
+    }
+    best
+}
+
 fn pack_classes_sorted(specs: &[(String, PackDetector)]) -> Vec<String> {
     let mut seen = Vec::new();
     for (_, d) in specs {
@@ -2108,6 +2196,55 @@ mod tests {
             PatternRegex::Lazy(_) | PatternRegex::None => true,
             PatternRegex::Ready(_) => false,
         }));
+    }
+
+    #[test]
+    fn required_infixes_are_in_every_match() {
+        assert_eq!(
+            required_infixes("[1278] ?[0-9]{2} ?2[AB] ?[0-9]{3}"),
+            vec![b"2A".to_vec(), b"2B".to_vec()]
+        );
+        assert_eq!(
+            required_infixes("xox[bp]-[0-9]+"),
+            vec![b"xoxb-".to_vec(), b"xoxp-".to_vec()]
+        );
+        // Digits and number separators only, a top-level alternation, optional parts: none.
+        assert!(required_infixes("[0-9]{3}-[0-9]{2}-[0-9]{4}").is_empty());
+        assert!(required_infixes("ab[0-9]|cd[0-9]").is_empty());
+        assert!(required_infixes("(?:ab)?[0-9]+").is_empty());
+        // Every text of the detector table and every example that a built-in detector's
+        // pattern matches holds one of that detector's infixes.
+        #[derive(Deserialize)]
+        struct Row {
+            text: String,
+        }
+        #[derive(Deserialize)]
+        struct Table {
+            case: Vec<Row>,
+        }
+        let table: Table =
+            toml::from_str(include_str!("../../tests/data/detectors.toml")).expect("table");
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        let mut texts: Vec<String> = table.case.into_iter().map(|r| r.text).collect();
+        texts.extend(pack.detector.iter().filter_map(|d| d.example.clone()));
+        let detectors = Detectors::compile(&[], 0.0).expect("compile");
+        let mut checked = 0;
+        for d in detectors.list.iter().filter(|d| !d.infixes.is_empty()) {
+            let re = d.regex.get().expect("regex");
+            for t in &texts {
+                if re.is_match(t.as_bytes()) {
+                    checked += 1;
+                    assert!(
+                        d.infixes
+                            .iter()
+                            .any(|l| memchr::memmem::find(t.as_bytes(), l).is_some()),
+                        "{}: {t}",
+                        d.id
+                    );
+                }
+            }
+        }
+        assert!(checked >= 4, "{checked}");
     }
 
     #[test]
