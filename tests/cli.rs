@@ -294,3 +294,42 @@ fn classes_doc_is_current() {
         "{names:?}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_cli_quietly() {
+    // `meshdlp scan < body | head -1`: the pipe closes while the CLI still writes.
+    let mut body = String::from("[");
+    for i in 0..4000 {
+        body.push_str(&format!("\"user{i}@example.com\","));
+    }
+    body.push_str("\"end\"]");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshdlp"))
+        .arg("scan")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("some output");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -122,10 +122,34 @@ struct Target {
     content_type: Option<String>,
 }
 
+/// `println!`/`print!` that return the write error instead of panicking: `meshdlp scan | head`
+/// closes the pipe, and the CLI then ends quietly (see `main`) rather than with a panic.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader went away (`| head`): what it did not read is not an error of ours.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -143,7 +167,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 for w in p.warnings() {
                     eprintln!("warning: {}: {w}", policy.display());
                 }
-                println!(
+                outln!(
                     "ok: {} (DataPolicy {}, {} classes)",
                     policy.display(),
                     dp.id(),
@@ -163,14 +187,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for w in p.warnings() {
                 eprintln!("warning: {}: {w}", policy.display());
             }
-            println!("ok: {} ({} classes)", policy.display(), p.classes().len());
+            outln!("ok: {} ({} classes)", policy.display(), p.classes().len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Compile { policy } => {
             let m = load_manifest(&policy)?;
             Policy::compile_with_env(&m, &placeholder_env)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", policy.display()))?;
-            println!("{}", serde_json::to_string(&m)?);
+            outln!("{}", serde_json::to_string(&m)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Redact { target, explain } => {
@@ -208,7 +232,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 let body = read_stdin()?;
                 let insp = inspect(&policy, &target, &body, target.content_type.as_deref());
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&findings_json(&insp.findings))?
                 );
@@ -221,7 +245,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let d = Detokenizer::new(secret.as_bytes(), key_id.as_deref());
             let input = String::from_utf8(read_stdin()?).context("input is not UTF-8")?;
             let (text, n, errors) = d.detokenize_text(&input);
-            print!("{text}");
+            out!("{text}");
             eprintln!("detokenized {n} token(s)");
             if let Some(e) = errors.first() {
                 eprintln!("error: {} token(s) not reversed: {e}", errors.len());
@@ -236,7 +260,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 passed += p;
                 failed += fl;
             }
-            println!("{passed} passed, {failed} failed");
+            outln!("{passed} passed, {failed} failed");
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -257,7 +281,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Schema => {
             let schema = schemars::schema_for!(Manifest);
-            println!("{}", serde_json::to_string_pretty(&schema)?);
+            outln!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Render {
@@ -639,12 +663,12 @@ fn run_test_file(file: &Path) -> Result<(usize, usize)> {
         let problems = run_case(&policy, case);
         if problems.is_empty() {
             passed += 1;
-            println!("ok   {}: {}", file.display(), case.name);
+            outln!("ok   {}: {}", file.display(), case.name);
         } else {
             failed += 1;
-            println!("FAIL {}: {}", file.display(), case.name);
+            outln!("FAIL {}: {}", file.display(), case.name);
             for p in problems {
-                println!("     {p}");
+                outln!("     {p}");
             }
         }
     }
