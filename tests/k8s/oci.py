@@ -1,6 +1,8 @@
-"""The filter as an OCI image in the form Istio's Wasm fetcher accepts (`make oci`).
+"""The filter as an OCI image in the form Istio's Wasm fetcher accepts (`make oci`), and the
+controller as a container image (`make controller-image`).
 
-    python3 tests/k8s/oci.py layout WASM DIR    # writes an OCI image layout, prints sha256:<manifest digest>
+    python3 tests/k8s/oci.py layout WASM DIR            # writes an OCI image layout, prints sha256:<manifest digest>
+    python3 tests/k8s/oci.py controller BINARY DIR      # the same for the static meshdlp-controller
 
 Istio 1.30 (pkg/wasm/imagefetcher.go) takes the "compat" variant: one image manifest (never an index:
 go-containerregistry would pick a linux/amd64 child), whose last layer is
@@ -25,11 +27,11 @@ CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
-def ustar(name, data):
-    """A tar with one regular file: mode 0644, uid/gid 0, mtime 0, no user or group names."""
+def ustar(name, data, mode=0o644):
+    """A tar with one regular file: `mode`, uid/gid 0, mtime 0, no user or group names."""
     def field(value, size):  # NUL-terminated octal, as POSIX ustar writes numbers
         return b"%0*o\0" % (size - 1, value)
-    header = (name.encode().ljust(100, b"\0") + field(0o644, 8) + field(0, 8) + field(0, 8)
+    header = (name.encode().ljust(100, b"\0") + field(mode, 8) + field(0, 8) + field(0, 8)
               + field(len(data), 12) + field(0, 12) + b" " * 8 + b"0" + b"\0" * 100 + b"ustar\x0000"
               + b"\0" * 32 * 2 + field(0, 8) * 2).ljust(512, b"\0")
     header = header[:148] + b"%06o\0 " % sum(header) + header[156:]
@@ -80,8 +82,35 @@ def layout(wasm, out):
     return write_image(out, config, [(LAYER, gzip_fixed(tar))])
 
 
+# The controller's image: a "scratch" image of one file. The binary is linked statically (musl), so
+# it needs no libc, no loader and no shell; it reads no CA bundle either (in a cluster the API
+# server's CA comes with the service account token). The user matches the Deployment's
+# runAsUser/runAsGroup, so the image runs as non-root even where the pod does not say so.
+CONTROLLER_PATH = "meshdlp-controller"
+CONTROLLER_USER = "65532:65532"
+
+
+def controller(binary, out, version=None):
+    """The controller image of `binary` (bytes, a static x86_64 Linux executable) at `out`;
+    returns the manifest digest. `version` becomes the org.opencontainers.image.version label."""
+    tar = ustar(CONTROLLER_PATH, binary, mode=0o755)
+    cfg = {"Entrypoint": ["/" + CONTROLLER_PATH], "User": CONTROLLER_USER, "WorkingDir": "/"}
+    if version:
+        cfg["Labels"] = {"org.opencontainers.image.title": "meshdlp-controller",
+                         "org.opencontainers.image.version": version}
+    config = _json({"architecture": "amd64", "os": "linux", "config": cfg,
+                    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]}})
+    return write_image(out, config, [(LAYER, gzip_fixed(tar))])
+
+
+USAGE = "usage: oci.py layout WASM DIR | oci.py controller BINARY DIR [VERSION]"
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "layout":
-        sys.exit("usage: oci.py layout WASM DIR")
-    with open(sys.argv[2], "rb") as f:
-        print(layout(f.read(), sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] == "layout":
+        with open(sys.argv[2], "rb") as f:
+            print(layout(f.read(), sys.argv[3]))
+    elif len(sys.argv) in (4, 5) and sys.argv[1] == "controller":
+        with open(sys.argv[2], "rb") as f:
+            print(controller(f.read(), sys.argv[3], *sys.argv[4:]))
+    else:
+        sys.exit(USAGE)
