@@ -838,3 +838,40 @@ fn class_groups_select_classes() {
         "{err}"
     );
 }
+
+#[test]
+fn a_policy_holds_a_hundred_custom_classes_and_each_one_finds_its_own() {
+    // Detector sets were 128-bit masks and the built-in pack took 123 of them: a sixth custom
+    // class made the policy fail to compile.
+    let classes: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"name": "internal_{i}", "pattern": "INT{i:03}-[0-9]{{6}}"}}"#))
+        .collect();
+    let p = policy(&format!(
+        r#"{{"classes": [{}], "defaultRoute": {{"response": {{"detect": ["custom.*", "email"]}}}}}}"#,
+        classes.join(",")
+    ));
+    let body: Vec<String> = (0..100).map(|i| format!(r#""INT{i:03}-123456""#)).collect();
+    let insp = json(&p, &format!(r#"[{}, "ada@example.com"]"#, body.join(",")));
+    let mut found: Vec<String> = insp.findings.iter().map(|f| f.class.to_string()).collect();
+    found.sort();
+    let mut want: Vec<String> = (0..100).map(|i| format!("internal_{i}")).collect();
+    want.push("email".into());
+    want.sort();
+    assert_eq!(found, want);
+
+    // Past the limit: a clear error at `classes`, saying how many fit.
+    let classes: Vec<String> = (0..300)
+        .map(|i| format!(r#"{{"name": "internal_{i}", "pattern": "INT{i:03}-[0-9]{{6}}"}}"#))
+        .collect();
+    let err = meshdlp::parse_manifest_json(
+        format!(r#"{{"classes": [{}]}}"#, classes.join(",")).as_bytes(),
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|m| Policy::compile(&m).map_err(|e| e.to_string()))
+    .err()
+    .unwrap_or_default();
+    assert!(
+        err.starts_with("classes: too many custom classes (300; at most "),
+        "{err}"
+    );
+}

@@ -135,9 +135,9 @@ impl KeywordSearch {
         wanted: DetectorMask,
         mut f: impl FnMut(usize, usize, DetectorMask) -> bool,
     ) {
-        let wants = |owners: &[DetectorMask]| owners.iter().any(|o| o & wanted != 0);
+        let wants = |owners: &[DetectorMask]| owners.iter().any(|o| o.meets(wanted));
         for &(byte, owner) in &self.bytes {
-            if owner & wanted == 0 {
+            if !owner.meets(wanted) {
                 continue;
             }
             for p in memchr::memchr_iter(byte, text) {
@@ -148,7 +148,7 @@ impl KeywordSearch {
         }
         if !self.use_trigram {
             for (finder, owner) in &self.pairs {
-                if owner & wanted == 0 {
+                if !owner.meets(wanted) {
                     continue;
                 }
                 for p in finder.find_iter(text) {
@@ -225,7 +225,7 @@ fn automata(
         .map(|a| {
             (0..multi.len())
                 .filter(|b| overlaps(&multi[a], &multi[*b]))
-                .fold(0, |m, b| m | multi_owner[b])
+                .fold(DetectorMask::EMPTY, |m, b| m | multi_owner[b])
         })
         .collect();
     // Teddy fingerprints each pattern by as many leading bytes (up to three) as its shortest
@@ -346,7 +346,7 @@ mod tests {
 
     fn occurrences(search: &KeywordSearch, text: &[u8]) -> Vec<(usize, usize, DetectorMask)> {
         let mut v = Vec::new();
-        search.for_each(text, DetectorMask::MAX, |s, e, m| {
+        search.for_each(text, DetectorMask::ALL, |s, e, m| {
             v.push((s, e, m));
             true
         });
@@ -357,7 +357,7 @@ mod tests {
     fn within(hits: &[(usize, usize, DetectorMask)], s: usize, e: usize) -> DetectorMask {
         hits.iter()
             .filter(|h| h.0 >= s && h.1 <= e)
-            .fold(0, |m, h| m | h.2)
+            .fold(DetectorMask::EMPTY, |m, h| m | h.2)
     }
 
     #[test]
@@ -378,7 +378,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let owners: Vec<DetectorMask> = (0..kw.len()).map(|i| 1 << i).collect();
+        let owners: Vec<DetectorMask> = (0..kw.len()).map(DetectorMask::bit).collect();
         // "secret", "apikey" and "dob" ignore case, as the patterns that own them do.
         let any_case: Vec<bool> = kw
             .iter()

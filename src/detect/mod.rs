@@ -12,6 +12,7 @@
 
 pub(crate) mod catalog;
 mod keywords;
+mod mask;
 mod national;
 mod phone;
 #[cfg(feature = "profile")]
@@ -37,13 +38,9 @@ use crate::manifest::{ClassSpec, Validator};
 /// The built-in detector pack, embedded at build time.
 pub const BUILTIN_PACK: &str = include_str!("builtin.toml");
 
-/// At most this many detectors (built-in and custom) per policy: detector sets are `u128` masks.
-pub(crate) const MAX_DETECTORS: usize = 128;
+pub(crate) use mask::{DetectorMask, MAX_DETECTORS};
 
 pub(crate) type ClassId = u16;
-
-/// A set of detector indices.
-pub(crate) type DetectorMask = u128;
 
 /// How a match must be separated from its surroundings.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -324,14 +321,14 @@ fn need_table(list: &[Detector], need: impl Fn(&Detector) -> usize) -> Vec<Detec
             list.iter()
                 .enumerate()
                 .filter(|(_, d)| need(d) > n)
-                .fold(0, |m, (i, _)| m | (1 << i))
+                .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(i))
         })
         .collect()
 }
 
 /// The detectors of `table` (see [`need_table`]) that need more than `n`.
 fn needing_more(table: &[DetectorMask], n: usize) -> DetectorMask {
-    table.get(n).copied().unwrap_or(0)
+    table.get(n).copied().unwrap_or(DetectorMask::EMPTY)
 }
 
 /// FxHash (rustc's hasher): key lookups happen for every scanned value, and SipHash's
@@ -386,7 +383,7 @@ impl KeywordHits {
             .iter()
             .take_while(|h| h.0 < end)
             .filter(|h| h.1 <= end)
-            .fold(0, |m, h| m | h.2)
+            .fold(DetectorMask::EMPTY, |m, h| m | h.2)
     }
 }
 
@@ -463,11 +460,13 @@ impl Detectors {
             specs.push((loc, custom_to_pack(c)?));
         }
         if specs.len() > MAX_DETECTORS {
+            let builtin = specs.len() - custom.len();
             return Err(PolicyError::new(
                 "classes",
                 format!(
-                    "too many detectors ({}; at most {MAX_DETECTORS})",
-                    specs.len()
+                    "too many custom classes ({}; at most {} beside the {builtin} built-in detectors)",
+                    custom.len(),
+                    MAX_DETECTORS - builtin
                 ),
             ));
         }
@@ -476,13 +475,13 @@ impl Detectors {
         let mut keyword_owner: Vec<DetectorMask> = Vec::new();
         let mut keyword_any_case: Vec<bool> = Vec::new();
         let mut hinted_keys: HashSet<String, FxBuild> = HashSet::default();
-        let mut keyword_gated = 0;
-        let mut support_gated = 0;
+        let mut keyword_gated = DetectorMask::EMPTY;
+        let mut support_gated = DetectorMask::EMPTY;
         let mut support_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
-        let mut pattern_detectors = 0;
+        let mut pattern_detectors = DetectorMask::EMPTY;
         let mut value_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
         for (i, (loc, d)) in specs.into_iter().enumerate() {
-            let bit: DetectorMask = 1 << i;
+            let bit = DetectorMask::bit(i);
             let class = classes.id(&d.class).unwrap_or_default();
             // Built-in patterns are compiled on first use (a test compiles every one of them):
             // most are keyword-gated and never run on a given service's traffic, and compiling
@@ -649,12 +648,12 @@ impl Detectors {
             .iter()
             .enumerate()
             .filter(|(_, d)| d.min_digits == 0 && d.min_run == 0)
-            .fold(0, |m, (i, _)| m | (1 << i));
+            .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(i));
         let numeric = list
             .iter()
             .enumerate()
             .filter(|(_, d)| d.numeric_min_len.is_some())
-            .fold(0, |m, (i, _)| m | (1 << i));
+            .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(i));
         let need_digits = need_table(&list, |d| d.min_digits.max(d.min_run));
         let need_run = need_table(&list, |d| d.min_run);
         let need_len = need_table(&list, |d| d.min_len);
@@ -670,12 +669,12 @@ impl Detectors {
             .iter()
             .enumerate()
             .filter(|(_, d)| d.gate.is_some())
-            .fold(0, |m, (i, _)| m | (1 << i));
+            .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(i));
         let infixed = list
             .iter()
             .enumerate()
             .filter(|(_, d)| !d.infixes.is_empty())
-            .fold(0, |m, (i, _)| m | (1 << i));
+            .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(i));
         let (wordy, word_fit) = word_fit_table(&list);
         Ok(Detectors {
             wordy,
@@ -739,11 +738,7 @@ impl Detectors {
 
     /// Every detector.
     pub(crate) fn all(&self) -> DetectorMask {
-        if self.list.len() == MAX_DETECTORS {
-            DetectorMask::MAX
-        } else {
-            (1 << self.list.len()) - 1
-        }
+        DetectorMask::first(self.list.len())
     }
 
     /// The detectors of the given classes.
@@ -752,7 +747,7 @@ impl Detectors {
             .iter()
             .enumerate()
             .filter(|(_, d)| classes.contains(&d.class))
-            .fold(0, |m, (i, _)| m | (1 << i))
+            .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(i))
     }
 
     /// One prefilter pass over a whole body: where the keywords of the `enabled` detectors are.
@@ -760,10 +755,10 @@ impl Detectors {
         let mut hits = Vec::new();
         let mut saturated = None;
         let gated = self.keyword_gated | self.support_gated;
-        if enabled & gated != 0 {
+        if enabled.meets(gated) {
             self.keywords
                 .for_each(body, enabled & gated, |s, e, owner| {
-                    if owner & enabled != 0 {
+                    if owner.meets(enabled) {
                         if hits.len() == MAX_KEYWORD_HITS {
                             saturated = Some(enabled & gated);
                             return false;
@@ -783,8 +778,8 @@ impl Detectors {
     /// The keyword-gated detectors triggered in `text` (a prefilter pass over it alone).
     pub(crate) fn keyword_mask(&self, text: &[u8], enabled: DetectorMask) -> DetectorMask {
         let wanted = enabled & (self.keyword_gated | self.support_gated);
-        let mut triggered = 0;
-        if wanted != 0 {
+        let mut triggered = DetectorMask::EMPTY;
+        if wanted.any() {
             self.keywords.for_each(text, wanted, |_, _, owner| {
                 triggered |= owner;
                 triggered & wanted != wanted
@@ -810,14 +805,14 @@ impl Detectors {
         }
         if let Some(key) = ctx.key.filter(|k| k.len() <= self.longest_hint) {
             if let Some(mask) = self.value_hints.get(key) {
-                let m = mask & enabled;
-                if m != 0 {
+                let m = *mask & enabled;
+                if m.any() {
                     self.scan_value(text, ctx, m, min_confidence, out);
                 }
             }
         }
         let candidates = enabled & self.pattern_detectors;
-        if candidates == 0 {
+        if candidates.is_empty() {
             return;
         }
         let triggered = match keywords {
@@ -830,12 +825,12 @@ impl Detectors {
         let mut m = candidates
             & !(self.keyword_gated & !triggered)
             & !needing_more(&self.need_len, text.len());
-        if m & self.support_gated != 0 {
+        if m.meets(self.support_gated) {
             let hinted = ctx
                 .key
                 .and_then(|k| self.support_hints.get(k))
                 .copied()
-                .unwrap_or(0);
+                .unwrap_or(DetectorMask::EMPTY);
             m &= !(self.support_gated & !(triggered | hinted));
         }
         if shape.digits == 0 {
@@ -843,26 +838,22 @@ impl Detectors {
         }
         // Cheapest first: digit count, then structural gates, then the digit-run scan.
         m &= !needing_more(&self.need_digits, shape.digits);
-        let mut gates = m & self.gated;
-        while gates != 0 {
-            let i = gates.trailing_zeros() as usize;
-            gates &= gates - 1;
+        let gates = m & self.gated;
+        for i in gates.ones() {
             if let Some(g) = self.list[i].gate {
                 if !shape.passes(text, g) {
-                    m &= !(1 << i);
+                    m.remove(i);
                 }
             }
         }
-        let mut infixed = m & self.infixed;
-        while infixed != 0 {
-            let i = infixed.trailing_zeros() as usize;
-            infixed &= infixed - 1;
+        let infixed = m & self.infixed;
+        for i in infixed.ones() {
             let holds = |l: &Vec<u8>| memchr::memmem::find(text, l).is_some();
             if !self.list[i].infixes.iter().any(holds) {
-                m &= !(1 << i);
+                m.remove(i);
             }
         }
-        if m & self.need_run[0] != 0 {
+        if m.meets(self.need_run[0]) {
             m &= !needing_more(&self.need_run, shape.max_run(text));
         }
         let mut passed = m;
@@ -870,21 +861,21 @@ impl Detectors {
         // fit here has each detector find them as it goes, holding nothing).
         // Initialised only for a text that has numeric detectors left (1.5 KiB to zero).
         let mut span_buf;
-        let spans = if passed & self.numeric != 0 {
+        let spans = if passed.meets(self.numeric) {
             span_buf = [NumericSpan::default(); MAX_HELD_SPANS];
             let mut held = held_numeric_spans(text, &mut span_buf);
             if let Some(held) = held.as_deref_mut() {
                 // A numeric detector without a span long enough, with digits enough, and of
                 // a shape it can match, has nothing to search.
-                let mut fit = 0;
+                let mut fit = DetectorMask::EMPTY;
                 for sp in held.iter_mut() {
                     let (start, end) = (sp.start as usize, sp.end as usize);
                     let sized = passed
                         & self.numeric
                         & !(needing_more(&self.need_span_len, end - start)
                             | needing_more(&self.need_span_digits, sp.digits as usize));
-                    sp.may = if sized == 0 {
-                        0
+                    sp.may = if sized.is_empty() {
+                        DetectorMask::EMPTY
                     } else {
                         self.span_may_match(text, start, end, sized)
                     };
@@ -898,21 +889,19 @@ impl Detectors {
         };
         // The alphanumeric words the word-bounded detectors can match (see `word_len`).
         let mut word_buf;
-        let words = if passed & self.wordy != 0 {
+        let words = if passed.meets(self.wordy) {
             word_buf = [WordRun::default(); MAX_HELD_WORDS];
             let held = held_words(text, &self.word_fit, passed & self.wordy, &mut word_buf);
             if let Some(held) = held {
-                let fit = held.iter().fold(0, |m, w| m | w.fit);
+                let fit = held.iter().fold(DetectorMask::EMPTY, |m, w| m | w.fit);
                 passed &= !self.wordy | fit;
             }
             held
         } else {
             None
         };
-        let mut m = passed;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
+        let m = passed;
+        for i in m.ones() {
             let d = &self.list[i];
             #[cfg(feature = "profile")]
             let (started, before) = (profile::start(), out.len());
@@ -989,7 +978,7 @@ impl Detectors {
             if let Some(held) = words {
                 while let Some(w) = held.get(next_held) {
                     next_held += 1;
-                    if w.fit >> index & 1 == 1 {
+                    if w.fit.has(index) {
                         return Some((w.start as usize, w.end as usize));
                     }
                 }
@@ -1000,7 +989,7 @@ impl Detectors {
                     while let Some(sp) = held.get(next_held) {
                         next_held += 1;
                         let (s, e) = (sp.start as usize, sp.end as usize);
-                        if sp.may >> index & 1 == 1 && fits(s, e, sp.digits as usize) {
+                        if sp.may.has(index) && fits(s, e, sp.digits as usize) {
                             return Some((s, e));
                         }
                     }
@@ -1200,10 +1189,7 @@ impl Detectors {
             return;
         }
         let value = &text[start..end];
-        let mut m = mask;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
+        for i in mask.ones() {
             let d = &self.list[i];
             if !d.parent_hints.is_empty() && !d.parent_hints.contains(ctx.parent.unwrap_or("$root"))
             {
@@ -1376,7 +1362,7 @@ fn held_numeric_spans<'b>(
             start: start as u32,
             end: end as u32,
             digits: count_digits(&text[start..end]) as u32,
-            may: 0,
+            may: DetectorMask::EMPTY,
         };
         n += 1;
         from = end;
@@ -1410,7 +1396,7 @@ fn held_words<'b>(
     if u32::try_from(text.len()).is_err() {
         return None;
     }
-    let Some(shortest) = word_fit.iter().position(|f| f & wanted != 0) else {
+    let Some(shortest) = word_fit.iter().position(|f| f.meets(wanted)) else {
         return Some(&buf[..0]);
     };
     let last = word_fit.len() - 1;
@@ -1435,11 +1421,11 @@ fn held_words<'b>(
         }
         let word = &text[start..end];
         let fit = if memchr::memchr(b'_', word).is_some() {
-            0
+            DetectorMask::EMPTY
         } else {
             word_fit[word.len().min(last)] & wanted
         };
-        if fit != 0 {
+        if fit.any() {
             if n == MAX_HELD_WORDS {
                 return None;
             }
@@ -1465,7 +1451,9 @@ fn word_fit_table(list: &[Detector]) -> (DetectorMask, Vec<DetectorMask>) {
         .enumerate()
         .filter_map(|(i, d)| d.word_len.map(|r| (i, r)))
         .collect();
-    let wordy = ranges.iter().fold(0, |m, (i, _)| m | (1 << i));
+    let wordy = ranges
+        .iter()
+        .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(*i));
     let last = ranges
         .iter()
         .map(|(_, (lo, hi))| if *hi == usize::MAX { *lo } else { *hi + 1 })
@@ -1476,7 +1464,7 @@ fn word_fit_table(list: &[Detector]) -> (DetectorMask, Vec<DetectorMask>) {
             ranges
                 .iter()
                 .filter(|(_, (lo, hi))| (*lo..=*hi).contains(&n))
-                .fold(0, |m, (i, _)| m | (1 << i))
+                .fold(DetectorMask::EMPTY, |m, (i, _)| m | DetectorMask::bit(*i))
         })
         .collect();
     (wordy, fit)
@@ -1969,7 +1957,7 @@ mod tests {
             let wanted = if round % 2 == 0 {
                 detectors.wordy
             } else {
-                detectors.wordy & next() as DetectorMask
+                detectors.wordy & random_mask(next())
             };
             let mut expected = Vec::new();
             let mut i = 0;
@@ -1981,11 +1969,11 @@ mod tests {
                 if i > start {
                     let word = &text[start..i];
                     let f = if word.contains(&b'_') {
-                        0
+                        DetectorMask::EMPTY
                     } else {
                         fit[word.len().min(fit.len() - 1)] & wanted
                     };
-                    if f != 0 {
+                    if f.any() {
                         expected.push((start as u32, i as u32, f));
                     }
                 } else {
@@ -2065,7 +2053,9 @@ mod tests {
                     text.extend_from_slice(seps[(next() % seps.len() as u64) as usize]);
                 }
                 let mut buf = [WordRun::default(); MAX_HELD_WORDS];
-                let Some(words) = held_words(&text, &detectors.word_fit, 1 << i, &mut buf) else {
+                let Some(words) =
+                    held_words(&text, &detectors.word_fit, DetectorMask::bit(i), &mut buf)
+                else {
                     continue;
                 };
                 let ctx = KeyCtx::default();
@@ -2080,7 +2070,7 @@ mod tests {
                     d.id,
                     String::from_utf8_lossy(&text)
                 );
-                if !whole.is_empty() && words.iter().all(|w| w.fit >> i & 1 == 0) {
+                if !whole.is_empty() && words.iter().all(|w| !w.fit.has(i)) {
                     panic!("{}: a hit with no fitting word", d.id);
                 }
                 hits += whole.len();
@@ -2091,6 +2081,13 @@ mod tests {
             compared > 10_000 && hits > 1_000,
             "{compared} texts, {hits} hits"
         );
+    }
+
+    /// The detectors whose indices are the set bits of `bits` (the first 64).
+    fn random_mask(bits: u64) -> DetectorMask {
+        (0..64)
+            .filter(|b| bits >> b & 1 == 1)
+            .fold(DetectorMask::EMPTY, |m, b| m | DetectorMask::bit(b))
     }
 
     fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
@@ -2408,8 +2405,8 @@ mod tests {
             .iter()
             .position(|d| &*d.id == "btc_address")
             .expect("btc");
-        assert_ne!(needing_more(&detectors.need_len, 25) >> btc & 1, 0);
-        assert_eq!(needing_more(&detectors.need_len, 26) >> btc & 1, 0);
+        assert!(needing_more(&detectors.need_len, 25).has(btc));
+        assert!(!needing_more(&detectors.need_len, 26).has(btc));
     }
 
     #[test]
@@ -2435,7 +2432,7 @@ mod tests {
             let (start, end) = (before.len(), text.len());
             let key = span_shape::shape_key(&text, start, end).expect("short");
             for (i, d) in detectors.list.iter().enumerate() {
-                let Some(dfa) = d.dfa.get().filter(|_| detectors.numeric >> i & 1 == 1) else {
+                let Some(dfa) = d.dfa.get().filter(|_| detectors.numeric.has(i)) else {
                     continue;
                 };
                 if span_shape::may_match(dfa.forward(), &key, &mut u64::MAX.clone()) != Some(false)
@@ -2471,7 +2468,7 @@ mod tests {
         let may = detectors.span_may_match(date, 3, date.len(), all);
         assert_ne!(may, all, "a date rules some detectors out");
         // A detector decided alone answers as when decided with the others.
-        let first = all & all.wrapping_neg();
+        let first = DetectorMask::bit(all.ones().next().expect("a numeric detector"));
         let fresh = Detectors::compile(&[], 0.0).expect("compile");
         assert_eq!(
             fresh.span_may_match(date, 3, date.len(), first),

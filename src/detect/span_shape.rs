@@ -174,16 +174,20 @@ impl ShapeCache {
             return needed;
         };
         let memo = &mut *memo;
-        let (mut known, mut may) = memo.map.get(key).copied().unwrap_or((0, 0));
-        let mut todo = needed & !known;
-        if todo != 0 && memo.steps_left > 0 && (known != 0 || memo.map.len() < MAX_SHAPES) {
-            while todo != 0 {
-                let i = todo.trailing_zeros() as usize;
-                todo &= todo - 1;
+        let (mut known, mut may) = memo
+            .map
+            .get(key)
+            .copied()
+            .unwrap_or((DetectorMask::EMPTY, DetectorMask::EMPTY));
+        let todo = needed & !known;
+        if todo.any() && memo.steps_left > 0 && (known.any() || memo.map.len() < MAX_SHAPES) {
+            for i in todo.ones() {
                 match decide(i, &mut memo.steps_left) {
                     Some(possible) => {
-                        known |= 1 << i;
-                        may |= DetectorMask::from(possible) << i;
+                        known.insert(i);
+                        if possible {
+                            may.insert(i);
+                        }
                     }
                     None => {
                         memo.steps_left = 0;
