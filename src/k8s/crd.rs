@@ -31,6 +31,8 @@ pub const MAX_ROUTES: u64 = 256;
 pub const MAX_CLASSES: u64 = 256;
 /// Most keys in one DataPolicy.
 pub const MAX_KEYS: u64 = 32;
+/// Longest `metadata.name` (a label value).
+pub const MAX_NAME: usize = 63;
 
 /// HTTP methods the engine knows (src/route.rs), any case.
 const METHODS_PATTERN: &str = "^(?i:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|TRACE|CONNECT)$";
@@ -166,7 +168,16 @@ pub fn crd() -> Value {
                     "properties": {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
+                        // The name goes into the owned objects' names (`meshdlp-<name>`) and is
+                        // the value of the `meshdlp.io/datapolicy` label: 63 characters at most.
+                        // The root schema may restrict `metadata.name` (and nothing else of
+                        // metadata); a `maxLength` is checked with the other schema errors, where
+                        // a root CEL rule would run only once they pass (and its `fieldPath`
+                        // cannot name metadata).
+                        "metadata": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string", "maxLength": MAX_NAME}}
+                        },
                         "spec": spec_schema(),
                         "status": status_schema()
                     }
@@ -280,6 +291,7 @@ fn structural(node: &mut Value) {
                 obj.insert("description".into(), json!(description));
             }
             obj.insert("x-kubernetes-preserve-unknown-fields".into(), json!(true));
+            bound_depth(obj);
             return;
         }
     }
@@ -293,6 +305,29 @@ fn structural(node: &mut Value) {
             structural(v);
         }
     }
+}
+
+/// Bounds an untyped node (an action: a name or an object) to a scalar or an object of scalars.
+///
+/// A node that keeps unknown fields would otherwise store JSON of any depth, and clients that
+/// decode with serde_json stop at 128 levels: one policy nested 130 levels deep made the
+/// controller's DataPolicy watch fail for every namespace (review of session 7). CEL cannot see
+/// an untyped node (not even from its typed parent), and a `type` would refuse the bare name; but
+/// value validations apply to untyped nodes: `maxItems: 0` (no array but `[]`) and
+/// `additionalProperties` (the schema of every member of an object) with `maxProperties: 0` and
+/// `maxItems: 0` (members are scalars, `{}` or `[]`). Verified on the API server
+/// (tests/k8s/test_crd.py): a deeper action is a 422.
+fn bound_depth(obj: &mut Map<String, Value>) {
+    obj.insert("maxItems".into(), json!(0));
+    obj.insert(
+        "additionalProperties".into(),
+        json!({
+            "description": "An option of the action: a string, number or boolean.",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "maxProperties": 0,
+            "maxItems": 0
+        }),
+    );
 }
 
 /// Single line breaks become spaces; paragraph breaks stay.
@@ -514,17 +549,57 @@ mod tests {
                 assert!(!e.is_empty());
             }
         }
-        // Only actions mix types (a name or an object).
+        // Only actions mix types (a name or an object); their members keep unknown fields too
+        // (bounded to scalars: `untyped_nodes_are_bounded_to_one_level_of_scalars`).
+        let actions = preserved.iter().filter(|p| is_action(p)).count();
         for p in &preserved {
-            assert!(
-                p.ends_with(".actions{}")
-                    || p.ends_with(".defaultAction")
-                    || p.ends_with(".fields[].action"),
-                "{p} preserves unknown fields"
-            );
+            let member = p.strip_suffix("{}").is_some_and(is_action);
+            assert!(is_action(p) || member, "{p} preserves unknown fields");
         }
         // actions{}, defaultAction, fields[].action x request/response x routes[]/defaultRoute
-        assert_eq!(preserved.len(), 12, "{preserved:?}");
+        assert_eq!(actions, 12, "{preserved:?}");
+        assert_eq!(preserved.len(), 24, "{preserved:?}");
+    }
+
+    fn is_action(path: &str) -> bool {
+        path.ends_with(".actions{}")
+            || path.ends_with(".defaultAction")
+            || path.ends_with(".fields[].action")
+    }
+
+    /// Regression (review of session 7): an untyped node stored JSON of any depth.
+    #[test]
+    fn untyped_nodes_are_bounded_to_one_level_of_scalars() {
+        let spec = spec_schema();
+        let mut nodes = Vec::new();
+        walk(&spec, "spec".into(), &mut nodes);
+        let mut checked = 0;
+        for (path, node) in &nodes {
+            if !node.contains_key("x-kubernetes-preserve-unknown-fields") {
+                continue;
+            }
+            // an action's members, or a member itself: scalars, `{}` or `[]`
+            let members = if is_action(path) {
+                node["additionalProperties"].clone()
+            } else {
+                Value::Object((*node).clone())
+            };
+            assert_eq!(node.get("maxItems"), Some(&json!(0)), "{path}");
+            assert_eq!(members["maxProperties"], 0, "{path}");
+            assert_eq!(members["maxItems"], 0, "{path}");
+            checked += 1;
+        }
+        assert_eq!(checked, 24);
+    }
+
+    #[test]
+    fn metadata_name_is_bounded() {
+        let c = crd();
+        let root = &c["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        assert_eq!(
+            root["properties"]["metadata"]["properties"]["name"]["maxLength"],
+            63
+        );
     }
 
     #[test]

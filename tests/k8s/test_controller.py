@@ -26,8 +26,11 @@ and share the DataPolicies they create."""
 import copy
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -73,14 +76,16 @@ def controller_bin():
 class Controller:
     """One meshdlp-controller process against the session cluster; stopped by its pid."""
 
-    def __init__(self, binary, cluster, identity="meshdlp-controller-test", log_name="controller.log"):
+    def __init__(self, binary, cluster, identity="meshdlp-controller-test", log_name="controller.log",
+                 kubeconfig=None):
         self.binary, self.cluster, self.identity = binary, cluster, identity
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.proc = None
         self.log_path = os.path.join(cluster.work, log_name)
         self.port = None
 
     def argv(self, events, leader):
-        return [self.binary, "--kubeconfig", self.cluster.kubeconfig, "--image", IMAGE,
+        return [self.binary, "--kubeconfig", self.kubeconfig, "--image", IMAGE,
                 "--mesh-root-namespace", ROOT_NS, "--leader-election=%s" % str(leader).lower(),
                 "--lease-duration-seconds", str(LEASE_SECONDS), "--events=%s" % str(events).lower(),
                 "--health-addr", "127.0.0.1:%d" % self.port]
@@ -401,7 +406,10 @@ def test_drift_is_corrected(cluster, controller):
 
 def test_same_selector_in_one_namespace_is_a_conflict(cluster, controller):
     """Two policies for the same workloads: the older is programmed, the younger is not accepted
-    (Conflict) and takes over once the older goes (it is looked at again every 10 s)."""
+    (Conflict) and takes over once the older goes. Regression (review of session 7): a conflict
+    re-listed the namespace every 10 s (N^2 for N conflicting policies); now the winner's own
+    events wake the loser: nothing is reconciled while nothing changes, and the takeover is
+    immediate."""
     for name in ("dup-a", "dup-b"):  # same second: the name breaks the tie
         doc = load("orders.yaml")
         doc["metadata"]["name"] = name
@@ -414,13 +422,57 @@ def test_same_selector_in_one_namespace_is_a_conflict(cluster, controller):
     assert conds["Accepted"]["reason"] == "Conflict" and conds["Accepted"]["message"].startswith(
         "spec.selector: Conflict: the older DataPolicy shop/dup-a selects the same workloads"), conds
     assert get(cluster, "envoyfilter", "meshdlp-dup-b") is None
+    time.sleep(1)  # the status writes' own events settle
+    before = controller.metric("meshdlp_controller_reconciles")
+    time.sleep(11)  # longer than the old 10 s poll
+    assert controller.metric("meshdlp_controller_reconciles") == before
+    t0 = time.monotonic()
     cluster.kubectl(["delete", "datapolicy", "dup-a", "-n", NS, "--wait=false"], check=True)
-    wait_for("dup-b takes over", lambda: get(cluster, "envoyfilter", "meshdlp-dup-b") is not None, controller)
+    wait_for("dup-b takes over", lambda: get(cluster, "envoyfilter", "meshdlp-dup-b") is not None, controller,
+             timeout=5)
+    print("conflict takeover %.2fs" % (time.monotonic() - t0))
     assert get(cluster, "envoyfilter", "meshdlp-dup-a") is None
     wait_for("dup-b programmed", lambda: conditions(get(cluster, "datapolicy", "dup-b"))["Programmed"]["status"]
              == "True", controller)
     cluster.kubectl(["delete", "datapolicy", "dup-b", "-n", NS, "--wait=false"], check=True)
     wait_for("dup-b gone", lambda: get(cluster, "datapolicy", "dup-b") is None, controller)
+
+
+def test_apply_refused_gives_programmed_false_and_backs_off(cluster, controller):
+    """Regression (review of session 7): an object the API server refuses (here one over etcd's
+    size limit: a placeholder of 450 000 backslashes is 0.9 MB in the DataPolicy and twice that
+    once escaped again in the EnvoyFilter) was retried every 10 s with no condition. Now:
+    Programmed=False (ApplyFailed) with the server's message, bounded, and retries with
+    exponential backoff (5 s doubling, capped at 5 min); fixed, it programs."""
+    errors = controller.metric("meshdlp_controller_apply_errors")
+    doc = load("orders.yaml")
+    doc["metadata"]["name"] = "refused"
+    doc["spec"]["selector"] = {"matchLabels": {"app": "refused"}}
+    doc["spec"]["routes"][0]["response"]["defaultAction"] = {"type": "redact", "placeholder": "\\" * 450000}
+    apply(cluster, doc)
+    dp = wait_for("refused reconciled", reconciled(cluster, "refused"), controller)
+    conds = conditions(dp)
+    assert conds["Accepted"]["status"] == "True" and conds["Compiled"]["status"] == "True", conds
+    assert conds["Programmed"]["status"] == "False" and conds["Programmed"]["reason"] == "ApplyFailed", conds
+    message = conds["Programmed"]["message"]
+    assert message.startswith("the API server refused EnvoyFilter shop/meshdlp-refused ("), message
+    assert "etcdserver: request is too large" in message and message.endswith("nothing is programmed"), message
+    assert len(message) < 1400
+    assert get(cluster, "envoyfilter", "meshdlp-refused") is None
+
+    def retries():
+        waits = [int(m) for m in re.findall(r"apply refused by the API server datapolicy=shop/refused "
+                                            r"retry_in_seconds=(\d+)", controller.log())]
+        return waits if len(waits) >= 2 else None
+    waits = wait_for("two retries", retries, controller)
+    assert waits[:2] == [5, 10], waits
+    assert controller.metric("meshdlp_controller_apply_errors") >= errors + 2
+    del doc["spec"]["routes"][0]["response"]["defaultAction"]
+    apply(cluster, doc)
+    dp = wait_for("refused generation 2", reconciled(cluster, "refused", generation=2), controller)
+    assert conditions(dp)["Programmed"]["message"] == "EnvoyFilter shop/meshdlp-refused", conditions(dp)
+    cluster.kubectl(["delete", "datapolicy", "refused", "-n", NS, "--wait=false"], check=True)
+    wait_for("refused gone", lambda: get(cluster, "datapolicy", "refused") is None, controller)
 
 
 def test_wasmplugin_refused_beside_a_mesh_policy(cluster, controller):
@@ -451,6 +503,11 @@ def test_bad_mesh_policy_changes_no_namespace_object(cluster, controller):
         return d if conditions(d)["Compiled"]["status"] == "False" else None
     dp = wait_for("orders refused", orders_refused, controller)
     assert "(in the mesh policy istio-system/mesh-defaults)" in conditions(dp)["Compiled"]["message"]
+    # Regression (review of session 7): the namespace keeps the old mesh rules, and says so; the
+    # mesh owner sees it too (gauge; the event: test_mesh_merge_failure_told_to_the_mesh_owner).
+    assert conditions(dp)["Compiled"]["reason"] == "MeshMergeFailed", conditions(dp)
+    assert conditions(dp)["Programmed"]["message"].endswith("(with the mesh rules of then)"), conditions(dp)
+    assert controller.metric("meshdlp_controller_stale_mesh_policies") == 1
     time.sleep(1)
     assert get(cluster, "envoyfilter", "meshdlp-orders")["metadata"]["resourceVersion"] == \
         before["metadata"]["resourceVersion"]
@@ -459,6 +516,7 @@ def test_bad_mesh_policy_changes_no_namespace_object(cluster, controller):
     apply(cluster, load("mesh.yaml"))
     wait_for("orders compiled again", lambda: conditions(get(cluster, "datapolicy", "orders"))["Compiled"]["status"]
              == "True", controller)
+    assert controller.metric("meshdlp_controller_stale_mesh_policies") == 0
 
 
 def test_delete_of_the_mesh_policy_runs_the_finalizer(cluster, controller):
@@ -515,6 +573,77 @@ def test_no_key_material_anywhere(cluster, controller):
     wait_for("orders gone", lambda: get(cluster, "datapolicy", "orders") is None, controller)
 
 
+def unbounded_crd():
+    """The CRD as it was before actions were bounded to one level of scalars."""
+    with open(CRD_FILE) as f:
+        crd = yaml.safe_load(f)
+
+    def strip(node):
+        if isinstance(node, dict):
+            if node.get("x-kubernetes-preserve-unknown-fields"):
+                node.pop("maxItems", None)
+                node.pop("additionalProperties", None)
+            for v in node.values():
+                strip(v)
+        elif isinstance(node, list):
+            for v in node:
+                strip(v)
+    strip(crd)
+    return crd
+
+
+def test_object_stored_before_the_depth_bound_stalls_nothing(cluster, controller):
+    """Regression (review of session 7, DoS): an action nested 130 levels deep, stored while the
+    CRD allowed it (a CRD upgrade does not re-check stored objects), made the controller's
+    DataPolicy list and watch fail (serde_json stops at 128 levels): no namespace was reconciled,
+    and a restarted controller never became ready. Now the object is refused on its own
+    (Compiled=False, in its status) and everything else goes on."""
+    def apply_crd(doc):
+        cluster.kubectl(["apply", "--server-side", "--field-manager", "meshdlp-test", "-f", "-"],
+                        input=json.dumps(doc), check=True)
+    action = "redact"
+    for _ in range(130):
+        action = {"type": "mask", "x": action}
+    deep = load("orders.yaml")
+    deep["metadata"].update(name="deep", namespace="legacy")
+    deep["spec"]["routes"][0]["response"]["defaultAction"] = action
+    try:
+        apply_crd(unbounded_crd())
+        # the server takes a moment to serve a new schema
+        wait_for("deep stored", lambda: cluster.kubectl(["create", "-f", "-"], input=json.dumps(deep)).returncode == 0,
+                 controller)
+    finally:
+        with open(CRD_FILE) as f:
+            apply_crd(yaml.safe_load(f))
+    probe = copy.deepcopy(deep)
+    probe["metadata"]["name"] = "deep-probe"
+    wait_for("the bound is back", lambda: cluster.kubectl(["create", "--dry-run=server", "-f", "-"],
+                                                          input=json.dumps(probe)).returncode != 0, controller)
+    # Another namespace is still served, by this controller and by a restarted one.
+    for restart in (False, True):
+        if restart:
+            controller.stop()
+            controller.start()
+        doc = load("orders.yaml")
+        doc["metadata"].update(name="after-deep-%d" % restart, namespace="other")
+        doc["spec"]["selector"] = {"matchLabels": {"app": "after-%d" % restart}}
+        apply(cluster, doc)
+        dp = wait_for("after-deep programmed", reconciled(cluster, doc["metadata"]["name"], "other"), controller)
+        assert conditions(dp)["Programmed"]["status"] == "True", conditions(dp)
+    dp = wait_for("deep refused", reconciled(cluster, "deep", "legacy"), controller)
+    conds = conditions(dp)
+    assert conds["Compiled"]["status"] == "False" and conds["Compiled"]["reason"] == "InvalidPolicy", conds
+    assert re.match(r"spec: nested \d+ levels deep, more than the 64 the controller reads", conds["Compiled"]["message"]), \
+        conds["Compiled"]["message"]
+    # The server checks the whole object on every update, the removal of a finalizer too: the
+    # way out is a valid spec (then it can go).
+    cluster.kubectl(["patch", "dp", "deep", "-n", "legacy", "--type", "json", "-p", json.dumps(
+        [{"op": "remove", "path": "/spec/routes/0/response/defaultAction"}])], check=True)
+    for name, ns in (("deep", "legacy"), ("after-deep-0", "other"), ("after-deep-1", "other")):
+        cluster.kubectl(["delete", "datapolicy", name, "-n", ns, "--wait=false"], check=True)
+        wait_for(name + " gone", lambda: get(cluster, "datapolicy", name, ns) is None, controller)
+
+
 def test_events_when_switched_on(cluster, controller):
     """--events=true: kube-runtime's Recorder writes events.k8s.io/v1 Events (the shim CRD here)
     about the DataPolicy: Warning InvalidPolicy with the engine's location."""
@@ -539,6 +668,42 @@ def test_events_when_switched_on(cluster, controller):
         assert value not in dump, name
     cluster.kubectl(["delete", "datapolicy", "events", "-n", NS, "--wait=false"], check=True)
     wait_for("events gone", lambda: get(cluster, "datapolicy", "events") is None, controller)
+
+
+def test_mesh_merge_failure_told_to_the_mesh_owner(cluster, controller):
+    """Regression (review of session 7): a mesh policy that compiles alone but that a namespace
+    policy cannot merge (here a route name both use) left that namespace on the old mesh rules
+    with only its own status saying so. Now the mesh policy's owner gets a Warning event on the
+    mesh policy naming the namespace policy, and the stale_mesh_policies gauge counts it."""
+    apply(cluster, load("orders.yaml"))
+    wait_for("orders programmed", reconciled(cluster, "orders"), controller)
+    mesh = load("mesh.yaml")
+    mesh["metadata"]["name"] = "mesh-dup"
+    mesh["spec"]["routes"][0]["name"] = "orders"
+    apply(cluster, mesh)
+    dp = wait_for("mesh-dup reconciled", reconciled(cluster, "mesh-dup", ROOT_NS), controller)
+    assert conditions(dp)["Programmed"]["status"] == "True", conditions(dp)
+
+    def refused():
+        d = get(cluster, "datapolicy", "orders")
+        return d if conditions(d)["Compiled"]["reason"] == "MeshMergeFailed" else None
+    orders = wait_for("orders cannot merge", refused, controller)
+    assert "mesh-dup" in conditions(orders)["Compiled"]["message"], conditions(orders)
+
+    def warning():
+        items = cluster.kubectl_json(["get", "events.events.k8s.io", "-n", ROOT_NS])["items"]
+        return [e for e in items if e.get("regarding", {}).get("name") == "mesh-dup"
+                and e.get("reason") == "MeshMergeFailed" and e.get("note", "").startswith(
+                    "shop/orders cannot take this mesh policy and keeps the mesh rules it was programmed with")]
+    event = wait_for("a Warning event on the mesh policy", warning, controller)[0]
+    assert event["type"] == "Warning", event
+    assert controller.metric("meshdlp_controller_stale_mesh_policies") == 1
+    cluster.kubectl(["delete", "datapolicy", "mesh-dup", "-n", ROOT_NS, "--wait=false"], check=True)
+    wait_for("orders compiled again", lambda: conditions(get(cluster, "datapolicy", "orders"))["Compiled"]["status"]
+             == "True", controller)
+    assert controller.metric("meshdlp_controller_stale_mesh_policies") == 0
+    cluster.kubectl(["delete", "datapolicy", "orders", "-n", NS, "--wait=false"], check=True)
+    wait_for("orders gone", lambda: get(cluster, "datapolicy", "orders") is None, controller)
 
 
 def lease(cluster):
@@ -577,6 +742,137 @@ def test_leader_election_with_the_lease_shim(cluster, controller, controller_bin
         assert get(cluster, "envoyfilter", "meshdlp-orders") is None
         assert "leading (Lease meshdlp-controller)" in b.log()
     finally:
+        for c in (a, b):
+            c.stop()
+    controller.start()
+
+
+class FreezableProxy:
+    """A TCP proxy to the API server that can stop forwarding (a hung API server: connections
+    stay open, nothing answers). Threads; closed with the test."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.frozen = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                return
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                while self.frozen.is_set() and not self.closed:
+                    time.sleep(0.05)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def kubeconfig(self, cluster):
+        path = os.path.join(cluster.work, "kubeconfig-proxy")
+        with open(cluster.kubeconfig) as f:
+            text = f.read().replace(cluster.server, "https://127.0.0.1:%d" % self.port)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def close(self):
+        self.closed = True
+        self.frozen.clear()
+        self.listener.close()
+
+
+def test_sigterm_hands_the_lease_over_at_once(cluster, controller, controller_bin):
+    """Regression (review of session 7): a leader stopped by SIGTERM kept the Lease until it
+    expired, so the standby waited a lease duration (6 s here, 15 s by default) with nobody
+    reconciling. Now the leader releases it and the standby takes over at its next poll (every
+    third of the duration)."""
+    controller.stop()
+    a = Controller(controller_bin, cluster, identity="replica-a", log_name="controller-a2.log")
+    b = Controller(controller_bin, cluster, identity="replica-b", log_name="controller-b2.log")
+    try:
+        a.start(leader=True)
+        wait_for("a leads", lambda: lease(cluster).get("holderIdentity") == "replica-a", a,
+                 timeout=2 * LEASE_SECONDS + 10)
+        b.start(leader=True)
+        wait_for("b stands by", lambda: "standby: another replica holds the Lease" in b.log(), b)
+        transitions = lease(cluster)["leaseTransitions"]
+        t0 = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)
+        assert a.proc.wait(timeout=10) == 0, a.log()
+        a.proc = None
+        t1 = time.monotonic()
+        wait_for("b takes over", lambda: lease(cluster).get("holderIdentity") == "replica-b", b,
+                 timeout=LEASE_SECONDS + 10)
+        took = time.monotonic() - t1
+        print("SIGTERM to exit %.2fs, exit to takeover %.2fs" % (t1 - t0, took))
+        assert "released the Lease" in a.log()
+        # B polls every LEASE_SECONDS/3 = 2 s. Without the release it waited until the last
+        # renewal (at most 2 s before the exit) was LEASE_SECONDS old: >= 4 s after the exit.
+        assert took < LEASE_SECONDS / 3 + 1.5, took
+        assert lease(cluster)["leaseTransitions"] == transitions + 1
+    finally:
+        for c in (a, b):
+            c.stop()
+    controller.start()
+
+
+def test_hung_api_server_ends_the_leadership_before_a_takeover(cluster, controller, controller_bin):
+    """Regression (review of session 7): the renew call had no timeout, so a leader whose API
+    server stopped answering hung in it and kept believing it led while a standby took over. Now
+    every renew is bounded and the leader exits once it has not renewed for two thirds of the
+    lease duration: before any standby may take over."""
+    controller.stop()
+    proxy = FreezableProxy(int(cluster.server.rsplit(":", 1)[1]))
+    a = Controller(controller_bin, cluster, identity="replica-a", log_name="controller-a3.log",
+                   kubeconfig=proxy.kubeconfig(cluster))
+    b = Controller(controller_bin, cluster, identity="replica-b", log_name="controller-b3.log")
+    try:
+        a.start(leader=True)
+        wait_for("a leads", lambda: lease(cluster).get("holderIdentity") == "replica-a", a,
+                 timeout=2 * LEASE_SECONDS + 10)
+        b.start(leader=True)
+        wait_for("b stands by", lambda: "standby: another replica holds the Lease" in b.log(), b)
+        t0 = time.monotonic()
+        proxy.frozen.set()
+        a_exit = b_lead = None
+        deadline = t0 + 4 * LEASE_SECONDS + 10
+        while time.monotonic() < deadline and (a_exit is None or b_lead is None):
+            now = time.monotonic() - t0
+            if a_exit is None and a.proc.poll() is not None:
+                a_exit = now
+            if b_lead is None and lease(cluster).get("holderIdentity") == "replica-b":
+                b_lead = now
+            time.sleep(0.1)
+        print("hung API server: leader exit %s s, takeover %s s" % (a_exit, b_lead))
+        assert a_exit is not None, "the leader still runs %ss after its API server hung:\n%s" % (
+            4 * LEASE_SECONDS + 10, a.log()[-2000:])
+        assert "the Lease could not be renewed in time" in a.log()
+        assert b_lead is not None and a_exit < b_lead, (a_exit, b_lead)
+        assert a_exit <= LEASE_SECONDS, a_exit
+    finally:
+        proxy.close()
+        if a.proc is not None and a.proc.poll() is not None:
+            a.proc = None
         for c in (a, b):
             c.stop()
     controller.start()

@@ -222,3 +222,43 @@ def test_unknown_fields_rejected_by_kubectl(cluster, crd):
     obj = data_policy("typo", {"routes": [{"name": "a", "match": {"path": "/a"}, "respnse": {}}]})
     r = cluster.kubectl(["create", "-f", "-"], input=json.dumps(obj))
     assert r.returncode != 0 and 'unknown field "spec.routes[0].respnse"' in r.stderr, r.stderr
+
+
+def nested(depth, leaf="redact"):
+    for _ in range(depth):
+        leaf = {"type": "mask", "x": leaf}
+    return leaf
+
+
+def test_deep_action_refused_422(cluster, crd):
+    """Regression (review of session 7, DoS): an action is a name or an object, so its node keeps
+    unknown fields; an action nested 130 levels deep was stored, and every client that decodes
+    with serde_json (the controller's watch: 128 levels) failed for every namespace. The schema
+    now bounds an action to a name or one level of scalars (`maxItems: 0`, and
+    `additionalProperties` with `maxProperties: 0` / `maxItems: 0`)."""
+    for name, action in (("deep-object", nested(130)), ("deep-array", [[["redact"]]]),
+                         ("object-in-action", {"type": "mask", "x": {"y": 1}})):
+        spec = example_spec()
+        spec["routes"][1]["response"]["fields"][0]["action"] = action
+        spec["routes"][1]["response"]["actions"]["phone"] = action
+        spec["routes"][1]["response"]["defaultAction"] = action
+        err = create_rejected(cluster, data_policy(name, spec))
+        assert "422" in err, err
+        for path in ("fields[0].action", "actions.phone", "defaultAction"):
+            assert "spec.routes[1].response.%s" % path in err and "must have at most 0 items" in err, (name, err)
+    # Both forms still work, and an empty array or map is left for the engine to refuse.
+    spec = example_spec()
+    spec["routes"][1]["response"]["defaultAction"] = {"type": "mask", "keepLast": 4, "keepSeparators": True,
+                                                      "maskChar": "#"}
+    spec["routes"][1]["response"]["actions"]["phone"] = "hash"
+    cluster.kubectl(["create", "--dry-run=server", "-f", "-"], input=json.dumps(data_policy("forms", spec)),
+                    check=True)
+
+
+def test_long_name_refused_422(cluster, crd):
+    """The name goes into object names and the `meshdlp.io/datapolicy` label value: 63 at most."""
+    spec = {"routes": [{"name": "a", "match": {"path": "/a"}}]}
+    err = create_rejected(cluster, data_policy("n" * 64, spec))
+    assert "422" in err and "metadata.name: Too long: may not be more than 63" in err, err
+    cluster.kubectl(["create", "--dry-run=server", "-f", "-"], input=json.dumps(data_policy("n" * 63, spec)),
+                    check=True)

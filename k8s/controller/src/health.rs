@@ -23,6 +23,11 @@ pub struct Health {
     pub reconcile_errors: AtomicU64,
     /// DataPolicies whose policy the engine refused (Compiled=False).
     pub compile_errors: AtomicU64,
+    /// Rendered objects the API server refused (Programmed=False, ApplyFailed).
+    pub apply_errors: AtomicU64,
+    /// Namespace policies that cannot take the current mesh policy (they keep the mesh rules
+    /// they were programmed with): for the mesh policy's owner.
+    pub stale_mesh_policies: AtomicU64,
 }
 
 impl Health {
@@ -32,10 +37,14 @@ impl Health {
             "# TYPE meshdlp_controller_reconciles counter\nmeshdlp_controller_reconciles {}\n\
              # TYPE meshdlp_controller_reconcile_errors counter\nmeshdlp_controller_reconcile_errors {}\n\
              # TYPE meshdlp_controller_compile_errors counter\nmeshdlp_controller_compile_errors {}\n\
+             # TYPE meshdlp_controller_apply_errors counter\nmeshdlp_controller_apply_errors {}\n\
+             # TYPE meshdlp_controller_stale_mesh_policies gauge\nmeshdlp_controller_stale_mesh_policies {}\n\
              # TYPE meshdlp_controller_ready gauge\nmeshdlp_controller_ready {}\n",
             get(&self.reconciles),
             get(&self.reconcile_errors),
             get(&self.compile_errors),
+            get(&self.apply_errors),
+            get(&self.stale_mesh_policies),
             u8::from(self.ready.load(Ordering::Relaxed)),
         )
     }

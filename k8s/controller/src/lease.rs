@@ -4,8 +4,11 @@
 //! As client-go's elector: a Lease is taken when it is free, ours, or has not changed for its
 //! whole duration *as observed by this process* (no comparison of clocks between pods). Writes
 //! use the resourceVersion read (optimistic concurrency: a 409 means another replica won). The
-//! leader renews every third of the duration; when it cannot renew within the duration it exits,
-//! so a pod that may have lost the Lease never keeps writing (the kubelet restarts it as standby).
+//! leader renews every third of the duration; when it has not renewed for two thirds of it (the
+//! renew deadline, client-go's 10 s of 15) it exits, so a pod that may have lost the Lease never
+//! keeps writing (the kubelet restarts it as standby). Every call is bounded by a timeout: a hung
+//! API server cannot keep a stale leader believing it leads. A leader that stops (SIGTERM)
+//! releases the Lease, so a standby takes over at its next poll, not a lease duration later.
 
 use std::time::{Duration, Instant};
 
@@ -40,12 +43,20 @@ impl Elector {
         self.duration / 3
     }
 
+    /// How long the leader may go without a renewal: a standby takes over no earlier than one
+    /// lease duration after it saw the last renewal, so the leader stops a third before.
+    fn renew_deadline(&self) -> Duration {
+        self.duration * 2 / 3
+    }
+
     /// Waits until this process holds the Lease. `on_contact` runs after the first answer from
     /// the API server (a standby replica is ready too).
     pub async fn acquire(&mut self, on_contact: impl Fn()) -> anyhow::Result<()> {
         let mut waiting_logged = false;
         loop {
-            match self.try_acquire_or_renew().await {
+            let attempt =
+                tokio::time::timeout(self.retry_period(), self.try_acquire_or_renew()).await;
+            match attempt.unwrap_or_else(|_| Err(timed_out())) {
                 Ok(true) => {
                     on_contact();
                     tracing::info!(identity = %self.identity, "leading (Lease {LEASE_NAME})");
@@ -64,24 +75,70 @@ impl Elector {
         }
     }
 
-    /// Renews until a renewal is impossible for a whole lease duration; then returns (the
-    /// caller must stop).
+    /// Renews until no renewal succeeded for the renew deadline; then returns (the caller must
+    /// stop). A renewal counts from when it was sent, and no call outlives the deadline.
     pub async fn keep(&mut self) {
         let mut last_renewal = Instant::now();
         loop {
             tokio::time::sleep(self.retry_period()).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewal = Instant::now(),
-                Ok(false) => {
+            let deadline = last_renewal + self.renew_deadline();
+            let sent = Instant::now();
+            let left = deadline.saturating_duration_since(sent);
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left.min(self.retry_period()), self.try_acquire_or_renew())
+                .await
+            {
+                Ok(Ok(true)) => last_renewal = sent,
+                Ok(Ok(false)) => {
                     tracing::error!(identity = %self.identity, "the Lease was taken by another replica");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "renewing the Lease"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "renewing the Lease"),
+                Err(_) => tracing::warn!("renewing the Lease: no answer in time"),
             }
-            if last_renewal.elapsed() >= self.duration {
-                tracing::error!(identity = %self.identity, "the Lease could not be renewed in time");
-                return;
+            if last_renewal.elapsed() >= self.renew_deadline() {
+                break;
             }
+        }
+        tracing::error!(identity = %self.identity, "the Lease could not be renewed in time");
+    }
+
+    /// Gives the Lease up if this process holds it (on shutdown): the holder is cleared, so a
+    /// standby takes it at its next poll. Bounded by a retry period; failures are only logged
+    /// (the Lease then expires by itself).
+    pub async fn release(&mut self) {
+        let period = self.retry_period();
+        match tokio::time::timeout(period, self.try_release()).await {
+            Ok(Ok(true)) => tracing::info!(identity = %self.identity, "released the Lease"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "releasing the Lease"),
+            Err(_) => tracing::warn!("releasing the Lease: no answer in time"),
+        }
+    }
+
+    async fn try_release(&mut self) -> Result<bool, kube::Error> {
+        let Some(mut lease) = self.api.get_opt(LEASE_NAME).await? else {
+            return Ok(false);
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(false);
+        }
+        // As client-go's release: no holder, a one-second duration, renewed now.
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        lease.spec = Some(spec);
+        match self
+            .api
+            .replace(LEASE_NAME, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -155,4 +212,12 @@ impl Elector {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A call that did not answer within its bound, as a client error.
+fn timed_out() -> kube::Error {
+    kube::Error::Service(Box::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer from the API server in time",
+    )))
 }

@@ -9,6 +9,7 @@
 
 mod health;
 mod lease;
+mod policy;
 mod reconcile;
 mod status;
 
@@ -130,8 +131,11 @@ async fn main() -> anyhow::Result<()> {
     elector
         .acquire(|| health.ready.store(true, Ordering::Relaxed))
         .await?;
-    tokio::select! {
+    let result = tokio::select! {
         result = reconcile::run(client, settings, health) => result,
         () = elector.keep() => bail!("no longer leading: exiting, so that this replica restarts as standby"),
-    }
+    };
+    // Stopped by a signal while leading: hand the Lease over now, not a lease duration later.
+    elector.release().await;
+    result
 }

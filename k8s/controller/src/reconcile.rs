@@ -8,12 +8,21 @@
 //! - A finalizer deletes the owned objects when the DataPolicy goes (owner references are set
 //!   too, for the garbage collector of a real cluster; the test server has none).
 //! - A change to a DataPolicy in the mesh root namespace re-reconciles every DataPolicy: the
-//!   namespace ones carry the mesh rules (engine merge).
+//!   namespace ones carry the mesh rules (engine merge). A namespace policy that cannot take the
+//!   new mesh rules says so (Compiled=False, MeshMergeFailed), and so does the mesh policy's owner
+//!   side: a Warning event on the mesh policy and the `stale_mesh_policies` gauge.
+//! - An object the API server refuses (Istio's schema, etcd's size limit) gives Programmed=False
+//!   (ApplyFailed) with the server's message; it is retried with exponential backoff (5 s doubling
+//!   to 5 min), as are failed reconciles.
+//! - Conflicts are decided on the cache and looked at again when the policy they lost to changes
+//!   or goes (an event, not a poll): no list call per conflicting policy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use futures::channel::mpsc;
 
 use futures::{Stream, StreamExt};
 use kube::api::{
@@ -22,6 +31,7 @@ use kube::api::{
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event as Finalize};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use meshdlp::k8s::{
@@ -32,6 +42,7 @@ use meshdlp::PolicyError;
 use serde_json::Value;
 
 use crate::health::Health;
+use crate::policy::{Policy, MAX_DEPTH};
 use crate::status::{self, Condition};
 
 /// The field manager of every write (server-side apply and status).
@@ -106,15 +117,49 @@ struct Ctx {
     kinds: Kinds,
     recorder: Option<Recorder>,
     health: Arc<Health>,
+    /// The controller's DataPolicy cache (conflicts are decided on it).
+    store: Store<Policy>,
+    /// DataPolicies to reconcile again now (a conflict's winner changed or went).
+    recheck: mpsc::UnboundedSender<ObjectRef<Policy>>,
+    /// Winner (`ns/name`) -> the policies that lost a conflict to it.
+    losers: Mutex<HashMap<String, HashSet<ObjectRef<Policy>>>>,
+    /// Consecutive failures per DataPolicy uid (apply refused, reconcile error), and the
+    /// generation they were counted at: the backoff.
+    failures: Mutex<HashMap<String, (Option<i64>, u32)>>,
+    /// Namespace policies (`ns/name`) that cannot take the current mesh policy.
+    stale_mesh: Mutex<HashSet<String>>,
+}
+
+/// First retry after a failure; doubled per consecutive failure up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait between retries of a failing DataPolicy.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often a policy that lost a conflict is looked at anyway (its winner's changes wake it;
+/// this only covers a winner removed while no controller ran its finalizer).
+const CONFLICT_RECHECK: Duration = Duration::from_secs(300);
+/// Longest API server message quoted in a condition.
+const MAX_API_MESSAGE: usize = 1024;
+
+/// The wait before retry number `failures` (1 = the first failure).
+pub fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> anyhow::Result<()> {
     let kinds = Kinds::new();
-    let policies: Api<DynamicObject> = Api::all_with(client.clone(), &kinds.policy);
+    let policies: Api<Policy> = Api::all_with(client.clone(), &kinds.policy);
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}=meshdlp"));
-    let mesh_policies: Api<DynamicObject> =
+    let mesh_policies: Api<Policy> =
         Api::namespaced_with(client.clone(), &settings.mesh_root_namespace, &kinds.policy);
+    let (recheck, rechecks) = mpsc::unbounded();
     let controller =
         Controller::new_with(policies, watcher::Config::default(), kinds.policy.clone())
             .owns_with(
@@ -128,6 +173,7 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
                 managed,
             )
             .reconcile_all_on(mesh_changes(mesh_policies))
+            .reconcile_on(rechecks)
             .shutdown_on_signal();
     let store = controller.store();
     {
@@ -165,6 +211,11 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
         kinds,
         recorder,
         health,
+        store: controller.store(),
+        recheck,
+        losers: Mutex::default(),
+        failures: Mutex::default(),
+        stale_mesh: Mutex::default(),
     });
     controller
         .run(reconcile, error_policy, ctx)
@@ -180,7 +231,7 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
 
 /// One `()` per change of a mesh policy (its generation, its deletion), so every DataPolicy is
 /// reconciled against the new mesh rules. Status writes do not count.
-fn mesh_changes(api: Api<DynamicObject>) -> impl Stream<Item = ()> + Send + 'static {
+fn mesh_changes(api: Api<Policy>) -> impl Stream<Item = ()> + Send + 'static {
     let mut seen: HashMap<String, (Option<i64>, bool)> = HashMap::new();
     watcher(api, watcher::Config::default())
         .default_backoff()
@@ -203,23 +254,33 @@ fn mesh_changes(api: Api<DynamicObject>) -> impl Stream<Item = ()> + Send + 'sta
         })
 }
 
-fn error_policy(obj: Arc<DynamicObject>, error: &Error, ctx: Arc<Ctx>) -> Action {
+fn error_policy(obj: Arc<Policy>, error: &Error, ctx: Arc<Ctx>) -> Action {
     ctx.health.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+    let wait = ctx.failed(&obj);
     tracing::warn!(
         datapolicy = %id(&obj),
+        retry_in_seconds = wait.as_secs(),
         error = %error,
-        "reconcile failed, retrying"
+        "reconcile failed"
     );
-    Action::requeue(Duration::from_secs(10))
+    Action::requeue(wait)
 }
 
 fn id(obj: &DynamicObject) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(obj: Arc<Policy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ctx.kinds.policy);
+    let api: Api<Policy> = Api::namespaced_with(ctx.client.clone(), &ns, &ctx.kinds.policy);
+    if obj.too_deep.is_some() && !obj.finalizers().iter().any(|f| f == FINALIZER) {
+        // Only its status is written: nothing is programmed for it, and a finalizer added now
+        // could not be removed (the server checks the stored spec on every update, and this
+        // one no longer passes the CRD).
+        let action = ctx.apply(&api, &obj).await?;
+        ctx.health.reconciles.fetch_add(1, Ordering::Relaxed);
+        return Ok(action);
+    }
     let action = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalize::Apply(o) => ctx.apply(&api, &o).await,
@@ -238,9 +299,106 @@ struct Refused {
     error: String,
     /// Accepted=False with this reason (UnsupportedCombination, Conflict); None: Compiled=False.
     not_accepted: Option<&'static str>,
+    /// The policy compiles alone but not with this mesh policy (or the mesh policy is bad).
+    mesh: Option<DynamicObject>,
+}
+
+/// `spec.selector.matchLabels` as written (absent = empty = the whole namespace).
+fn selector_of(obj: &DynamicObject) -> Value {
+    match obj.data.pointer("/spec/selector/matchLabels") {
+        Some(Value::Object(m)) if !m.is_empty() => Value::Object(m.clone()),
+        _ => Value::Object(serde_json::Map::new()),
+    }
+}
+
+fn age(
+    o: &DynamicObject,
+) -> (
+    Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    String,
+) {
+    (o.metadata.creation_timestamp.clone(), o.name_any())
 }
 
 impl Ctx {
+    /// Counts a failure of `obj` (reset when its generation changes); returns the wait.
+    fn failed(&self, obj: &DynamicObject) -> Duration {
+        let mut failures = lock(&self.failures);
+        let entry = failures
+            .entry(obj.uid().unwrap_or_default())
+            .or_insert((obj.metadata.generation, 0));
+        if entry.0 != obj.metadata.generation {
+            *entry = (obj.metadata.generation, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        backoff(entry.1)
+    }
+
+    fn succeeded(&self, obj: &DynamicObject) {
+        lock(&self.failures).remove(&obj.uid().unwrap_or_default());
+    }
+
+    fn policy_ref(&self, obj: &DynamicObject) -> ObjectRef<Policy> {
+        let r = ObjectRef::new_with(&obj.name_any(), self.kinds.policy.clone());
+        match obj.namespace() {
+            Some(ns) => r.within(&ns),
+            None => r,
+        }
+    }
+
+    /// `obj` changed or goes: the policies that lost a conflict to it, and the younger ones of
+    /// its namespace with its selector (they may lose to it now), are reconciled again. One
+    /// pass over the cache; a policy only ever wakes younger ones (no cycle).
+    fn recheck_conflicts(&self, obj: &DynamicObject) {
+        let mut refs = lock(&self.losers).remove(&id(obj)).unwrap_or_default();
+        let ns = obj.namespace();
+        let selector = selector_of(obj);
+        for other in self.store.state() {
+            if other.namespace() == ns
+                && other.uid() != obj.uid()
+                && age(&other) > age(obj)
+                && selector_of(&other) == selector
+            {
+                refs.insert(self.policy_ref(&other));
+            }
+        }
+        for r in refs {
+            // Closed only when the controller stops.
+            let _ = self.recheck.unbounded_send(r);
+        }
+    }
+
+    /// Records whether the namespace policy `obj` carries the current mesh policy; tells the
+    /// mesh policy's owner (event) when it stops doing so.
+    async fn mark_mesh(&self, obj: &DynamicObject, stale: Option<(&DynamicObject, &str)>) {
+        let key = id(obj);
+        let newly = {
+            let mut set = lock(&self.stale_mesh);
+            let newly = match stale {
+                Some(_) => set.insert(key.clone()),
+                None => {
+                    set.remove(&key);
+                    false
+                }
+            };
+            self.health
+                .stale_mesh_policies
+                .store(set.len() as u64, Ordering::Relaxed);
+            newly
+        };
+        if let (true, Some((mesh, error))) = (newly, stale) {
+            tracing::warn!(datapolicy = %key, mesh = %id(mesh), error = %error, "the namespace policy cannot take the mesh policy: it keeps the mesh rules it was programmed with");
+            self.event(
+                mesh,
+                EventType::Warning,
+                "MeshMergeFailed",
+                "Reconcile",
+                format!("{key} cannot take this mesh policy and keeps the mesh rules it was programmed with (nothing, if it never was): {error}"),
+            )
+            .await;
+        }
+    }
+
     /// The DataPolicy as the engine reads it (the watch may leave out apiVersion/kind).
     fn policy_value(&self, obj: &DynamicObject) -> Result<Value, Error> {
         let mut value = serde_json::to_value(obj)?;
@@ -254,13 +412,13 @@ impl Ctx {
     /// The DataPolicies of the mesh root namespace that are not being deleted, oldest first
     /// (read fresh, not from the cache: a mesh change re-reconciles everything and must not
     /// race the cache).
-    async fn mesh_policies(&self) -> Result<Vec<DynamicObject>, Error> {
-        let api: Api<DynamicObject> = Api::namespaced_with(
+    async fn mesh_policies(&self) -> Result<Vec<Policy>, Error> {
+        let api: Api<Policy> = Api::namespaced_with(
             self.client.clone(),
             &self.settings.mesh_root_namespace,
             &self.kinds.policy,
         );
-        let mut list: Vec<DynamicObject> = api
+        let mut list: Vec<Policy> = api
             .list(&ListParams::default())
             .await?
             .items
@@ -275,40 +433,49 @@ impl Ctx {
     }
 
     /// The mesh policy a namespace policy merges with: the oldest of the mesh root namespace.
-    async fn mesh_policy(&self) -> Result<Option<Result<DataPolicy, String>>, Error> {
-        let list = self.mesh_policies().await?;
-        let Some(mesh) = list.first() else {
+    async fn mesh_policy(&self) -> Result<Option<(Policy, Result<DataPolicy, String>)>, Error> {
+        let Some(mesh) = self.mesh_policies().await?.into_iter().next() else {
             return Ok(None);
         };
+        if let Some(depth) = mesh.too_deep {
+            let error = format!(
+                "spec: (in the mesh policy {}) {}",
+                id(&mesh),
+                too_deep(depth)
+            );
+            return Ok(Some((mesh, Err(error))));
+        }
         // Located as render() locates the mesh policy's compile errors.
-        let parsed = DataPolicy::from_value(&self.policy_value(mesh)?).map_err(|e| {
+        let parsed = DataPolicy::from_value(&self.policy_value(&mesh)?).map_err(|e| {
             format!(
                 "{}: (in the mesh policy {}) {}",
                 e.location(),
-                id(mesh),
+                id(&mesh),
                 e.message()
             )
         });
-        Ok(Some(parsed))
+        Ok(Some((mesh, parsed)))
     }
 
     /// An older DataPolicy of `obj`'s namespace with the same selector (empty = the whole
-    /// namespace): it wins, `obj` is a conflict. Partial overlaps need the pods' labels (not
-    /// read). Policies that do not parse are not programmed and do not count.
-    async fn older_same_selector(
+    /// namespace): it wins, `obj` is a conflict (and is registered to be looked at again when
+    /// the winner changes). Partial overlaps need the pods' labels (not read). Policies that do
+    /// not parse are not programmed and do not count. Read from the cache: the winner's own
+    /// events wake the losers, so nothing is listed per conflict.
+    fn older_same_selector(
         &self,
         obj: &DynamicObject,
         dp: &DataPolicy,
     ) -> Result<Option<String>, Error> {
         let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &ns, &self.kinds.policy);
-        let age = |o: &DynamicObject| (o.metadata.creation_timestamp.clone(), o.name_any());
+        let selector = selector_of(obj);
         let mut older = Vec::new();
-        for other in api.list(&ListParams::default()).await?.items {
-            if other.uid() == obj.uid()
+        for other in self.store.state() {
+            if other.namespace().as_deref() != Some(ns.as_str())
+                || other.uid() == obj.uid()
                 || other.metadata.deletion_timestamp.is_some()
                 || age(&other) >= age(obj)
+                || selector_of(&other) != selector
             {
                 continue;
             }
@@ -319,11 +486,18 @@ impl Ctx {
             }
         }
         older.sort();
-        Ok(older.into_iter().next().map(|(_, id)| id))
+        let winner = older.into_iter().next().map(|(_, id)| id);
+        if let Some(w) = &winner {
+            lock(&self.losers)
+                .entry(w.clone())
+                .or_default()
+                .insert(self.policy_ref(obj));
+        }
+        Ok(winner)
     }
 
     /// Parse, merge and render with the engine.
-    async fn render(&self, obj: &DynamicObject) -> Result<Result<Rendered, Refused>, Error> {
+    async fn render(&self, obj: &Policy) -> Result<Result<Rendered, Refused>, Error> {
         let refused = |e: PolicyError| {
             let not_accepted = e
                 .message()
@@ -332,8 +506,16 @@ impl Ctx {
             Ok(Err(Refused {
                 error: e.to_string(),
                 not_accepted,
+                mesh: None,
             }))
         };
+        if let Some(depth) = obj.too_deep {
+            return Ok(Err(Refused {
+                error: format!("spec: {}", too_deep(depth)),
+                not_accepted: None,
+                mesh: None,
+            }));
+        }
         let dp = match DataPolicy::from_value(&self.policy_value(obj)?) {
             Ok(dp) => dp,
             Err(e) => return refused(e),
@@ -349,26 +531,29 @@ impl Ctx {
                             id(oldest)
                         ),
                         not_accepted: Some("Conflict"),
+                        mesh: None,
                     }));
                 }
             }
             None
         } else {
-            if let Some(older) = self.older_same_selector(obj, &dp).await? {
+            if let Some(older) = self.older_same_selector(obj, &dp)? {
                 return Ok(Err(Refused {
                     error: format!(
                         "spec.selector: Conflict: the older DataPolicy {older} selects the same workloads; one policy per workload set is programmed"
                     ),
                     not_accepted: Some("Conflict"),
+                    mesh: None,
                 }));
             }
             match self.mesh_policy().await? {
                 None => None,
-                Some(Ok(mesh)) => Some(mesh),
-                Some(Err(error)) => {
+                Some((mesh, Ok(parsed))) => Some((mesh, parsed)),
+                Some((mesh, Err(error))) => {
                     return Ok(Err(Refused {
                         error,
                         not_accepted: None,
+                        mesh: Some(mesh.obj),
                     }))
                 }
             }
@@ -377,54 +562,84 @@ impl Ctx {
             image: self.settings.image.clone(),
             mesh_root_namespace: self.settings.mesh_root_namespace.clone(),
         };
-        match render(&dp, mesh.as_ref(), &opts) {
+        match render(&dp, mesh.as_ref().map(|(_, m)| m), &opts) {
             Ok(rendered) => Ok(Ok(rendered)),
-            Err(e) => refused(e),
+            Err(e) => {
+                let mut out = refused(e);
+                // Compiles alone, not with the mesh policy: the mesh update is what it cannot take.
+                if let (Ok(Err(r)), Some((mesh, _))) = (&mut out, mesh) {
+                    if r.not_accepted.is_none() && render(&dp, None, &opts).is_ok() {
+                        r.mesh = Some(mesh.obj);
+                    }
+                }
+                out
+            }
         }
     }
 
-    async fn apply(&self, api: &Api<DynamicObject>, obj: &DynamicObject) -> Result<Action, Error> {
+    async fn apply(&self, api: &Api<Policy>, obj: &Policy) -> Result<Action, Error> {
         let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-        // A conflict is looked at again soon: nothing else wakes it when the winner goes.
         let mut requeue = Duration::from_secs(30 * 60);
+        let mut stale_mesh = None;
         let conditions = match self.render(obj).await? {
             Ok(rendered) => {
-                let mut written = Vec::new();
-                for object in &rendered.objects {
-                    written.push(self.apply_object(&ns, object).await?);
-                }
-                // A delivery mode switch leaves the other kind behind.
-                for ar in self.kinds.owned() {
-                    if !rendered
-                        .objects
-                        .iter()
-                        .any(|o| o["kind"] == ar.kind.as_str())
-                    {
-                        self.delete_owned(ar, &ns, obj).await?;
-                    }
-                }
                 let mut compiled = "the engine compiled the policy".to_string();
                 if let Some(mesh) = &rendered.merged_with {
                     compiled.push_str(&format!(" (merged with the mesh policy {mesh})"));
                 }
-                vec![
-                    Condition::new("Accepted", true, "Accepted", ""),
-                    Condition::new("Compiled", true, "Compiled", compiled),
-                    Condition::new("Programmed", true, "Programmed", written.join(", ")),
-                ]
+                let accepted = Condition::new("Accepted", true, "Accepted", "");
+                let compiled = Condition::new("Compiled", true, "Compiled", compiled);
+                match self.program(&ns, obj, &rendered).await? {
+                    Ok(written) => {
+                        self.succeeded(obj);
+                        vec![
+                            accepted,
+                            compiled,
+                            Condition::new("Programmed", true, "Programmed", written.join(", ")),
+                        ]
+                    }
+                    Err(refused) => {
+                        // The message stays the same from one retry to the next (no attempt
+                        // count, no time): an unchanged status is not written again.
+                        requeue = self.failed(obj);
+                        self.health.apply_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(datapolicy = %id(obj), retry_in_seconds = requeue.as_secs(), error = %refused, "apply refused by the API server");
+                        let kept = self.kept(&ns, obj).await?;
+                        vec![
+                            accepted,
+                            compiled,
+                            Condition::new(
+                                "Programmed",
+                                false,
+                                "ApplyFailed",
+                                format!("{refused}; retried with backoff; {kept}"),
+                            ),
+                        ]
+                    }
+                }
             }
             Err(refused) => {
+                self.succeeded(obj);
                 self.health.compile_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(datapolicy = %id(obj), error = %refused.error, "policy not programmed");
-                let kept = self.kept(&ns, obj).await?;
+                let mut kept = self.kept(&ns, obj).await?;
                 let message = refused.error;
                 if refused.not_accepted == Some("Conflict") {
-                    requeue = Duration::from_secs(10);
+                    requeue = CONFLICT_RECHECK;
                 }
                 let (accepted, compiled) = if let Some(reason) = refused.not_accepted {
                     (
                         Condition::new("Accepted", false, reason, message.clone()),
                         Condition::new("Compiled", false, "NotAccepted", message),
+                    )
+                } else if let Some(mesh) = refused.mesh {
+                    if !kept.starts_with("nothing") {
+                        kept.push_str(" (with the mesh rules of then)");
+                    }
+                    stale_mesh = Some((mesh, message.clone()));
+                    (
+                        Condition::new("Accepted", true, "Accepted", ""),
+                        Condition::new("Compiled", false, "MeshMergeFailed", message),
                     )
                 } else {
                     (
@@ -439,8 +654,48 @@ impl Ctx {
                 ]
             }
         };
+        if ns != self.settings.mesh_root_namespace {
+            self.mark_mesh(obj, stale_mesh.as_ref().map(|(m, e)| (m, e.as_str())))
+                .await;
+        }
         self.write_status(api, obj, &conditions).await?;
+        self.recheck_conflicts(obj);
         Ok(Action::requeue(requeue))
+    }
+
+    /// Writes the rendered objects and deletes an owned object of the other kind (a delivery
+    /// switch). `Ok(Err(..))`: the API server refused an object (its answer, bounded).
+    async fn program(
+        &self,
+        ns: &str,
+        obj: &DynamicObject,
+        rendered: &Rendered,
+    ) -> Result<Result<Vec<String>, String>, Error> {
+        let mut written = Vec::new();
+        for object in &rendered.objects {
+            match self.apply_object(ns, object).await {
+                Ok(w) => written.push(w),
+                Err(Error::Kube(kube::Error::Api(status))) => {
+                    let what = format!(
+                        "{} {ns}/{}",
+                        object["kind"].as_str().unwrap_or_default(),
+                        object["metadata"]["name"].as_str().unwrap_or_default()
+                    );
+                    return Ok(Err(refusal(&what, &status)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for ar in self.kinds.owned() {
+            if !rendered
+                .objects
+                .iter()
+                .any(|o| o["kind"] == ar.kind.as_str())
+            {
+                self.delete_owned(ar, ns, obj).await?;
+            }
+        }
+        Ok(Ok(written))
     }
 
     /// Server-side apply of one rendered object; returns `Kind ns/name`.
@@ -529,6 +784,9 @@ impl Ctx {
         for ar in self.kinds.owned() {
             self.delete_owned(ar, &ns, obj).await?;
         }
+        self.mark_mesh(obj, None).await;
+        self.succeeded(obj);
+        self.recheck_conflicts(obj);
         self.event(
             obj,
             EventType::Normal,
@@ -542,7 +800,7 @@ impl Ctx {
 
     async fn write_status(
         &self,
-        api: &Api<DynamicObject>,
+        api: &Api<Policy>,
         obj: &DynamicObject,
         conditions: &[Condition],
     ) -> Result<(), Error> {
@@ -620,6 +878,34 @@ impl Ctx {
     }
 }
 
+/// A refused apply as a condition message: the server's code, reason and message, bounded (the
+/// object holds no key material; its message may quote the object's fields).
+fn refusal(what: &str, status: &kube::core::Status) -> String {
+    let mut message = status.message.clone();
+    if message.len() > MAX_API_MESSAGE {
+        let mut cut = MAX_API_MESSAGE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(" ...");
+    }
+    let reason = if status.reason.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", status.reason)
+    };
+    format!(
+        "the API server refused {what} ({}{reason}): {message}",
+        status.code
+    )
+}
+
+/// Why an object nested too deep for the controller is not read.
+fn too_deep(depth: usize) -> String {
+    format!("nested {depth} levels deep, more than the {MAX_DEPTH} the controller reads (stored before the CRD bounded an action to one level of scalars): fix or delete it")
+}
+
 /// The name of the objects rendered for `obj` (render.rs: `meshdlp-<name>`).
 fn object_name(obj: &DynamicObject) -> String {
     format!("meshdlp-{}", obj.name_any())
@@ -638,5 +924,60 @@ async fn get_opt(api: &Api<DynamicObject>, name: &str) -> Result<Option<DynamicO
         // The kind is not served (e.g. no WasmPlugin CRD): nothing of it exists.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_5_s_and_stops_at_5_min() {
+        let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(0), FIRST_BACKOFF);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_refusal_is_bounded_and_names_the_object() {
+        let status = kube::core::Status {
+            code: 500,
+            reason: "InternalError".into(),
+            message: "é".repeat(2000),
+            ..kube::core::Status::default()
+        };
+        let m = refusal("EnvoyFilter shop/meshdlp-x", &status);
+        assert!(m.starts_with(
+            "the API server refused EnvoyFilter shop/meshdlp-x (500 InternalError): "
+        ));
+        assert!(
+            m.len() < MAX_API_MESSAGE + 100 && m.ends_with(" ..."),
+            "{}",
+            m.len()
+        );
+    }
+
+    #[test]
+    fn selector_absent_or_empty_is_the_whole_namespace() {
+        let obj = |spec: Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": "p", "namespace": "shop"}, "spec": spec,
+            }))
+            .unwrap()
+        };
+        let none = selector_of(&obj(serde_json::json!({})));
+        assert_eq!(none, selector_of(&obj(serde_json::json!({"selector": {}}))));
+        assert_eq!(
+            none,
+            selector_of(&obj(serde_json::json!({"selector": {"matchLabels": {}}})))
+        );
+        assert_ne!(
+            none,
+            selector_of(&obj(
+                serde_json::json!({"selector": {"matchLabels": {"app": "a"}}})
+            ))
+        );
     }
 }
