@@ -197,6 +197,10 @@ fn golden_mesh_policy() {
     );
     // A mesh policy's Secrets are needed wherever it runs.
     assert!(out.contains("must exist in every namespace"), "{out}");
+    assert_eq!(
+        envoy_filter_config(ef)["scopes"],
+        json!({"metadata": {"key": "https://issuer.example"}})
+    );
 }
 
 #[test]
@@ -242,6 +246,88 @@ fn golden_merged_with_mesh_policy() {
         env["host_env_keys"],
         json!(["MESHDLP_KEY_K1", "MESHDLP_KEY_MESH", "MESHDLP_KEY_OPS"])
     );
+    // The namespace sets no `scopes`: the mesh's applies (its `grants` need it).
+    assert_eq!(
+        envoy_filter_config(ef)["scopes"],
+        json!({"metadata": {"key": "https://issuer.example"}})
+    );
+}
+
+#[test]
+fn scopes_merge_namespace_setting_wins_whole() {
+    let mesh = load("mesh.yaml");
+    // Neither: no `scopes` in the plugin configuration (grants never apply).
+    let alone = k8s::render(&load("orders.yaml"), None, &opts()).unwrap();
+    assert!(alone.scopes.is_none());
+    assert!(envoy_filter_config(&alone.objects[0])
+        .get("scopes")
+        .is_none());
+    // The namespace's own setting replaces the mesh's as a whole (no field-wise merge).
+    let ns = namespace_policy(json!({
+        "scopes": {"header": "X-Verified-Scopes", "trustHeader": true},
+        "routes": [{"name": "a", "match": {"path": "/a"}}]
+    }));
+    assert_eq!(
+        k8s::merge(&ns, &mesh).unwrap().scopes,
+        ns.scopes.clone(),
+        "the namespace's"
+    );
+    let r = k8s::render(&ns, Some(&mesh), &opts()).unwrap();
+    assert_eq!(
+        envoy_filter_config(&r.objects[0])["scopes"],
+        json!({"header": "X-Verified-Scopes", "trustHeader": true})
+    );
+    // A mesh policy without `scopes` leaves the namespace's as it is.
+    let mut bare = mesh.clone();
+    bare.scopes = None;
+    assert_eq!(k8s::merge(&ns, &bare).unwrap().scopes, ns.scopes);
+    let plain = namespace_policy(json!({"routes": [{"name": "a", "match": {"path": "/a"}}]}));
+    assert_eq!(k8s::merge(&plain, &bare).unwrap().scopes, None);
+}
+
+#[test]
+fn scopes_are_checked_like_the_filter_does() {
+    // A header is read only with `trustHeader: true` (else only stripped); `trustHeader` alone is
+    // refused, as is a header name the filter refuses.
+    let dir = tempdir();
+    for (scopes, loc) in [
+        (json!({"trustHeader": true}), "spec.scopes.trustHeader"),
+        (
+            json!({"header": "x scopes", "trustHeader": true}),
+            "spec.scopes.header",
+        ),
+        (
+            json!({"metadata": {"claim": "scope"}}),
+            "spec.scopes.metadata",
+        ),
+        (
+            json!({"metadata": {"key": "k"}, "metdata": {}}),
+            "spec.scopes",
+        ),
+    ] {
+        let path = dir.join("bad-scopes.yaml");
+        let doc = json!({"apiVersion": "meshdlp.io/v1alpha1", "kind": "DataPolicy",
+                         "metadata": {"name": "bad", "namespace": "shop"},
+                         "spec": {"scopes": scopes}});
+        std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+        let o = meshdlp(&["check", path.to_str().unwrap()]);
+        assert!(!o.status.success(), "{scopes}");
+        let err = stderr(&o);
+        assert!(err.contains(loc), "{scopes}: {err}");
+        // A policy built in code gets the same check when rendered.
+        let mut dp = namespace_policy(json!({}));
+        if let Ok(s) = serde_json::from_value::<k8s::Scopes>(scopes.clone()) {
+            dp.scopes = Some(s);
+            let e = k8s::render(&dp, None, &opts()).unwrap_err();
+            assert!(e.location().starts_with(loc), "{scopes}: {e}");
+        }
+    }
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshdlp-k8s-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]
@@ -442,6 +528,11 @@ fn golden_wasmplugin_mode() {
     assert_eq!(
         spec["pluginConfig"]["policy"]["keys"],
         json!([{"id": "pay-1", "env": "MESHDLP_KEY_PAY_1"}])
+    );
+    // spec.scopes, as written (the filter applies its defaults).
+    assert_eq!(
+        spec["pluginConfig"]["scopes"],
+        json!({"metadata": {"key": "https://pay-issuer.example", "claim": "scp"}})
     );
 }
 

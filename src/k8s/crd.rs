@@ -12,6 +12,8 @@ use serde_json::{json, Map, Value};
 
 use crate::manifest::Manifest;
 
+use super::spec::{Scopes, MAX_SCOPES_NAME};
+
 /// API group.
 pub const GROUP: &str = "meshdlp.io";
 /// The only version.
@@ -39,13 +41,17 @@ const METHODS_PATTERN: &str = "^(?i:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|TRACE
 
 /// The schemars schema of [`Manifest`] with OpenAPI 3 settings, every subschema inlined.
 pub fn manifest_openapi_schema() -> Value {
+    openapi_schema_for::<Manifest>()
+}
+
+fn openapi_schema_for<T: schemars::JsonSchema>() -> Value {
     SchemaSettings::openapi3()
         .with(|s| {
             s.meta_schema = None;
             s.inline_subschemas = true;
         })
         .into_generator()
-        .into_root_schema_for::<Manifest>()
+        .into_root_schema_for::<T>()
         .to_value()
 }
 
@@ -90,6 +96,13 @@ pub fn spec_schema() -> Value {
             }
         }),
     );
+    // `scopes`: the filter's own setting, typed (generated from [`Scopes`]).
+    let mut scopes = openapi_schema_for::<Scopes>();
+    structural(&mut scopes);
+    if let Some(o) = scopes.as_object_mut() {
+        o.remove("title");
+    }
+    props.insert("scopes".into(), scopes);
     annotate(&mut s);
     s
 }
@@ -492,6 +505,29 @@ fn annotate(spec: &mut Value) {
         "routes.[].match.methods.[]",
         json!({"pattern": METHODS_PATTERN, "maxLength": 7}),
     );
+
+    // Scopes: a header name as the filter takes it; a trusted header needs a header; metadata
+    // names without NUL (the filter joins them into a property path with NUL).
+    set(
+        spec,
+        "scopes",
+        json!({"x-kubernetes-validations": [rule(
+            "!has(self.trustHeader) || !self.trustHeader || has(self.header)",
+            "`trustHeader: true` needs `header`",
+        )]}),
+    );
+    set(
+        spec,
+        "scopes.header",
+        json!({"pattern": "^[A-Za-z0-9_-]+$", "minLength": 1, "maxLength": MAX_SCOPES_NAME}),
+    );
+    for field in ["filter", "key", "claim"] {
+        set(
+            spec,
+            &format!("scopes.metadata.{field}"),
+            json!({"pattern": "^[^\\x00]+$", "minLength": 1, "maxLength": MAX_SCOPES_NAME}),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -590,6 +626,31 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 24);
+    }
+
+    #[test]
+    fn scopes_are_typed_and_checked() {
+        let spec = spec_schema();
+        let s = &spec["properties"]["scopes"];
+        assert_eq!(s["type"], "object");
+        assert_eq!(s["properties"]["header"]["type"], "string");
+        assert_eq!(s["properties"]["header"]["pattern"], "^[A-Za-z0-9_-]+$");
+        assert_eq!(s["properties"]["trustHeader"]["type"], "boolean");
+        let m = &s["properties"]["metadata"];
+        assert_eq!(m["type"], "object");
+        assert_eq!(m["required"], json!(["key"]));
+        for f in ["filter", "key", "claim"] {
+            assert_eq!(m["properties"][f]["type"], "string", "{f}");
+            assert_eq!(m["properties"][f]["minLength"], 1, "{f}");
+        }
+        assert_eq!(
+            s["x-kubernetes-validations"][0]["message"],
+            "`trustHeader: true` needs `header`"
+        );
+        assert!(s["description"]
+            .as_str()
+            .unwrap()
+            .contains("payload_in_metadata"));
     }
 
     #[test]

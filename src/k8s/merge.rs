@@ -8,6 +8,11 @@
 //! else the mesh one; document settings (`minConfidence`, `routing`) from the namespace, else
 //! the mesh. A route name, class name or key id defined by both is an error naming both.
 //!
+//! `scopes` (where the filter finds the caller's verified scopes) is one setting of the sidecar's
+//! filter, not a part of the policy: the namespace's `scopes` when it sets one (whole, never field
+//! by field), else the mesh's. The mesh routes' `grants` then read the scopes where the
+//! namespace says they are.
+//!
 //! The mesh parts keep their meaning in the merged document: a mesh route without its own `mode`
 //! gets the mesh document's `mode`, and a mesh `hash`/`tokenize` action without a `key` gets the
 //! mesh's first key (the merged document's first key is the namespace's).
@@ -15,7 +20,7 @@
 use crate::error::PolicyError;
 use crate::manifest::{ActionDetail, ActionKind, ActionSpec, DirectionSpec, Manifest, RouteRules};
 
-use super::spec::DataPolicy;
+use super::spec::{DataPolicy, Scopes};
 
 /// The merged manifest and where each part came from (to locate errors in the right object).
 #[derive(Debug, Clone)]
@@ -24,6 +29,8 @@ pub struct Merged {
     pub manifest: Manifest,
     /// The mesh policy's `namespace/name`.
     pub mesh_id: String,
+    /// Where the filter finds the caller's scopes: the namespace's setting, else the mesh's.
+    pub scopes: Option<Scopes>,
     namespace_routes: usize,
     namespace_classes: usize,
     namespace_keys: usize,
@@ -119,6 +126,7 @@ pub fn merge(ns: &DataPolicy, mesh: &DataPolicy) -> Result<Merged, PolicyError> 
     Ok(Merged {
         manifest: merged,
         mesh_id,
+        scopes: ns.scopes.clone().or_else(|| mesh.scopes.clone()),
         namespace_routes: n.routes.len(),
         namespace_classes: n.classes.len(),
         namespace_keys: n.keys.len(),

@@ -6,9 +6,10 @@
 //! that output, committed (`make crd` regenerates it, a test fails when it is stale).
 //!
 //! A `DataPolicy`'s `spec` is a policy manifest, its fields at the top level (so the engine's
-//! error locations read `spec.routes[2]...`), plus two fields of its own: `selector.matchLabels`
-//! (which workloads; empty = the whole namespace) and `delivery.mode` (`EnvoyFilter`, the default,
-//! or `WasmPlugin`). The API server checks what a schema and CEL can (shapes, enums, ranges,
+//! error locations read `spec.routes[2]...`), plus three fields of its own: `selector.matchLabels`
+//! (which workloads; empty = the whole namespace), `delivery.mode` (`EnvoyFilter`, the default,
+//! or `WasmPlugin`) and `scopes` (where the filter finds the caller's verified scopes: the
+//! filter's own `scopes` setting). The API server checks what a schema and CEL can (shapes, enums, ranges,
 //! unique route names / class names / key ids, exclusive route match fields); the rest is checked
 //! by compiling the policy with the engine.
 //!
@@ -30,4 +31,4 @@ pub use render::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use spec::parse_document;
-pub use spec::{is_data_policy, DataPolicy, DeliveryMode, API_VERSION};
+pub use spec::{is_data_policy, DataPolicy, DeliveryMode, Scopes, ScopesMetadata, API_VERSION};

@@ -21,7 +21,7 @@ use crate::manifest::{secret_ref_env, Manifest, SecretKeyRef};
 
 use super::crd::KIND;
 use super::merge::{merge, Merged};
-use super::spec::{compile_placeholder, under, DataPolicy, DeliveryMode, API_VERSION};
+use super::spec::{compile_placeholder, under, DataPolicy, DeliveryMode, Scopes, API_VERSION};
 
 /// The default mesh root namespace (Istio's `meshConfig.rootNamespace`).
 pub const DEFAULT_MESH_ROOT_NAMESPACE: &str = "istio-system";
@@ -169,6 +169,8 @@ pub struct Rendered {
     pub host_env_keys: Vec<String>,
     /// Variables from Secrets, for the istio-proxy container (`valueFrom.secretKeyRef`).
     pub secret_env: Vec<SecretEnv>,
+    /// Where the filter finds the caller's verified scopes (merged with the mesh's).
+    pub scopes: Option<Scopes>,
     /// `namespace/name` of the mesh policy merged in.
     pub merged_with: Option<String>,
     /// Whether this is the mesh-wide policy.
@@ -194,6 +196,9 @@ impl Rendered {
 #[serde(rename_all = "camelCase")]
 struct FilterConfig<'a> {
     policy: &'a Manifest,
+    /// `spec.scopes` (merged: the namespace's, else the mesh's), as the filter reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<&'a Scopes>,
     hold_headers: bool,
 }
 
@@ -308,9 +313,14 @@ pub fn render(
     } else {
         format!("meshdlp.{namespace}.{}", dp.name)
     };
+    let scopes = match &merged {
+        Some(m) => m.scopes.clone(),
+        None => dp.scopes.clone(),
+    };
     let ctx = Ctx {
         dp,
         namespace,
+        scopes: scopes.as_ref(),
         filter_name: &filter_name,
         image: &opts.image,
         host_env_keys: &host_env_keys,
@@ -325,6 +335,7 @@ pub fn render(
         filter_name,
         host_env_keys,
         secret_env,
+        scopes,
         merged_with: merged.map(|m| m.mesh_id),
         mesh_wide,
     })
@@ -333,14 +344,20 @@ pub fn render(
 struct Ctx<'a> {
     dp: &'a DataPolicy,
     namespace: &'a str,
+    scopes: Option<&'a Scopes>,
     filter_name: &'a str,
     image: &'a ImageRef,
     host_env_keys: &'a [String],
 }
 
-fn config_json(policy: &Manifest, hold_headers: bool) -> Result<String, PolicyError> {
+fn config_json(
+    policy: &Manifest,
+    scopes: Option<&Scopes>,
+    hold_headers: bool,
+) -> Result<String, PolicyError> {
     serde_json::to_string(&FilterConfig {
         policy,
+        scopes,
         hold_headers,
     })
     .map_err(|e| PolicyError::new("spec", format!("cannot serialize the policy: {e}")))
@@ -403,7 +420,7 @@ impl Ctx<'_> {
                         },
                         "configuration": {
                             "@type": "type.googleapis.com/google.protobuf.StringValue",
-                            "value": config_json(policy, true)?
+                            "value": config_json(policy, self.scopes, true)?
                         },
                         "allow_on_headers_stop_iteration": true,
                         "failure_policy": "FAIL_RELOAD"
@@ -448,7 +465,7 @@ impl Ctx<'_> {
     }
 
     fn wasm_plugin(&self, policy: &Manifest) -> Result<Value, PolicyError> {
-        let config: Value = serde_json::from_str(&config_json(policy, false)?)
+        let config: Value = serde_json::from_str(&config_json(policy, self.scopes, false)?)
             .map_err(|e| PolicyError::new("spec", format!("cannot serialize the policy: {e}")))?;
         let mut spec = json!({
             "url": self.image.url(),

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::crd::{GROUP, KIND, VERSION};
@@ -57,6 +57,86 @@ struct DeliverySpec {
     mode: Option<DeliveryMode>,
 }
 
+/// Where the filter finds the caller's verified scopes, for `grants`: the filter's own `scopes`
+/// setting, passed to it as written. Without it no caller has a scope and `grants` never apply.
+/// A namespace policy without it gets the mesh policy's.
+///
+/// With Istio, a `RequestAuthentication` runs `jwt_authn` with `payload_in_metadata` set to the
+/// JWT rule's issuer: `metadata: {key: <issuer>}` reads the verified claims from there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scopes {
+    /// Request header with the caller's scopes (space or comma separated), set by a trusted
+    /// filter in front of meshdlp (e.g. `jwt_authn` `claim_to_headers`). The filter always
+    /// removes it before the request goes upstream, and reads it only with `trustHeader: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Read `header` (true) or only strip it (false, the default): a client can forge a plain
+    /// header unless the proxy removes client copies before the trusted filter sets it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_header: bool,
+    /// Dynamic metadata holding the verified JWT payload (`jwt_authn` `payload_in_metadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<ScopesMetadata>,
+}
+
+/// Where in dynamic metadata the verified JWT payload is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScopesMetadata {
+    /// The filter that wrote it (default `envoy.filters.http.jwt_authn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// The `payload_in_metadata` key (Istio: the issuer of the `RequestAuthentication` rule).
+    pub key: String,
+    /// The claim with the scopes (default `scope`, which also reads `scp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+}
+
+/// Longest header name, metadata filter, key or claim in `spec.scopes`.
+pub const MAX_SCOPES_NAME: usize = 256;
+
+impl Scopes {
+    /// The checks of the filter's configuration parser (and the CRD's), located under `spec.scopes`.
+    pub(crate) fn check(&self) -> Result<(), PolicyError> {
+        if let Some(h) = &self.header {
+            let ok = !h.is_empty()
+                && h.len() <= MAX_SCOPES_NAME
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(PolicyError::new(
+                    "spec.scopes.header",
+                    format!("`{h}` is not a valid header name (letters, digits, `-` and `_`, at most {MAX_SCOPES_NAME})"),
+                ));
+            }
+        } else if self.trust_header {
+            return Err(PolicyError::new(
+                "spec.scopes.trustHeader",
+                "`trustHeader: true` needs `header`",
+            ));
+        }
+        if let Some(m) = &self.metadata {
+            for (field, value) in [
+                ("filter", m.filter.as_deref()),
+                ("key", Some(m.key.as_str())),
+                ("claim", m.claim.as_deref()),
+            ] {
+                if let Some(v) = value {
+                    if v.is_empty() || v.len() > MAX_SCOPES_NAME || v.contains('\0') {
+                        return Err(PolicyError::new(
+                            format!("spec.scopes.metadata.{field}"),
+                            format!("must be 1 to {MAX_SCOPES_NAME} characters, without NUL"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A parsed `DataPolicy`: its identity, where it applies, and its policy manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataPolicy {
@@ -71,6 +151,8 @@ pub struct DataPolicy {
     pub selector: BTreeMap<String, String>,
     /// `spec.delivery.mode`.
     pub delivery: DeliveryMode,
+    /// `spec.scopes`: where the filter finds the caller's verified scopes.
+    pub scopes: Option<Scopes>,
     /// The rest of `spec`: a policy manifest.
     pub manifest: Manifest,
 }
@@ -202,6 +284,10 @@ impl DataPolicy {
             None | Some(Value::Null) => DeliverySpec::default(),
             Some(v) => deserialize_located(v).map_err(|e| under("spec.delivery", e))?,
         };
+        let scopes: Option<Scopes> = match spec.remove("scopes") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(deserialize_located(v).map_err(|e| under("spec.scopes", e))?),
+        };
         let manifest: Manifest =
             deserialize_located(Value::Object(spec)).map_err(|e| under("spec", e))?;
         let dp = DataPolicy {
@@ -210,6 +296,7 @@ impl DataPolicy {
             uid,
             selector: selector.match_labels.unwrap_or_default(),
             delivery: delivery.mode.unwrap_or_default(),
+            scopes,
             manifest,
         };
         dp.check_cluster_rules()?;
@@ -250,6 +337,9 @@ impl DataPolicy {
                     ));
                 }
             }
+        }
+        if let Some(s) = &self.scopes {
+            s.check()?;
         }
         for (k, v) in &self.selector {
             let loc = format!("spec.selector.matchLabels.{k}");
@@ -315,6 +405,64 @@ mod tests {
         assert_eq!(e.location(), "spec.delivery.mode", "{e}");
         let e = DataPolicy::from_value(&dp(json!({"selector": {"labels": {}}}))).unwrap_err();
         assert!(e.location().starts_with("spec.selector"), "{e}");
+    }
+
+    #[test]
+    fn scopes_are_split_off_and_checked() {
+        let p = DataPolicy::from_value(&dp(json!({
+            "scopes": {"metadata": {"key": "https://issuer.example"}},
+            "routes": [{"name": "a", "match": {"path": "/a"}}]
+        })))
+        .unwrap();
+        let s = p.scopes.as_ref().unwrap();
+        assert_eq!(s.metadata.as_ref().unwrap().key, "https://issuer.example");
+        assert!(!s.trust_header && s.header.is_none());
+        // As written: the filter applies its own defaults.
+        assert_eq!(
+            serde_json::to_value(s).unwrap(),
+            json!({"metadata": {"key": "https://issuer.example"}})
+        );
+        let p = DataPolicy::from_value(&dp(
+            json!({"scopes": {"header": "X-Scopes", "trustHeader": true}}),
+        ))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(p.scopes.unwrap()).unwrap(),
+            json!({"header": "X-Scopes", "trustHeader": true})
+        );
+        for (spec, loc) in [
+            (
+                json!({"scopes": {"trustHeader": true}}),
+                "spec.scopes.trustHeader",
+            ),
+            (
+                json!({"scopes": {"header": "x scopes"}}),
+                "spec.scopes.header",
+            ),
+            (
+                json!({"scopes": {"header": ":authority", "trustHeader": true}}),
+                "spec.scopes.header",
+            ),
+            (
+                json!({"scopes": {"metadata": {"key": ""}}}),
+                "spec.scopes.metadata.key",
+            ),
+            (
+                json!({"scopes": {"metadata": {"key": "k", "claim": "a\u{0}b"}}}),
+                "spec.scopes.metadata.claim",
+            ),
+        ] {
+            let e = DataPolicy::from_value(&dp(spec.clone())).unwrap_err();
+            assert_eq!(e.location(), loc, "{spec}: {e}");
+        }
+        for spec in [
+            json!({"scopes": {"metadata": {}}}),
+            json!({"scopes": {"headers": "x"}}),
+            json!({"scopes": {"trustHeader": "yes"}}),
+        ] {
+            let e = DataPolicy::from_value(&dp(spec.clone())).unwrap_err();
+            assert!(e.location().starts_with("spec.scopes"), "{spec}: {e}");
+        }
     }
 
     #[test]

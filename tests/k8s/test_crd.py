@@ -262,3 +262,22 @@ def test_long_name_refused_422(cluster, crd):
     assert "422" in err and "metadata.name: Too long: may not be more than 63" in err, err
     cluster.kubectl(["create", "--dry-run=server", "-f", "-"], input=json.dumps(data_policy("n" * 63, spec)),
                     check=True)
+
+
+def test_scopes_typed_and_checked(cluster, crd):
+    """spec.scopes (the filter's `scopes` setting): stored as written when valid; a trusted header
+    needs a header (CEL, as `meshdlp check`); a header name, `trustHeader` and the metadata key
+    are checked by the schema."""
+    spec = {"scopes": {"metadata": {"key": "https://issuer.example", "claim": "scp"}},
+            "routes": [{"name": "a", "match": {"prefix": "/a/"}}]}
+    cluster.kubectl(["create", "-f", "-"], input=json.dumps(data_policy("scopes-ok", spec)), check=True)
+    assert cluster.kubectl_json(["get", "dp", "scopes-ok", "-n", NS])["spec"] == spec
+    spec = dict(spec, scopes={"header": "X-Verified-Scopes", "trustHeader": True})
+    cluster.kubectl(["create", "-f", "-"], input=json.dumps(data_policy("scopes-header", spec)), check=True)
+    err = create_rejected(cluster, data_policy("scopes-cel", dict(spec, scopes={"trustHeader": True})))
+    assert "422" in err and "spec.scopes: Invalid value: `trustHeader: true` needs `header`" in err, err
+    err = create_rejected(cluster, data_policy("scopes-bad", dict(spec, scopes={
+        "header": "x scopes", "trustHeader": "yes", "metadata": {"claim": "scope"}})))
+    assert "422" in err, err
+    for field in ("spec.scopes.header", "spec.scopes.trustHeader", "spec.scopes.metadata.key"):
+        assert field in err, (field, err)

@@ -3,12 +3,16 @@ filter's OCI image in the session registry, turned by tests/k8s/istio_equiv.py i
 istio-agent would hand one inbound sidecar (the ECDS config from a file instead of ADS), loaded into
 the real Envoy 1.40: responses are redacted, a scope violation gets the 403, a `secretRef` key
 reaches the filter through Envoy's environment, a changed policy is swapped in over ECDS without a
-restart, and an image that cannot be fetched leaves the agent's deny-all RBAC filter in its place.
+restart, and an image that cannot be fetched leaves the agent's deny-all RBAC filter in its place;
+and a DataPolicy's `scopes` (chain-scopes.yaml) makes a route's `grants` apply to the scopes of a
+JWT verified by Envoy's jwt_authn filter, configured as Istio's RequestAuthentication configures it.
 
 Envoy runs with --reject-unknown-dynamic-fields: a field of the render that Envoy does not know
 fails here (istiod would drop it silently)."""
 
+import base64
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -28,8 +32,10 @@ from upstream import PII  # noqa: E402
 
 ROOT = cluster_mod.ROOT
 DATA = os.path.join(ROOT, "tests", "data", "k8s")
-WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "wasm", "meshdlp_filter.wasm")
-MESHDLP = os.path.join(ROOT, "target", "release", "meshdlp")
+# cargo's output, moved by CARGO_TARGET_DIR as the Makefile's builds are.
+TARGET = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+WASM = os.path.join(TARGET, "wasm32-wasip1", "wasm", "meshdlp_filter.wasm")
+MESHDLP = os.path.join(TARGET, "release", "meshdlp")
 FILTER = "meshdlp.shop.chain"  # meshdlp.<namespace>.<name> of chain-v*.yaml
 ECDS_STATS = "extension_config_discovery.http_filter.%s." % FILTER  # + config_reload, update_rejected...
 # The key the istio-proxy container would get from the Secret (secretKeyRef), never in an object.
@@ -352,3 +358,92 @@ def test_ecds_hot_swap_changes_behaviour_without_restart(chain, cli, image):
     assert "MANIFEST_UNKNOWN" in sidecar.errors[FILTER]
     assert proxy.wait_status("/users/1", 403)[::2] == (403, DENY_BODY)
 
+
+
+# ------------------------------------------------------------------ scopes from a verified JWT (grants)
+
+ISSUER = "https://issuer.meshdlp.test"  # chain-scopes.yaml: spec.scopes.metadata.key
+JWT_SECRET = b"chain-jwt-hs256-secret-0123456789abcdef"
+JWT_AUTHN = "envoy.filters.http.jwt_authn"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims, secret=JWT_SECRET):
+    """A compact JWS, HS256 (the venv has no RSA signing library; the algorithm does not change
+    where jwt_authn puts the verified payload)."""
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    body = b64url(json.dumps(dict({"iss": ISSUER, "sub": "alice", "exp": int(time.time()) + 3600}, **claims)).encode())
+    sig = hmac.new(secret, ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
+    return "%s.%s.%s" % (head, body, b64url(sig))
+
+
+def request_authentication():
+    """The jwt_authn filter istiod writes for a RequestAuthentication with one jwtRule (issuer,
+    inline jwks) - pilot/pkg/security/authn (Istio 1.30): provider `origins-0`, `payload_in_metadata`
+    set to the issuer, `forward` false, a request without a token allowed (`allow_missing`: an
+    AuthorizationPolicy decides about those), a bad one refused with 401; first in the inbound
+    chain (before the AUTHZ-phase filters). Handed to istio_equiv as an EnvoyFilter INSERT_FIRST."""
+    jwks = {"keys": [{"kty": "oct", "alg": "HS256", "kid": "k1", "k": b64url(JWT_SECRET)}]}
+    value = {"name": JWT_AUTHN, "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+        "providers": {"origins-0": {"issuer": ISSUER, "local_jwks": {"inline_string": json.dumps(jwks)},
+                                    "payload_in_metadata": ISSUER}},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [
+            {"provider_name": "origins-0"}, {"allow_missing": {}}]}}}],
+        "bypass_cors_preflight": True}}
+    return {"kind": "EnvoyFilter", "metadata": {"name": "request-authentication"}, "spec": {"configPatches": [
+        {"applyTo": "HTTP_FILTER", "match": {"context": "SIDECAR_INBOUND", "listener": {"filterChain": {
+            "filter": {"name": istio_equiv.HCM}}}}, "patch": {"operation": "INSERT_FIRST", "value": value}}]}}
+
+
+@pytest.fixture(scope="module")
+def scoped(cli, image, api, tmp_path_factory):
+    rendered = filters(cli, "chain-scopes.yaml", image)
+    sidecar, proxy = start_sidecar([request_authentication()] + rendered, tmp_path_factory.mktemp("scoped"), api)
+    try:
+        yield sidecar, proxy
+    finally:
+        proxy.stop()
+
+
+def test_rendered_scopes_reach_the_filter_configuration(scoped):
+    sidecar, _ = scoped
+    assert [f["name"] for f in sidecar.http_filters] == [JWT_AUTHN, "meshdlp.shop.scopes", istio_equiv.ROUTER]
+    config = json.loads(sidecar.resources["meshdlp.shop.scopes"]["typed_config"]["config"]["configuration"]["value"])
+    assert config["scopes"] == {"metadata": {"key": ISSUER}}
+
+
+def test_grant_applies_to_the_scopes_of_a_verified_jwt(scoped, api):
+    """`users:pii` in the verified token's `scope` claim: the grant lets phone, SSN and date of
+    birth through; without it (no token, or a token without the scope) the same response is the
+    403. A token the provider cannot verify never reaches the filter (jwt_authn's 401)."""
+    _, proxy = scoped
+    granted = proxy.get("/users/1", {"authorization": "Bearer " + jwt({"scope": "users:read users:pii"})})
+    assert granted[0] == 200, granted
+    doc = json.loads(granted[2])
+    assert doc["phone"] == PII["phone"] and doc["ssn"] == PII["ssn"]
+    # `scp` (another issuer's claim name): read too for the default claim `scope`
+    assert proxy.get("/users/1", {"authorization": "Bearer " + jwt({"scp": "users:pii"})})[0] == 200
+    for headers in ({}, {"authorization": "Bearer " + jwt({"scope": "users:read"})},
+                    # a client cannot grant itself scopes with a header: only the metadata is read
+                    {"x-meshdlp-scopes": "users:pii", "scope": "users:pii"}):
+        status, _, body = proxy.get("/users/1", headers)
+        assert status == 403, (headers, body)
+        assert json.loads(body)["reason"] == "scope.class_not_allowed"
+        assert_no_pii(body)
+    before = api.last_request()
+    status, _, body = proxy.get("/users/1", {"authorization": "Bearer " + jwt({"scope": "users:pii"},
+                                                                                secret=b"forged-secret-forged-secret-0000")})
+    assert status == 401, body
+    assert api.last_request() == before  # refused before the upstream
+
+
+def test_grant_applies_to_a_list_valued_scope_claim(scoped):
+    """Found here: Envoy 1.40 hands a list claim (`scp: [...]`) to the filter in the proxy-wasm
+    pairs encoding, which the filter did not read (it expected a serialized ListValue)."""
+    _, proxy = scoped
+    assert proxy.get("/users/1", {"authorization": "Bearer " + jwt({"scp": ["users:read", "users:pii"]})})[0] == 200
+    assert proxy.get("/users/1", {"authorization": "Bearer " + jwt({"scp": ["users:read", "orders:pii"]})})[0] == 403

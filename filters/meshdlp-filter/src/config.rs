@@ -295,9 +295,15 @@ pub fn split_scopes(value: &str, out: &mut Vec<String>) {
 }
 
 /// Reads a metadata property value as scopes. Envoy returns a string leaf as its bytes, and a
-/// list (`scp: [...]`) as a serialized `google.protobuf.ListValue`; strings are collected from
-/// either.
+/// list (`scp: [...]`) in the proxy-wasm pairs encoding (each element a key with an empty
+/// value) or as a serialized `google.protobuf.ListValue`; strings are collected from any.
 pub fn scopes_from_property(bytes: &[u8], out: &mut Vec<String>) {
+    if let Some(keys) = pairs_keys(bytes) {
+        for k in keys {
+            split_scopes(k, out);
+        }
+        return;
+    }
     if let Some(strings) = protobuf_strings(bytes, 0) {
         if !strings.is_empty() {
             for s in strings {
@@ -307,6 +313,37 @@ pub fn scopes_from_property(bytes: &[u8], out: &mut Vec<String>) {
         }
     }
     split_scopes(&String::from_utf8_lossy(bytes), out);
+}
+
+/// The keys of a proxy-wasm pairs encoding (`u32` count, then `u32` key and value sizes per
+/// pair, then each key and value followed by a NUL; little-endian), when `bytes` is exactly
+/// one: a text cannot be mistaken for it, its sizes must add up to the length.
+fn pairs_keys(bytes: &[u8]) -> Option<Vec<&str>> {
+    let word = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(b)).ok()
+    };
+    let count = word(0)?;
+    if count == 0 || count > bytes.len() / 8 {
+        return None;
+    }
+    let mut at = 4usize.checked_add(count.checked_mul(8)?)?;
+    let mut keys = Vec::with_capacity(count);
+    for i in 0..count {
+        let (k, v) = (word(4 + 8 * i)?, word(8 + 8 * i)?);
+        let key = bytes.get(at..at.checked_add(k)?)?;
+        at = at.checked_add(k)?;
+        if bytes.get(at) != Some(&0) {
+            return None;
+        }
+        at = at.checked_add(1)?.checked_add(v)?;
+        if bytes.get(at) != Some(&0) {
+            return None;
+        }
+        at += 1;
+        keys.push(std::str::from_utf8(key).ok()?);
+    }
+    (at == bytes.len()).then_some(keys)
 }
 
 /// Collects the string values of a serialized ListValue/Value (`values` = field 1, `string_value`
@@ -406,5 +443,22 @@ mod tests {
         let mut s = Vec::new();
         scopes_from_property(&list, &mut s);
         assert_eq!(s, ["a:b", "c"]);
+        // Pairs: ["users:read", "users:pii"] as keys with empty values.
+        let mut pairs = 2u32.to_le_bytes().to_vec();
+        for k in ["users:read", "users:pii"] {
+            pairs.extend((k.len() as u32).to_le_bytes());
+            pairs.extend(0u32.to_le_bytes());
+        }
+        for k in ["users:read", "users:pii"] {
+            pairs.extend(k.as_bytes());
+            pairs.extend([0, 0]);
+        }
+        let mut s = Vec::new();
+        scopes_from_property(&pairs, &mut s);
+        assert_eq!(s, ["users:read", "users:pii"]);
+        // One byte short or long: not pairs (and no panic).
+        for bad in [&pairs[..pairs.len() - 1], &[pairs.as_slice(), &[0]].concat()[..]] {
+            assert!(pairs_keys(bad).is_none());
+        }
     }
 }
