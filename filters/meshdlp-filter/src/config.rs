@@ -457,7 +457,10 @@ mod tests {
         scopes_from_property(&pairs, &mut s);
         assert_eq!(s, ["users:read", "users:pii"]);
         // One byte short or long: not pairs (and no panic).
-        for bad in [&pairs[..pairs.len() - 1], &[pairs.as_slice(), &[0]].concat()[..]] {
+        for bad in [
+            &pairs[..pairs.len() - 1],
+            &[pairs.as_slice(), &[0]].concat()[..],
+        ] {
             assert!(pairs_keys(bad).is_none());
         }
     }
