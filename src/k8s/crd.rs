@@ -29,8 +29,9 @@ pub const CRD_NAME: &str = "datapolicies.meshdlp.io";
 
 /// Most routes in one DataPolicy (bounds CEL's cost estimate; the engine has no limit).
 pub const MAX_ROUTES: u64 = 256;
-/// Most custom classes in one DataPolicy.
-pub const MAX_CLASSES: u64 = 256;
+/// Most custom classes in one DataPolicy: what the engine compiles beside the built-in pack
+/// (each class is one detector; a test keeps the sum within the engine's limit).
+pub const MAX_CLASSES: u64 = 128;
 /// Most keys in one DataPolicy.
 pub const MAX_KEYS: u64 = 32;
 /// Longest `metadata.name` (a label value).
@@ -533,6 +534,15 @@ fn annotate(spec: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_crd_admits_no_more_custom_classes_than_the_engine_compiles() {
+        let builtin = crate::BUILTIN_PACK.matches("[[detector]]").count();
+        assert!(
+            builtin + MAX_CLASSES as usize <= crate::detect::MAX_DETECTORS,
+            "{builtin} built-in detectors + {MAX_CLASSES} classes"
+        );
+    }
 
     fn walk<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a Map<String, Value>)>) {
         if let Some(o) = v.as_object() {
