@@ -131,9 +131,14 @@ impl Elector {
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
         lease.spec = Some(spec);
+        self.replace(&lease).await
+    }
+
+    /// Writes `lease` over the stored one; `false` when another writer got there first (409).
+    async fn replace(&self, lease: &Lease) -> Result<bool, kube::Error> {
         match self
             .api
-            .replace(LEASE_NAME, &PostParams::default(), &lease)
+            .replace(LEASE_NAME, &PostParams::default(), lease)
             .await
         {
             Ok(_) => Ok(true),
@@ -202,15 +207,7 @@ impl Elector {
         next.lease_duration_seconds = Some(seconds);
         next.renew_time = Some(now);
         lease.spec = Some(next);
-        match self
-            .api
-            .replace(LEASE_NAME, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.replace(&lease).await
     }
 }
 
