@@ -208,6 +208,14 @@ def wait_for(what, fn, controller, timeout=WAIT):
                          % (what, timeout, last, controller.log()[-4000:]))
 
 
+def nested(levels, leaf="x"):
+    """A JSON value nested `levels` objects deep."""
+    value = leaf
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
 def conditions(dp):
     return {c["type"]: c for c in (dp.get("status") or {}).get("conditions", [])}
 
@@ -527,6 +535,66 @@ def test_delete_of_the_mesh_policy_runs_the_finalizer(cluster, controller):
     want = expected(golden("orders.yaml"), get(cluster, "datapolicy", "orders"))
     wait_for("orders unmerged", lambda: get(cluster, "envoyfilter", "meshdlp-orders")["spec"] == want["spec"],
              controller)
+
+
+def test_deep_owned_objects_stall_nothing(cluster, controller):
+    """Regression (review of session 8, DoS): the owned EnvoyFilters/WasmPlugins were watched and
+    read as whole objects (serde_json stops at 128 levels; a metadata-only watch does not help:
+    `managedFields` records the patch value's fields as deeply). Anyone who may write an
+    EnvoyFilter in one namespace could label one `app.kubernetes.io/managed-by: meshdlp` with a
+    value nested 140 levels deep. A WasmPlugin's `pluginConfig` is recorded that deep in
+    `managedFields` (an EnvoyFilter's atomic `configPatches` list is not): the WasmPlugin watch's
+    list failed after a restart (for every namespace: drift no longer repaired), and a reconcile
+    that reads an object of that name failed (its get decodes the whole object) - here the
+    lookup of a WasmPlugin left over from a delivery switch. Now owned objects are decoded as
+    metadata only, whatever their depth."""
+    ef = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
+          "metadata": {"name": "meshdlp-deep", "namespace": "hostile",
+                       "labels": {"app.kubernetes.io/managed-by": "meshdlp"}},
+          "spec": {"configPatches": [{"applyTo": "HTTP_FILTER", "patch": {"operation": "ADD",
+                                                                         "value": nested(140)}}]}}
+    # Named as the controller names the objects of DataPolicy hostile/deepname: read by its
+    # reconcile (a WasmPlugin left over from a delivery switch is looked up and deleted if owned).
+    wp = {"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+          "metadata": {"name": "meshdlp-deepname", "namespace": "hostile",
+                       "labels": {"app.kubernetes.io/managed-by": "meshdlp"}},
+          "spec": {"url": "oci://registry.example/x@sha256:" + "ab" * 32, "pluginConfig": nested(140)}}
+    wait_for("payments programmed as a WasmPlugin",
+             lambda: get(cluster, "wasmplugin", "meshdlp-payments") is not None, controller)
+    for doc in (ef, wp):
+        cluster.kubectl(["create", "-f", "-"], input=json.dumps(doc), check=True)
+    try:
+        # The deep objects are now in the owned watches' (re)list.
+        controller.stop()
+        controller.start()
+        # Drift in another namespace, in both kinds (payments is a WasmPlugin now: no mesh policy).
+        cluster.kubectl(["patch", "envoyfilter", "meshdlp-orders", "-n", NS, "--type", "merge",
+                         "-p", json.dumps({"spec": {"workloadSelector": {"labels": {"app": "drifted"}}}})], check=True)
+        cluster.kubectl(["patch", "wasmplugin", "meshdlp-payments", "-n", NS, "--type", "merge",
+                         "-p", json.dumps({"spec": {"selector": {"matchLabels": {"app": "drifted"}}}})], check=True)
+        wait_for("EnvoyFilter drift in another namespace corrected",
+                 lambda: get(cluster, "envoyfilter", "meshdlp-orders")["spec"]["workloadSelector"]
+                 == {"labels": {"app": "orders"}}, controller)
+        wait_for("WasmPlugin drift in another namespace corrected",
+                 lambda: get(cluster, "wasmplugin", "meshdlp-payments")["spec"]["selector"]["matchLabels"]["app"]
+                 == "payments", controller)
+        doc = load("orders.yaml")
+        doc["metadata"].update(name="deepname", namespace="hostile")
+        doc["spec"]["selector"] = {"matchLabels": {"app": "deepname"}}
+        apply(cluster, doc)
+        dp = wait_for("deepname reconciled", reconciled(cluster, "deepname", "hostile"), controller)
+        assert conditions(dp)["Programmed"]["status"] == "True", conditions(dp)
+        assert conditions(dp)["Programmed"]["message"] == "EnvoyFilter hostile/meshdlp-deepname"
+        # not its own: left alone
+        assert get(cluster, "wasmplugin", "meshdlp-deepname", "hostile") is not None
+        assert controller.metric("meshdlp_controller_reconcile_errors") == 0, controller.log()[-3000:]
+        cluster.kubectl(["delete", "datapolicy", "deepname", "-n", "hostile", "--wait=false"], check=True)
+        wait_for("deepname gone", lambda: get(cluster, "datapolicy", "deepname", "hostile") is None, controller)
+        assert get(cluster, "envoyfilter", "meshdlp-deepname", "hostile") is None
+        assert get(cluster, "wasmplugin", "meshdlp-deepname", "hostile") is not None
+    finally:
+        cluster.kubectl(["delete", "envoyfilter", "meshdlp-deep", "-n", "hostile", "--ignore-not-found"])
+        cluster.kubectl(["delete", "wasmplugin", "meshdlp-deepname", "-n", "hostile", "--ignore-not-found"])
 
 
 def test_wasmplugin_delivery_and_switch(cluster, controller):

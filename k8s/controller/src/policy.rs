@@ -8,12 +8,15 @@
 //! (serde_json skips a value without recursing), its depth is measured, and only then is it
 //! parsed; a deeper one keeps its metadata only and is refused by the reconcile
 //! (Compiled=False), where its owner sees it.
+//!
+//! The Istio objects the controller owns are read the same way ([`Owned`]): their metadata only,
+//! `managedFields` left out (a patch value nested 130 levels deep is recorded there as deeply).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Deref;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{ApiResource, DynamicObject, ObjectMeta};
 use kube::core::DynamicResourceScope;
 use kube::Resource;
@@ -84,6 +87,7 @@ struct MetaLite {
     finalizers: Option<Vec<String>>,
     labels: Option<BTreeMap<String, String>>,
     annotations: Option<BTreeMap<String, String>>,
+    owner_references: Option<Vec<OwnerReference>>,
 }
 
 impl From<MetaLite> for ObjectMeta {
@@ -99,6 +103,7 @@ impl From<MetaLite> for ObjectMeta {
             finalizers: m.finalizers,
             labels: m.labels,
             annotations: m.annotations,
+            owner_references: m.owner_references,
             ..ObjectMeta::default()
         }
     }
@@ -165,6 +170,57 @@ impl Resource for Policy {
     }
 }
 
+/// An owned EnvoyFilter or WasmPlugin as the controller reads it (watch, get): its metadata only,
+/// whatever the depth of the rest. Only names, labels and owner references are ever used; a
+/// labelled object nested deeper than serde_json's 128 levels failed the owned watch (for every
+/// namespace: drift was no longer repaired) and the reads of the reconcile (review of session 8).
+/// The server sends the whole object (a metadata-only watch still carries `managedFields`, as
+/// deep as the spec); serde skips everything but the fields below without recursing.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub metadata: ObjectMeta,
+}
+
+impl<'de> Deserialize<'de> for Owned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default)]
+            metadata: MetaLite,
+        }
+        Ok(Owned {
+            metadata: Meta::deserialize(d)?.metadata.into(),
+        })
+    }
+}
+
+impl Resource for Owned {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::kind(dt)
+    }
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::group(dt)
+    }
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::version(dt)
+    }
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::api_version(dt)
+    }
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +271,41 @@ mod tests {
         let got: kube::core::WatchEvent<Policy> = serde_json::from_str(&event).unwrap();
         assert!(
             matches!(got, kube::core::WatchEvent::Added(p) if p.too_deep.is_some_and(|d| d > 500))
+        );
+    }
+
+    /// Regression (review of session 8): a labelled EnvoyFilter nested 130 levels deep (its patch
+    /// value, and the managedFields recording it) failed the owned objects' watch.
+    #[test]
+    fn an_owned_object_is_read_whatever_its_depth() {
+        let mut value = "1".to_string();
+        let mut fields = "{}".to_string();
+        for _ in 0..300 {
+            value = format!(r#"{{"x":{value}}}"#);
+            fields = format!(r#"{{"f:x":{fields}}}"#);
+        }
+        let ef = |name: &str| {
+            format!(
+                r#"{{"apiVersion":"networking.istio.io/v1alpha3","kind":"EnvoyFilter","metadata":{{"name":"{name}","namespace":"shop","uid":"u-{name}","labels":{{"app.kubernetes.io/managed-by":"meshdlp"}},"ownerReferences":[{{"apiVersion":"meshdlp.io/v1alpha1","kind":"DataPolicy","name":"p","uid":"owner","controller":true}}],"managedFields":[{{"manager":"kubectl","operation":"Update","fieldsType":"FieldsV1","fieldsV1":{fields}}}]}},"spec":{{"configPatches":[{{"patch":{{"value":{value}}}}}]}}}}"#
+            )
+        };
+        let list = format!(
+            r#"{{"apiVersion":"v1","kind":"List","metadata":{{}},"items":[{},{}]}}"#,
+            ef("deep"),
+            ef("other")
+        );
+        assert!(serde_json::from_str::<kube::core::ObjectList<DynamicObject>>(&list).is_err());
+        let got: kube::core::ObjectList<Owned> = serde_json::from_str(&list).unwrap();
+        assert_eq!(got.items[0].name_any(), "deep");
+        assert_eq!(got.items[1].owner_references()[0].uid, "owner");
+        assert_eq!(
+            got.items[1].labels()["app.kubernetes.io/managed-by"],
+            "meshdlp"
+        );
+        let event = format!(r#"{{"type":"MODIFIED","object":{}}}"#, ef("deep"));
+        let got: kube::core::WatchEvent<Owned> = serde_json::from_str(&event).unwrap();
+        assert!(
+            matches!(got, kube::core::WatchEvent::Modified(o) if o.uid().as_deref() == Some("u-deep"))
         );
     }
 }

@@ -16,6 +16,8 @@
 //!   to 5 min), as are failed reconciles.
 //! - Conflicts are decided on the cache and looked at again when the policy they lost to changes
 //!   or goes (an event, not a poll): no list call per conflicting policy.
+//! - The owned EnvoyFilters and WasmPlugins are read as metadata only ([`Owned`]): one nested
+//!   deeper than serde_json's limit fails neither the owned watch nor a reconcile.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -42,7 +44,7 @@ use meshdlp::PolicyError;
 use serde_json::Value;
 
 use crate::health::Health;
-use crate::policy::{Policy, MAX_DEPTH};
+use crate::policy::{Owned, Policy, MAX_DEPTH};
 use crate::status::{self, Condition};
 
 /// The field manager of every write (server-side apply and status).
@@ -160,18 +162,14 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
     let mesh_policies: Api<Policy> =
         Api::namespaced_with(client.clone(), &settings.mesh_root_namespace, &kinds.policy);
     let (recheck, rechecks) = mpsc::unbounded();
+    // Owned objects: metadata only, whatever their depth (crate::policy::Owned).
+    let owned = |ar: &ApiResource| {
+        watcher(Api::<Owned>::all_with(client.clone(), ar), managed.clone()).touched_objects()
+    };
     let controller =
         Controller::new_with(policies, watcher::Config::default(), kinds.policy.clone())
-            .owns_with(
-                Api::<DynamicObject>::all_with(client.clone(), &kinds.envoy_filter),
-                kinds.envoy_filter.clone(),
-                managed.clone(),
-            )
-            .owns_with(
-                Api::<DynamicObject>::all_with(client.clone(), &kinds.wasm_plugin),
-                kinds.wasm_plugin.clone(),
-                managed,
-            )
+            .owns_stream_with(owned(&kinds.envoy_filter), kinds.envoy_filter.clone())
+            .owns_stream_with(owned(&kinds.wasm_plugin), kinds.wasm_plugin.clone())
             .reconcile_all_on(mesh_changes(mesh_policies))
             .reconcile_on(rechecks)
             .shutdown_on_signal();
@@ -705,7 +703,8 @@ impl Ctx {
         let Some(ar) = self.kinds.of(kind) else {
             return Err(Error::UnknownKind(kind.to_string()));
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, ar);
+        // The answer is the whole object, with what other managers added: decoded as metadata.
+        let api: Api<Owned> = Api::namespaced_with(self.client.clone(), ns, ar);
         api.patch(
             name,
             &PatchParams::apply(MANAGER).force(),
@@ -724,7 +723,7 @@ impl Ctx {
         let name = object_name(obj);
         let mut out = Vec::new();
         for ar in self.kinds.owned() {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, ar);
+            let api: Api<Owned> = Api::namespaced_with(self.client.clone(), ns, ar);
             if let Some(o) = get_opt(&api, &name).await? {
                 if owned_by(&o, obj) {
                     out.push((ar, name.clone()));
@@ -762,7 +761,7 @@ impl Ctx {
         ns: &str,
         obj: &DynamicObject,
     ) -> Result<(), Error> {
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, ar);
+        let api: Api<Owned> = Api::namespaced_with(self.client.clone(), ns, ar);
         let name = object_name(obj);
         match get_opt(&api, &name).await? {
             Some(o) if owned_by(&o, obj) => {
@@ -911,14 +910,16 @@ fn object_name(obj: &DynamicObject) -> String {
     format!("meshdlp-{}", obj.name_any())
 }
 
-fn owned_by(o: &DynamicObject, owner: &DynamicObject) -> bool {
+fn owned_by(o: &Owned, owner: &DynamicObject) -> bool {
     let Some(uid) = owner.uid() else {
         return false;
     };
     o.owner_references().iter().any(|r| r.uid == uid)
 }
 
-async fn get_opt(api: &Api<DynamicObject>, name: &str) -> Result<Option<DynamicObject>, Error> {
+/// An owned object's metadata (the whole object is sent; only the metadata is decoded, whatever
+/// the depth of the rest).
+async fn get_opt(api: &Api<Owned>, name: &str) -> Result<Option<Owned>, Error> {
     match api.get_opt(name).await {
         Ok(o) => Ok(o),
         // The kind is not served (e.g. no WasmPlugin CRD): nothing of it exists.
