@@ -216,6 +216,20 @@ def nested(levels, leaf="x"):
     return value
 
 
+def settled(controller, quiet=2.0, timeout=WAIT):
+    """Waits until the reconcile counter has not moved for `quiet` seconds; returns it."""
+    deadline = time.monotonic() + timeout
+    last, since = controller.metric("meshdlp_controller_reconciles"), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = controller.metric("meshdlp_controller_reconciles")
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    raise AssertionError("reconciles still moving after %ss:\n%s" % (timeout, controller.log()[-3000:]))
+
+
 def conditions(dp):
     return {c["type"]: c for c in (dp.get("status") or {}).get("conditions", [])}
 
@@ -736,6 +750,71 @@ def test_events_when_switched_on(cluster, controller):
         assert value not in dump, name
     cluster.kubectl(["delete", "datapolicy", "events", "-n", NS, "--wait=false"], check=True)
     wait_for("events gone", lambda: get(cluster, "datapolicy", "events") is None, controller)
+
+
+def store_deep(cluster, controller, doc):
+    """Creates `doc` (too deep for today's CRD) under the CRD of before the depth bound."""
+    def apply_crd(crd):
+        cluster.kubectl(["apply", "--server-side", "--field-manager", "meshdlp-test", "-f", "-"],
+                        input=json.dumps(crd), check=True)
+    try:
+        apply_crd(unbounded_crd())
+        # the server takes a moment to serve a new schema
+        wait_for("deep stored", lambda: cluster.kubectl(["create", "-f", "-"], input=json.dumps(doc)).returncode == 0,
+                 controller)
+    finally:
+        with open(CRD_FILE) as f:
+            apply_crd(yaml.safe_load(f))
+    probe = copy.deepcopy(doc)
+    probe["metadata"]["name"] += "-probe"
+    wait_for("the bound is back", lambda: cluster.kubectl(["create", "--dry-run=server", "-f", "-"],
+                                                          input=json.dumps(probe)).returncode != 0, controller)
+
+
+def events_about(cluster, ns, name):
+    """How many times events were recorded about `name` (an Event counts its series)."""
+    items = cluster.kubectl_json(["get", "events.events.k8s.io", "-n", ns])["items"]
+    return sum((e.get("series") or {}).get("count", 1) for e in items
+               if e.get("regarding", {}).get("name") == name)
+
+
+def test_too_deep_policy_keeps_its_status(cluster, controller):
+    """Regression (review of session 8): a DataPolicy too deep for the controller kept no
+    `status` when read (metadata only), so each reconcile found none: it wrote its conditions
+    again (a new lastTransitionTime, a new resourceVersion, whose echo reconciled it again) and
+    sent its three events again, until two writes landed in the same second; every later
+    reconcile (a restart, a mesh change) did it again. Now its status is kept and compared: the
+    verdict is written once and told once. Runs with --events=true (the test before)."""
+    deep = load("orders.yaml")
+    deep["metadata"].update(name="deep-status", namespace="legacy")
+    deep["spec"]["routes"][0]["response"]["defaultAction"] = nested(130, "redact")
+    deep["spec"]["selector"] = {"matchLabels": {"app": "deep-status"}}
+    store_deep(cluster, controller, deep)
+    versions = []
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:  # the resourceVersions it goes through
+        rv = get(cluster, "datapolicy", "deep-status", "legacy")["metadata"]["resourceVersion"]
+        if not versions or versions[-1] != rv:
+            versions.append(rv)
+        time.sleep(0.1)
+    dp = wait_for("deep-status refused", reconciled(cluster, "deep-status", "legacy"), controller)
+    assert conditions(dp)["Compiled"]["reason"] == "InvalidPolicy", conditions(dp)
+    events = events_about(cluster, "legacy", "deep-status")
+    print("too-deep policy: %d resourceVersions in 6 s, %d events" % (len(versions), events))
+    # created, then one status write
+    assert len(versions) <= 2, versions
+    assert events == 3, events  # Accepted, Compiled=False, Programmed=False: once each
+    rv = dp["metadata"]["resourceVersion"]
+    controller.stop()
+    controller.start(events=True)
+    wait_for("reconciled after the restart", lambda: (controller.metric("meshdlp_controller_reconciles") or 0) >= 1,
+             controller)
+    settled(controller)
+    time.sleep(1)
+    assert get(cluster, "datapolicy", "deep-status", "legacy")["metadata"]["resourceVersion"] == rv
+    assert events_about(cluster, "legacy", "deep-status") == events
+    cluster.kubectl(["delete", "datapolicy", "deep-status", "-n", "legacy", "--wait=false"], check=True)
+    wait_for("deep-status gone", lambda: get(cluster, "datapolicy", "deep-status", "legacy") is None, controller)
 
 
 def test_mesh_merge_failure_told_to_the_mesh_owner(cluster, controller):

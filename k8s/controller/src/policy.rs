@@ -6,8 +6,9 @@
 //! them, nested 130 levels deep, failed the DataPolicy list for every namespace, so nothing was
 //! reconciled anywhere (review of session 7). Here each object is first taken as raw JSON
 //! (serde_json skips a value without recursing), its depth is measured, and only then is it
-//! parsed; a deeper one keeps its metadata only and is refused by the reconcile
-//! (Compiled=False), where its owner sees it.
+//! parsed; a deeper one keeps its metadata and its `status` only and is refused by the reconcile
+//! (Compiled=False), where its owner sees it. Its status is kept so that an unchanged verdict is
+//! not written again (without it every reconcile rewrote the conditions and sent the events anew).
 //!
 //! The Istio objects the controller owns are read the same way ([`Owned`]): their metadata only,
 //! `managedFields` left out (a patch value nested 130 levels deep is recorded there as deeply).
@@ -72,6 +73,9 @@ pub fn depth(json: &str) -> usize {
 struct MetaOnly {
     #[serde(default)]
     metadata: MetaLite,
+    /// Taken raw and parsed only when shallow (the controller writes it; it is about 4 deep).
+    #[serde(default)]
+    status: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -119,11 +123,15 @@ impl Policy {
             });
         }
         let meta: MetaOnly = serde_json::from_str(json)?;
+        let mut data = serde_json::Map::new();
+        if let Some(status) = meta.status.filter(|s| depth(s.get()) <= MAX_DEPTH) {
+            data.insert("status".into(), serde_json::from_str(status.get())?);
+        }
         Ok(Policy {
             obj: DynamicObject {
                 types: None,
                 metadata: meta.metadata.into(),
-                data: serde_json::Value::Object(serde_json::Map::new()),
+                data: serde_json::Value::Object(data),
             },
             too_deep: Some(d),
         })
@@ -272,6 +280,34 @@ mod tests {
         assert!(
             matches!(got, kube::core::WatchEvent::Added(p) if p.too_deep.is_some_and(|d| d > 500))
         );
+    }
+
+    /// Regression (review of session 8): a too-deep DataPolicy kept no status, so every reconcile
+    /// found none and wrote its conditions (and sent its events) again.
+    #[test]
+    fn a_deep_object_keeps_its_status() {
+        let status =
+            r#"{"observedGeneration":3,"conditions":[{"type":"Compiled","status":"False"}]}"#;
+        let json =
+            nested(130).replacen(r#","spec":"#, &format!(r#","status":{status},"spec":"#), 1);
+        let got = Policy::from_json(&json).unwrap();
+        assert!(got.too_deep.is_some());
+        assert_eq!(
+            got.data["status"],
+            serde_json::from_str::<serde_json::Value>(status).unwrap()
+        );
+        // A status too deep itself is dropped, not parsed.
+        let mut deep_status = "1".to_string();
+        for _ in 0..200 {
+            deep_status = format!("[{deep_status}]");
+        }
+        let json = nested(130).replacen(
+            r#","spec":"#,
+            &format!(r#","status":{deep_status},"spec":"#),
+            1,
+        );
+        let got = Policy::from_json(&json).unwrap();
+        assert!(got.data.get("status").is_none());
     }
 
     /// Regression (review of session 8): a labelled EnvoyFilter nested 130 levels deep (its patch
