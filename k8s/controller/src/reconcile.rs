@@ -14,8 +14,9 @@
 //! - An object the API server refuses (Istio's schema, etcd's size limit) gives Programmed=False
 //!   (ApplyFailed) with the server's message; it is retried with exponential backoff (5 s doubling
 //!   to 5 min), as are failed reconciles.
-//! - Conflicts are decided on the cache and looked at again when the policy they lost to changes
-//!   or goes (an event, not a poll): no list call per conflicting policy.
+//! - Conflicts are decided on the cache and looked at again when the winner of their workload set
+//!   changes (a policy starts or stops winning, or goes): an event, not a poll, and no list call.
+//!   N policies with one selector cost O(N) reconciles, not O(N^2).
 //! - The owned EnvoyFilters and WasmPlugins are read as metadata only ([`Owned`]): one nested
 //!   deeper than serde_json's limit fails neither the owned watch nor a reconcile.
 
@@ -125,6 +126,8 @@ struct Ctx {
     recheck: mpsc::UnboundedSender<ObjectRef<Policy>>,
     /// Winner (`ns/name`) -> the policies that lost a conflict to it.
     losers: Mutex<HashMap<String, HashSet<ObjectRef<Policy>>>>,
+    /// Policies (`ns/name`) that won their workload set at their last reconcile -> its selector.
+    winners: Mutex<HashMap<String, Value>>,
     /// Consecutive failures per DataPolicy uid (apply refused, reconcile error), and the
     /// generation they were counted at: the backoff.
     failures: Mutex<HashMap<String, (Option<i64>, u32)>>,
@@ -212,6 +215,7 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
         store: controller.store(),
         recheck,
         losers: Mutex::default(),
+        winners: Mutex::default(),
         failures: Mutex::default(),
         stale_mesh: Mutex::default(),
     });
@@ -344,20 +348,37 @@ impl Ctx {
         }
     }
 
-    /// `obj` changed or goes: the policies that lost a conflict to it, and the younger ones of
-    /// its namespace with its selector (they may lose to it now), are reconciled again. One
-    /// pass over the cache; a policy only ever wakes younger ones (no cycle).
-    fn recheck_conflicts(&self, obj: &DynamicObject) {
-        let mut refs = lock(&self.losers).remove(&id(obj)).unwrap_or_default();
-        let ns = obj.namespace();
-        let selector = selector_of(obj);
-        for other in self.store.state() {
-            if other.namespace() == ns
-                && other.uid() != obj.uid()
-                && age(&other) > age(obj)
-                && selector_of(&other) == selector
-            {
-                refs.insert(self.policy_ref(&other));
+    /// `obj` was reconciled (`wins`: it won its workload set, the selector) or goes (None).
+    /// Only when the winner changes are others reconciled again: when `obj` stops winning (or
+    /// wins elsewhere), the policies that lost to it; when it starts winning, the younger ones
+    /// of its namespace with its selector (they lose to it now). A reconcile that changes no
+    /// winner - a status write's echo, a spec change of the winner - wakes nobody: N policies
+    /// with one selector cost O(N) reconciles (each woke every younger one: O(N^2)). One pass
+    /// over the cache at most; a policy only ever wakes younger ones or its losers (no cycle).
+    fn settle_conflicts(&self, obj: &DynamicObject, wins: Option<Value>) {
+        let key = id(obj);
+        let before = {
+            let mut winners = lock(&self.winners);
+            match &wins {
+                Some(selector) => winners.insert(key.clone(), selector.clone()),
+                None => winners.remove(&key),
+            }
+        };
+        let mut refs = HashSet::new();
+        // Its losers, once it no longer wins what they lost (or never did: stale registrations).
+        if wins.is_none() || before.as_ref().is_some_and(|b| Some(b) != wins.as_ref()) {
+            refs.extend(lock(&self.losers).remove(&key).unwrap_or_default());
+        }
+        if let Some(selector) = wins.as_ref().filter(|&w| before.as_ref() != Some(w)) {
+            let ns = obj.namespace();
+            for other in self.store.state() {
+                if other.namespace() == ns
+                    && other.uid() != obj.uid()
+                    && age(&other) > age(obj)
+                    && selector_of(&other) == *selector
+                {
+                    refs.insert(self.policy_ref(&other));
+                }
             }
         }
         for r in refs {
@@ -494,8 +515,13 @@ impl Ctx {
         Ok(winner)
     }
 
-    /// Parse, merge and render with the engine.
-    async fn render(&self, obj: &Policy) -> Result<Result<Rendered, Refused>, Error> {
+    /// Parse, merge and render with the engine. `wins`: set when `obj` is the winner of its
+    /// workload set (a namespace policy that parses, with no older one of its selector).
+    async fn render(
+        &self,
+        obj: &Policy,
+        wins: &mut bool,
+    ) -> Result<Result<Rendered, Refused>, Error> {
         let refused = |e: PolicyError| {
             let not_accepted = e
                 .message()
@@ -544,6 +570,7 @@ impl Ctx {
                     mesh: None,
                 }));
             }
+            *wins = true;
             match self.mesh_policy().await? {
                 None => None,
                 Some((mesh, Ok(parsed))) => Some((mesh, parsed)),
@@ -579,7 +606,8 @@ impl Ctx {
         let ns = obj.namespace().ok_or(Error::NoNamespace)?;
         let mut requeue = Duration::from_secs(30 * 60);
         let mut stale_mesh = None;
-        let conditions = match self.render(obj).await? {
+        let mut wins = false;
+        let conditions = match self.render(obj, &mut wins).await? {
             Ok(rendered) => {
                 let mut compiled = "the engine compiled the policy".to_string();
                 if let Some(mesh) = &rendered.merged_with {
@@ -657,7 +685,7 @@ impl Ctx {
                 .await;
         }
         self.write_status(api, obj, &conditions).await?;
-        self.recheck_conflicts(obj);
+        self.settle_conflicts(obj, wins.then(|| selector_of(obj)));
         Ok(Action::requeue(requeue))
     }
 
@@ -785,7 +813,7 @@ impl Ctx {
         }
         self.mark_mesh(obj, None).await;
         self.succeeded(obj);
-        self.recheck_conflicts(obj);
+        self.settle_conflicts(obj, None);
         self.event(
             obj,
             EventType::Normal,
