@@ -8,9 +8,11 @@
 //! - A finalizer deletes the owned objects when the DataPolicy goes (owner references are set
 //!   too, for the garbage collector of a real cluster; the test server has none).
 //! - A change to a DataPolicy in the mesh root namespace re-reconciles every DataPolicy: the
-//!   namespace ones carry the mesh rules (engine merge). A namespace policy that cannot take the
-//!   new mesh rules says so (Compiled=False, MeshMergeFailed), and so does the mesh policy's owner
-//!   side: a Warning event on the mesh policy and the `stale_mesh_policies` gauge.
+//!   namespace ones carry the mesh rules (engine merge). The change is seen on the controller's
+//!   own reflector, after its cache has it, and the mesh policy is read from that cache (no list
+//!   call per reconcile). A namespace policy that cannot take the new mesh rules says so
+//!   (Compiled=False, MeshMergeFailed), and so does the mesh policy's owner side: a Warning event
+//!   on the mesh policy and the `stale_mesh_policies` gauge.
 //! - An object the API server refuses (Istio's schema, etcd's size limit) gives Programmed=False
 //!   (ApplyFailed) with the server's message; it is retried with exponential backoff (5 s doubling
 //!   to 5 min), as are failed reconciles.
@@ -27,14 +29,15 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event as Finalize};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{reflector, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use meshdlp::k8s::{
@@ -162,20 +165,29 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
     let kinds = Kinds::new();
     let policies: Api<Policy> = Api::all_with(client.clone(), &kinds.policy);
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}=meshdlp"));
-    let mesh_policies: Api<Policy> =
-        Api::namespaced_with(client.clone(), &settings.mesh_root_namespace, &kinds.policy);
     let (recheck, rechecks) = mpsc::unbounded();
+    let (mesh_changed, mesh_changes) = mpsc::unbounded();
+    // The controller's own reflector (what Controller::new_with builds), with the mesh policy's
+    // changes taken off it after the cache applied them: the reconciles they trigger read the
+    // new mesh rules from the cache.
+    let writer = Writer::new(kinds.policy.clone());
+    let cache = writer.as_reader();
+    let policy_events = reflector(writer, watcher(policies, watcher::Config::default()))
+        .inspect(mesh_change_detector(
+            settings.mesh_root_namespace.clone(),
+            mesh_changed,
+        ))
+        .applied_objects();
     // Owned objects: metadata only, whatever their depth (crate::policy::Owned).
     let owned = |ar: &ApiResource| {
         watcher(Api::<Owned>::all_with(client.clone(), ar), managed.clone()).touched_objects()
     };
-    let controller =
-        Controller::new_with(policies, watcher::Config::default(), kinds.policy.clone())
-            .owns_stream_with(owned(&kinds.envoy_filter), kinds.envoy_filter.clone())
-            .owns_stream_with(owned(&kinds.wasm_plugin), kinds.wasm_plugin.clone())
-            .reconcile_all_on(mesh_changes(mesh_policies))
-            .reconcile_on(rechecks)
-            .shutdown_on_signal();
+    let controller = Controller::for_stream_with(policy_events, cache, kinds.policy.clone())
+        .owns_stream_with(owned(&kinds.envoy_filter), kinds.envoy_filter.clone())
+        .owns_stream_with(owned(&kinds.wasm_plugin), kinds.wasm_plugin.clone())
+        .reconcile_all_on(mesh_changes)
+        .reconcile_on(rechecks)
+        .shutdown_on_signal();
     let store = controller.store();
     {
         let health = health.clone();
@@ -231,29 +243,60 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
     Ok(())
 }
 
-/// One `()` per change of a mesh policy (its generation, its deletion), so every DataPolicy is
-/// reconciled against the new mesh rules. Status writes do not count.
-fn mesh_changes(api: Api<Policy>) -> impl Stream<Item = ()> + Send + 'static {
-    let mut seen: HashMap<String, (Option<i64>, bool)> = HashMap::new();
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .filter_map(move |event| {
-            let changed = match event {
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                    let state = (
-                        o.metadata.generation,
-                        o.metadata.deletion_timestamp.is_some(),
-                    );
-                    seen.insert(o.uid().unwrap_or_default(), state) != Some(state)
-                }
-                Ok(watcher::Event::Delete(o)) => {
-                    seen.remove(&o.uid().unwrap_or_default());
+/// A mesh policy's state as far as the namespace policies care: its generation, its deletion.
+type MeshState = HashMap<String, (Option<i64>, bool)>;
+
+/// Sends one `()` per change of a mesh policy (its generation, its deletion, its removal), so
+/// every DataPolicy is reconciled against the new mesh rules; status writes do not count. Runs
+/// on the controller's reflector stream, after the cache applied the event (a relist's objects
+/// are in the cache only at `InitDone`: the change is told then).
+fn mesh_change_detector(
+    root: String,
+    changed: mpsc::UnboundedSender<()>,
+) -> impl FnMut(&Result<watcher::Event<Policy>, watcher::Error>) + Send + 'static {
+    let mut seen = MeshState::new();
+    let mut relist: Option<MeshState> = None;
+    move |event| {
+        let Ok(event) = event else { return };
+        let in_root = |o: &Policy| o.namespace().as_deref() == Some(root.as_str());
+        let state = |o: &Policy| {
+            (
+                o.metadata.generation,
+                o.metadata.deletion_timestamp.is_some(),
+            )
+        };
+        let tell = match event {
+            watcher::Event::Init => {
+                relist = Some(MeshState::new());
+                false
+            }
+            watcher::Event::InitApply(o) if in_root(o) => {
+                relist
+                    .get_or_insert_with(MeshState::new)
+                    .insert(o.uid().unwrap_or_default(), state(o));
+                false
+            }
+            watcher::Event::InitDone => match relist.take() {
+                Some(now) if now != seen => {
+                    seen = now;
                     true
                 }
                 _ => false,
-            };
-            futures::future::ready(changed.then_some(()))
-        })
+            },
+            watcher::Event::Apply(o) if in_root(o) => {
+                seen.insert(o.uid().unwrap_or_default(), state(o)) != Some(state(o))
+            }
+            watcher::Event::Delete(o) if in_root(o) => {
+                seen.remove(&o.uid().unwrap_or_default());
+                true
+            }
+            _ => false,
+        };
+        if tell {
+            // Closed only when the controller stops.
+            let _ = changed.unbounded_send(());
+        }
+    }
 }
 
 fn error_policy(obj: Arc<Policy>, error: &Error, ctx: Arc<Ctx>) -> Action {
@@ -428,32 +471,30 @@ impl Ctx {
         Ok(value)
     }
 
-    /// The DataPolicies of the mesh root namespace that are not being deleted, oldest first
-    /// (read fresh, not from the cache: a mesh change re-reconciles everything and must not
-    /// race the cache).
-    async fn mesh_policies(&self) -> Result<Vec<Policy>, Error> {
-        let api: Api<Policy> = Api::namespaced_with(
-            self.client.clone(),
-            &self.settings.mesh_root_namespace,
-            &self.kinds.policy,
-        );
-        let mut list: Vec<Policy> = api
-            .list(&ListParams::default())
-            .await?
-            .items
+    /// The DataPolicies of the mesh root namespace that are not being deleted, oldest first,
+    /// from the controller's cache. A mesh change is told to the reconciles only after the cache
+    /// applied it (`mesh_change_detector`), so they read the new rules; no list call.
+    fn mesh_policies(&self) -> Vec<Arc<Policy>> {
+        let root = self.settings.mesh_root_namespace.as_str();
+        let mut list: Vec<Arc<Policy>> = self
+            .store
+            .state()
             .into_iter()
-            .filter(|o| o.metadata.deletion_timestamp.is_none())
+            .filter(|o| {
+                o.namespace().as_deref() == Some(root) && o.metadata.deletion_timestamp.is_none()
+            })
             .collect();
         list.sort_by(|a, b| {
             (&a.metadata.creation_timestamp, a.name_any())
                 .cmp(&(&b.metadata.creation_timestamp, b.name_any()))
         });
-        Ok(list)
+        list
     }
 
     /// The mesh policy a namespace policy merges with: the oldest of the mesh root namespace.
-    async fn mesh_policy(&self) -> Result<Option<(Policy, Result<DataPolicy, String>)>, Error> {
-        let Some(mesh) = self.mesh_policies().await?.into_iter().next() else {
+    #[allow(clippy::type_complexity)]
+    fn mesh_policy(&self) -> Result<Option<(Arc<Policy>, Result<DataPolicy, String>)>, Error> {
+        let Some(mesh) = self.mesh_policies().into_iter().next() else {
             return Ok(None);
         };
         if let Some(depth) = mesh.too_deep {
@@ -517,11 +558,7 @@ impl Ctx {
 
     /// Parse, merge and render with the engine. `wins`: set when `obj` is the winner of its
     /// workload set (a namespace policy that parses, with no older one of its selector).
-    async fn render(
-        &self,
-        obj: &Policy,
-        wins: &mut bool,
-    ) -> Result<Result<Rendered, Refused>, Error> {
+    fn render(&self, obj: &Policy, wins: &mut bool) -> Result<Result<Rendered, Refused>, Error> {
         let refused = |e: PolicyError| {
             let not_accepted = e
                 .message()
@@ -547,7 +584,7 @@ impl Ctx {
         let root = self.settings.mesh_root_namespace.as_str();
         let mesh = if dp.namespace.as_deref() == Some(root) {
             // One mesh policy: its filter is `meshdlp.mesh`, two would both be inserted.
-            if let Some(oldest) = self.mesh_policies().await?.first() {
+            if let Some(oldest) = self.mesh_policies().first() {
                 if oldest.uid() != obj.uid() {
                     return Ok(Err(Refused {
                         error: format!(
@@ -571,14 +608,14 @@ impl Ctx {
                 }));
             }
             *wins = true;
-            match self.mesh_policy().await? {
+            match self.mesh_policy()? {
                 None => None,
                 Some((mesh, Ok(parsed))) => Some((mesh, parsed)),
                 Some((mesh, Err(error))) => {
                     return Ok(Err(Refused {
                         error,
                         not_accepted: None,
-                        mesh: Some(mesh.obj),
+                        mesh: Some(mesh.obj.clone()),
                     }))
                 }
             }
@@ -594,7 +631,7 @@ impl Ctx {
                 // Compiles alone, not with the mesh policy: the mesh update is what it cannot take.
                 if let (Ok(Err(r)), Some((mesh, _))) = (&mut out, mesh) {
                     if r.not_accepted.is_none() && render(&dp, None, &opts).is_ok() {
-                        r.mesh = Some(mesh.obj);
+                        r.mesh = Some(mesh.obj.clone());
                     }
                 }
                 out
@@ -607,7 +644,7 @@ impl Ctx {
         let mut requeue = Duration::from_secs(30 * 60);
         let mut stale_mesh = None;
         let mut wins = false;
-        let conditions = match self.render(obj, &mut wins).await? {
+        let conditions = match self.render(obj, &mut wins)? {
             Ok(rendered) => {
                 let mut compiled = "the engine compiled the policy".to_string();
                 if let Some(mesh) = &rendered.merged_with {
@@ -985,6 +1022,57 @@ mod tests {
             "{}",
             m.len()
         );
+    }
+
+    /// The mesh policy's changes are told once each, status writes not at all, a relist's at
+    /// its end (when the cache has them) and only if something changed meanwhile.
+    #[test]
+    fn mesh_changes_are_told_once_and_after_a_relist() {
+        let (tx, mut rx) = mpsc::unbounded();
+        let mut detect = mesh_change_detector("istio-system".into(), tx);
+        let policy = |ns: &str, uid: &str, generation: i64| {
+            let json = serde_json::json!({
+                "apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": "p", "namespace": ns, "uid": uid, "generation": generation},
+                "spec": {},
+            });
+            Policy::from_json(&json.to_string()).unwrap()
+        };
+        let mut told = |events: Vec<watcher::Event<Policy>>| {
+            for e in events {
+                detect(&Ok(e));
+            }
+            let mut n = 0;
+            while let Ok(()) = rx.try_recv() {
+                n += 1;
+            }
+            n
+        };
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        let start = vec![
+            Init,
+            InitApply(policy("istio-system", "m", 1)),
+            InitApply(policy("shop", "s", 1)),
+        ];
+        assert_eq!(told(start), 0, "not before the cache has them");
+        assert_eq!(told(vec![InitDone]), 1);
+        assert_eq!(
+            told(vec![Apply(policy("istio-system", "m", 1))]),
+            0,
+            "a status write"
+        );
+        assert_eq!(told(vec![Apply(policy("istio-system", "m", 2))]), 1);
+        assert_eq!(
+            told(vec![Apply(policy("shop", "s", 2))]),
+            0,
+            "not a mesh policy"
+        );
+        let same = vec![Init, InitApply(policy("istio-system", "m", 2)), InitDone];
+        assert_eq!(told(same), 0, "a relist with nothing changed");
+        assert_eq!(told(vec![Init, InitDone]), 1, "deleted while not watched");
+        assert_eq!(told(vec![Apply(policy("istio-system", "n", 1))]), 1);
+        assert_eq!(told(vec![Delete(policy("istio-system", "n", 1))]), 1);
+        assert_eq!(told(vec![Delete(policy("shop", "s", 2))]), 0);
     }
 
     #[test]
