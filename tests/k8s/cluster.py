@@ -3,10 +3,14 @@ behind our own main()), a docker-registry, and a kubeconfig for the project-loca
 
 Everything comes from `make k8s-tools` (.tools/k8s); state lives under .work/k8s and is made anew on
 each start (PKI, etcd data, registry storage). Every wait is bounded, every process is stopped by
-its pid, also when the start fails half way. What the server does not have (no Namespaces, RBAC,
+its pid, also when the start fails half way, and also when the test process itself is told to stop:
+SIGTERM or SIGHUP ends every process started here (and those the tests registered with `track`)
+before the test process dies of the signal, and the servers get SIGKILL from the kernel if it
+dies without a chance to (PR_SET_PDEATHSIG). What the server does not have (no Namespaces, RBAC,
 garbage collector, admission webhooks, Pods...) is in k8s/testserver/main.go; Leases and Events
 exist only as the shim CRDs applied here."""
 
+import ctypes
 import json
 import os
 import shutil
@@ -14,8 +18,10 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
+import weakref
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOLS = os.path.join(ROOT, ".tools", "k8s")
@@ -58,6 +64,79 @@ SHIM_CRDS = [
     _shim_crd("coordination.k8s.io", "leases", "Lease", root_fields=False),
     _shim_crd("events.k8s.io", "events", "Event", root_fields=True),
 ]
+
+
+# Processes to end when the test process gets SIGTERM/SIGHUP: every server of a Cluster, and what
+# tests register (controllers, Envoy). Weak: a finished test's Popen is not kept alive.
+_TRACKED = weakref.WeakSet()
+_CLUSTERS = weakref.WeakSet()
+_HANDLED = (signal.SIGTERM, signal.SIGHUP)
+_previous = {}
+
+
+def track(proc):
+    """Ends `proc` (a Popen, best started with start_new_session=True) if the test process is
+    stopped by SIGTERM/SIGHUP; installs the handler on first use. Returns proc."""
+    _install_handler()
+    _TRACKED.add(proc)
+    return proc
+
+
+def _end(procs, grace=5.0):
+    """SIGTERM to every live one, SIGKILL to what still runs after `grace` seconds; by pid."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        try:
+            p.terminate()
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    for p in live:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)
+
+
+def _on_signal(signum, frame):
+    """Stop everything we started, then die of the signal as before (exit status 128+signum)."""
+    for s in _HANDLED:  # a second signal while stopping: die at once
+        signal.signal(s, _previous.get(s, signal.SIG_DFL))
+    try:
+        _end([p for p in list(_TRACKED) if not any(p in c.procs.values() for c in list(_CLUSTERS))])
+        for c in list(_CLUSTERS):
+            try:
+                c.stop()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                pass
+    finally:
+        handler = _previous.get(signum, signal.SIG_DFL)
+        if callable(handler) and handler is not _on_signal:
+            handler(signum, frame)
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+
+def _install_handler():
+    """Only the main thread may set handlers (pytest runs tests there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s in _HANDLED:
+        current = signal.getsignal(s)
+        if current is not _on_signal:
+            _previous[s] = current if current not in (None, signal.SIG_IGN) else signal.SIG_DFL
+            signal.signal(s, _on_signal)
+
+
+def _die_with_parent():
+    """In the child before exec: the kernel sends SIGKILL when the test process dies (even by
+    SIGKILL, when no handler runs). Linux only; elsewhere nothing."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port():
@@ -114,6 +193,8 @@ class Cluster:
             if not os.access(path, os.X_OK):
                 raise RuntimeError("%s missing: run `make k8s-tools`" % path)
         self._kill_leftovers()
+        _install_handler()
+        _CLUSTERS.add(self)
         shutil.rmtree(self.work, ignore_errors=True)
         os.makedirs(self.work)
         try:
@@ -178,8 +259,9 @@ class Cluster:
     def _spawn(self, name, argv, env=None):
         log = open(os.path.join(self.work, name + ".log"), "w")
         self.logs[name] = log
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=self.work, env=env, start_new_session=True)
+        self.procs[name] = track(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                  cwd=self.work, env=env, start_new_session=True,
+                                                  preexec_fn=_die_with_parent))
         with open(os.path.join(self.work, "pids.json"), "w") as f:
             json.dump({p.args[0]: p.pid for p in self.procs.values()}, f)
 

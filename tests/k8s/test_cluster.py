@@ -3,10 +3,15 @@ real apiextensions-apiserver, the Lease shim works, the registry answers, kubect
 
 import json
 import os
+import signal
 import ssl
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 
+import pytest
 import yaml
 
 import cluster as cluster_mod
@@ -143,3 +148,88 @@ def test_version_and_client_cert_auth(cluster):
         raise AssertionError("anonymous /apis allowed")
     except urllib.error.HTTPError as e:
         assert e.code == 403, e
+
+
+CHILD_CONFTEST = '''
+import importlib.util
+import sys
+
+sys.path.insert(0, %(k8s)r)
+_spec = importlib.util.spec_from_file_location("k8s_conftest", %(conftest)r)
+_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mod)
+cluster = _mod.cluster  # the session fixture of tests/k8s, unchanged
+'''
+
+CHILD_TEST = '''
+import json
+import time
+
+
+def test_hold(cluster):
+    print("PIDS " + json.dumps({name: p.pid for name, p in cluster.procs.items()}), flush=True)
+    time.sleep(300)
+'''
+
+
+def _runs(pid, exe):
+    """`pid` is alive (not a zombie) and runs `exe`."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().split(b"\0")[0].decode(errors="replace") == exe
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_sigterm_of_the_test_process_stops_the_servers(cluster, tmp_path, signum):
+    """Regression (review of session 8): a pytest process ended by SIGTERM (a CI timeout, a killed
+    job) left etcd, the API server and the registry running - Python's default SIGTERM action exits
+    without running the fixtures' finalizers, and the servers run in their own sessions. Now
+    cluster.py stops them, by pid, before the process dies of the signal; after a SIGKILL (no
+    handler runs) the kernel kills them (PR_SET_PDEATHSIG). A second pytest with its own cluster
+    (its own MESHDLP_K8S_WORK) is started and sent the signal."""
+    k8s = os.path.dirname(os.path.abspath(cluster_mod.__file__))
+    (tmp_path / "conftest.py").write_text(CHILD_CONFTEST % {"k8s": k8s, "conftest": os.path.join(k8s, "conftest.py")})
+    (tmp_path / "test_child.py").write_text(CHILD_TEST)
+    env = dict(os.environ, MESHDLP_K8S_WORK=os.path.join(cluster.work, "sigterm-child"))
+    child = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "--rootdir",
+                              str(tmp_path), str(tmp_path / "test_child.py")], cwd=str(tmp_path), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    exes = {"etcd": cluster_mod.ETCD, "testserver": cluster_mod.TESTSERVER, "registry": cluster_mod.REGISTRY}
+    pids = {}
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("PIDS "):
+                pids = json.loads(line[5:])
+                break
+        assert set(pids) == set(exes), "".join(lines)
+        assert all(_runs(pid, exes[name]) for name, pid in pids.items()), pids
+        t0 = time.monotonic()
+        child.send_signal(signum)
+        assert child.wait(timeout=60) == -signum  # it still dies of the signal
+        took = time.monotonic() - t0
+        deadline = time.monotonic() + 10  # SIGKILL: the kernel's signal is not waited for
+        while time.monotonic() < deadline and any(_runs(pid, exes[name]) for name, pid in pids.items()):
+            time.sleep(0.1)
+        left = {name: pid for name, pid in pids.items() if _runs(pid, exes[name])}
+        print("%s to exit %.2fs, left running: %s" % (signal.Signals(signum).name, took, left))
+        assert left == {}, left
+        # stopped cleanly: no leftovers for the next start to end (after SIGKILL it does that)
+        assert os.path.exists(os.path.join(env["MESHDLP_K8S_WORK"], "pids.json")) == (signum == signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        for name, pid in pids.items():  # never leave them behind, also when the test fails
+            if _runs(pid, exes[name]):
+                os.kill(pid, signal.SIGKILL)

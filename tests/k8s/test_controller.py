@@ -96,8 +96,9 @@ class Controller:
         env.pop("KUBECONFIG", None)
         log = open(self.log_path, "a")
         try:
-            self.proc = subprocess.Popen(self.argv(events, leader), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            self.proc = cluster_mod.track(subprocess.Popen(
+                self.argv(events, leader), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True))
         finally:
             log.close()
         deadline = time.monotonic() + WAIT

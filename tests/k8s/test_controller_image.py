@@ -309,8 +309,8 @@ def test_image_binary_reconciles_on_the_api_server(cluster, istio_crds, image, r
                                           "--leader-election=false", "--events=false",
                                           "--health-addr=127.0.0.1:%d" % port])
     with open(log, "w") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={},
-                                start_new_session=True)
+        proc = cluster_mod.track(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                                  stdin=subprocess.DEVNULL, env={}, start_new_session=True))
     dp = {"apiVersion": "meshdlp.io/v1alpha1", "kind": "DataPolicy",
           "metadata": {"name": "image", "namespace": NS},
           "spec": {"selector": {"matchLabels": {"app": "image"}},

@@ -96,10 +96,10 @@ class Proxy:
         self.sidecar, self.port, self.admin = sidecar, port, admin
         self.log_path = os.path.join(sidecar.out, name + ".log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
+        self.proc = cluster_mod.track(subprocess.Popen(
             [harness.ENVOY, "-c", sidecar.bootstrap_path, "--use-dynamic-base-id", "--concurrency", "1",
              "--reject-unknown-dynamic-fields", "--log-level", "warn", "--component-log-level", "wasm:info"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True))
 
     def wait_ready(self, timeout=60):  # V8 compiles the 2.9 MB module in 6-10 s at load 5
         deadline = time.monotonic() + timeout
