@@ -149,6 +149,17 @@ class Controller:
 def crd(cluster, istio_crds):
     cluster.kubectl(["apply", "--server-side", "--field-manager", "meshdlp-test", "-f", CRD_FILE], check=True)
     cluster.wait_established(["datapolicies.meshdlp.io"])
+    clean_slate(cluster)
+
+
+def clean_slate(cluster):
+    """The session shares one API server, and pytest may run the modules in any order: what
+    another module left (test_crd.py's DataPolicies in `shop`, several with the same empty
+    selector; Istio objects labelled as ours) would be reconciled here and counted by the tests
+    below (e.g. no owned object may be left after the deletes). Start from none."""
+    release_finalizers(cluster)
+    cluster.kubectl(["delete", "datapolicies", "--all", "-A", "--timeout=60s"], check=True, timeout=90)
+    cluster.kubectl(["delete", "envoyfilters,wasmplugins", "--all", "-A", "--timeout=60s"], check=True, timeout=90)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,14 @@ def crd(cluster):
     r = cluster.kubectl(["apply", "--server-side", "--field-manager", "meshdlp-test", "-f", CRD_FILE], check=True)
     assert "datapolicies.meshdlp.io" in r.stdout
     cluster.wait_established([CRD_NAME])
-    return cluster.kubectl_json(["get", "crd", CRD_NAME])
+    yield cluster.kubectl_json(["get", "crd", CRD_NAME])
+    # The session shares one API server: the DataPolicies created here would be reconciled by
+    # the controller of a later module (test_controller.py counts what is programmed).
+    cluster.kubectl(["delete", "datapolicies", "-n", NS, "--ignore-not-found", "--wait=false", *CREATED], check=True)
+
+
+# Every DataPolicy the tests here store (removed at the end of the module).
+CREATED = ["shop", "status-check", "columns", "update", "nulls", "scopes-ok", "scopes-header"]
 
 
 def example_spec():
