@@ -7,10 +7,12 @@ PYTHON    ?= python3
 VENV      := .venv
 ENVOY     := $(VENV)/bin/envoy
 PYTEST    := $(VENV)/bin/pytest
-WASM_DIR  := target/wasm32-wasip1/wasm
+# cargo's output directory (CARGO_TARGET_DIR moves it).
+TARGET    := $(or $(CARGO_TARGET_DIR),target)
+WASM_DIR  := $(TARGET)/wasm32-wasip1/wasm
 FILTER    := $(WASM_DIR)/meshdlp_filter.wasm
 NOOP      := $(WASM_DIR)/noop_filter.wasm
-CLI       := target/release/meshdlp
+CLI       := $(TARGET)/release/meshdlp
 ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \

@@ -23,7 +23,8 @@ ROOT = cluster_mod.ROOT
 BASE = os.path.join(ROOT, "k8s", "deploy", "base")
 OVERLAY = os.path.join(ROOT, "k8s", "deploy", "overlays", "example")
 CRD_FILE = os.path.join(ROOT, "k8s", "crd", "datapolicies.meshdlp.io.yaml")
-MESHDLP = os.path.join(ROOT, "target", "release", "meshdlp")
+# cargo's output, moved by CARGO_TARGET_DIR as the Makefile's builds are.
+MESHDLP = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "release", "meshdlp")
 
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 PLACEHOLDER_DIGEST = "@sha256:" + "0" * 64

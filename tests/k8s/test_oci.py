@@ -20,7 +20,9 @@ import cluster as cluster_mod
 import istio_fetch
 import oci
 
-WASM = os.path.join(cluster_mod.ROOT, "target", "wasm32-wasip1", "wasm", "meshdlp_filter.wasm")
+# cargo's output, moved by CARGO_TARGET_DIR as the Makefile's builds are.
+TARGET = os.path.join(cluster_mod.ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+WASM = os.path.join(TARGET, "wasm32-wasip1", "wasm", "meshdlp_filter.wasm")
 RAW_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
 
 
