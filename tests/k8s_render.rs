@@ -926,3 +926,17 @@ fn names_from_the_input_cannot_end_the_comment_block() {
         }
     }
 }
+
+#[test]
+fn enforced_only_on_the_mesh_policy() {
+    let ns = namespace_policy(json!({"enforced": true}));
+    let e = k8s::render(&ns, None, &opts()).unwrap_err();
+    assert_eq!(e.location(), "spec.enforced");
+    assert!(e.message().starts_with("only the mesh policy"), "{e}");
+    // The mesh policy itself renders with it (it changes nothing in its own objects).
+    let mut mesh = load("mesh.yaml");
+    let plain = k8s::render(&mesh, None, &opts()).unwrap();
+    mesh.enforced = true;
+    let enforced = k8s::render(&mesh, None, &opts()).unwrap();
+    assert_eq!(plain.objects, enforced.objects);
+}

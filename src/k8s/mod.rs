@@ -6,10 +6,11 @@
 //! that output, committed (`make crd` regenerates it, a test fails when it is stale).
 //!
 //! A `DataPolicy`'s `spec` is a policy manifest, its fields at the top level (so the engine's
-//! error locations read `spec.routes[2]...`), plus three fields of its own: `selector.matchLabels`
+//! error locations read `spec.routes[2]...`), plus four fields of its own: `selector.matchLabels`
 //! (which workloads; empty = the whole namespace), `delivery.mode` (`EnvoyFilter`, the default,
-//! or `WasmPlugin`) and `scopes` (where the filter finds the caller's verified scopes: the
-//! filter's own `scopes` setting). The API server checks what a schema and CEL can (shapes, enums, ranges,
+//! or `WasmPlugin`), `scopes` (where the filter finds the caller's verified scopes: the
+//! filter's own `scopes` setting) and `enforced` (on the mesh policy: a floor that namespace
+//! policies cannot go below, see [`merge()`]). The API server checks what a schema and CEL can (shapes, enums, ranges,
 //! unique route names / class names / key ids, exclusive route match fields); the rest is checked
 //! by compiling the policy with the engine.
 //!

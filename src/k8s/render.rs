@@ -228,6 +228,12 @@ pub fn render(
     }
     let root = opts.mesh_root_namespace.as_str();
     let mesh_wide = namespace == root;
+    if dp.enforced && !mesh_wide {
+        return Err(PolicyError::new(
+            "spec.enforced",
+            format!("only the mesh policy (in the mesh root namespace `{root}`) can be enforced: it makes the mesh rules a floor for the namespace policies"),
+        ));
+    }
     let merged: Option<Merged> = match mesh {
         None => None,
         Some(_) if mesh_wide => {

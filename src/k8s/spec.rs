@@ -153,6 +153,9 @@ pub struct DataPolicy {
     pub delivery: DeliveryMode,
     /// `spec.scopes`: where the filter finds the caller's verified scopes.
     pub scopes: Option<Scopes>,
+    /// `spec.enforced`: on the mesh policy, its rules are a floor that namespace policies cannot
+    /// go below ([`super::merge()`]); refused on any other policy ([`super::render()`]).
+    pub enforced: bool,
     /// The rest of `spec`: a policy manifest.
     pub manifest: Manifest,
 }
@@ -288,6 +291,11 @@ impl DataPolicy {
             None | Some(Value::Null) => None,
             Some(v) => Some(deserialize_located(v).map_err(|e| under("spec.scopes", e))?),
         };
+        let enforced = match spec.remove("enforced") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err(PolicyError::new("spec.enforced", "must be a boolean")),
+        };
         let manifest: Manifest =
             deserialize_located(Value::Object(spec)).map_err(|e| under("spec", e))?;
         let dp = DataPolicy {
@@ -297,6 +305,7 @@ impl DataPolicy {
             selector: selector.match_labels.unwrap_or_default(),
             delivery: delivery.mode.unwrap_or_default(),
             scopes,
+            enforced,
             manifest,
         };
         dp.check_cluster_rules()?;
@@ -346,10 +355,22 @@ impl DataPolicy {
             if k.is_empty() || k.contains('*') || v.contains('*') {
                 return Err(PolicyError::new(loc, "no wildcards and no empty keys"));
             }
-            if v.len() > 63 {
+            if v.len() > super::crd::MAX_LABEL_VALUE {
                 return Err(PolicyError::new(
                     loc,
                     "a label value has at most 63 characters",
+                ));
+            }
+            let b = v.as_bytes();
+            let inner_ok = b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+            let ends_ok = b.first().is_none_or(u8::is_ascii_alphanumeric)
+                && b.last().is_none_or(u8::is_ascii_alphanumeric);
+            if !inner_ok || !ends_ok {
+                return Err(PolicyError::new(
+                    loc,
+                    "a label value is letters, digits, `-`, `_` and `.`, alphanumeric at both ends",
                 ));
             }
         }
@@ -462,6 +483,23 @@ mod tests {
         ] {
             let e = DataPolicy::from_value(&dp(spec.clone())).unwrap_err();
             assert!(e.location().starts_with("spec.scopes"), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn enforced_is_split_off_and_label_values_are_checked() {
+        let p = DataPolicy::from_value(&dp(json!({"enforced": true}))).unwrap();
+        assert!(p.enforced);
+        assert!(!DataPolicy::from_value(&dp(json!({}))).unwrap().enforced);
+        let e = DataPolicy::from_value(&dp(json!({"enforced": "yes"}))).unwrap_err();
+        assert_eq!(e.location(), "spec.enforced");
+        for v in ["-orders", "orders-", "a b", "a/b", &"a".repeat(64)] {
+            let e = DataPolicy::from_value(&dp(json!({"selector": {"matchLabels": {"app": v}}})))
+                .unwrap_err();
+            assert_eq!(e.location(), "spec.selector.matchLabels.app", "{v}");
+        }
+        for v in ["", "orders", "v1.2_x", &"a".repeat(63)] {
+            DataPolicy::from_value(&dp(json!({"selector": {"matchLabels": {"app": v}}}))).unwrap();
         }
     }
 
