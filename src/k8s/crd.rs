@@ -36,6 +36,11 @@ pub const MAX_CLASSES: u64 = 128;
 pub const MAX_KEYS: u64 = 32;
 /// Longest `metadata.name` (a label value).
 pub const MAX_NAME: usize = 63;
+/// Longest label value (`selector.matchLabels`).
+pub const MAX_LABEL_VALUE: usize = 63;
+/// A label value as the API server checks it (empty, or alphanumeric at both ends with `-`, `_`
+/// and `.` between).
+pub const LABEL_VALUE_PATTERN: &str = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
 
 /// HTTP methods the engine knows (src/route.rs), any case.
 const METHODS_PATTERN: &str = "^(?i:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|TRACE|CONNECT)$";
@@ -77,7 +82,13 @@ pub fn spec_schema() -> Value {
                 "matchLabels": {
                     "type": "object",
                     "description": "Labels a workload must have (all of them).",
-                    "additionalProperties": {"type": "string"},
+                    // A label value: at most 63 characters, alphanumeric at both ends (the API
+                    // server's own check for labels; Istio's selector is refused otherwise).
+                    "additionalProperties": {
+                        "type": "string",
+                        "maxLength": MAX_LABEL_VALUE,
+                        "pattern": LABEL_VALUE_PATTERN
+                    },
                     "maxProperties": 64
                 }
             }
@@ -95,6 +106,13 @@ pub fn spec_schema() -> Value {
                     "description": "`EnvoyFilter` (the default): an EnvoyFilter with the filter as an ECDS extension config that holds headers until the body is inspected. `WasmPlugin`: an Istio WasmPlugin, degraded (headers are sent before the body is inspected, so a block after them can only reset the stream)."
                 }
             }
+        }),
+    );
+    props.insert(
+        "enforced".into(),
+        json!({
+            "type": "boolean",
+            "description": "On the mesh policy (the DataPolicy in the mesh root namespace) only: its rules are a floor. Its routes come before a namespace policy's, and a namespace policy that would go below it (monitor where it enforces, a higher minConfidence, fewer classes detected, weaker actions, a wider scope or larger limits, fail-open onError, other scopes or routing, ...) is refused with the location (Compiled=False, MeshMergeFailed). Refused on any other DataPolicy. See docs/ISTIO.md, \"The mesh policy as a floor\"."
         }),
     );
     // `scopes`: the filter's own setting, typed (generated from [`Scopes`]).
@@ -661,6 +679,32 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("payload_in_metadata"));
+    }
+
+    #[test]
+    fn selector_label_values_are_bounded() {
+        let spec = spec_schema();
+        let v =
+            &spec["properties"]["selector"]["properties"]["matchLabels"]["additionalProperties"];
+        assert_eq!(v["type"], "string");
+        assert_eq!(v["maxLength"], 63);
+        let re = regex::Regex::new(v["pattern"].as_str().unwrap()).unwrap();
+        for ok in ["", "a", "orders", "v1.2_3-x", &"a".repeat(63)] {
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in ["-a", "a-", ".a", "a b", "a/b", "*"] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn enforced_is_a_boolean() {
+        let spec = spec_schema();
+        assert_eq!(spec["properties"]["enforced"]["type"], "boolean");
+        assert!(spec["properties"]["enforced"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("floor"));
     }
 
     #[test]

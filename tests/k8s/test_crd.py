@@ -288,3 +288,30 @@ def test_scopes_typed_and_checked(cluster, crd):
     assert "422" in err, err
     for field in ("spec.scopes.header", "spec.scopes.trustHeader", "spec.scopes.metadata.key"):
         assert field in err, (field, err)
+
+
+def test_selector_label_values_bounded_422(cluster, crd):
+    """A `selector.matchLabels` value is a label value: at most 63 characters, alphanumeric at both
+    ends (what the API server requires of labels, and Istio of a workloadSelector); `meshdlp check`
+    agrees (src/k8s/spec.rs)."""
+    spec = {"selector": {"matchLabels": {"app": "a" * 64}}, "routes": [{"name": "a", "match": {"path": "/a"}}]}
+    err = create_rejected(cluster, data_policy("label-long", spec))
+    assert "422" in err and "spec.selector.matchLabels.app: Too long: may not be more than 63" in err, err
+    spec["selector"]["matchLabels"] = {"app": "-orders", "tier": "a b"}
+    err = create_rejected(cluster, data_policy("label-pattern", spec))
+    assert "422" in err, err
+    assert "spec.selector.matchLabels.app in body should match" in err, err
+    assert "spec.selector.matchLabels.tier in body should match" in err, err
+    for value in ("a" * 63, "v1.2_x-y", ""):
+        spec["selector"]["matchLabels"] = {"app": value}
+        cluster.kubectl(["create", "--dry-run=server", "-f", "-"], input=json.dumps(data_policy("label-ok", spec)),
+                        check=True)
+
+
+def test_enforced_is_a_boolean_422(cluster, crd):
+    spec = {"enforced": "yes", "routes": [{"name": "a", "match": {"path": "/a"}}]}
+    err = create_rejected(cluster, data_policy("enforced-str", spec))
+    assert "422" in err and "spec.enforced: Invalid value" in err, err
+    spec["enforced"] = True
+    cluster.kubectl(["create", "--dry-run=server", "-f", "-"], input=json.dumps(data_policy("enforced-ok", spec)),
+                    check=True)
