@@ -8,7 +8,11 @@ Every metric and label the queries use is checked against the filter's source
 envoy/stats-tags.yaml (which of those name pairs become Prometheus labels), so renaming a metric,
 a label or a block reason in the filter fails here. The Prometheus form of the names (no `_total`,
 `_bucket`/`_sum`/`_count` for the histogram) is what the real Envoy 1.40 prints, see
-tests/e2e/test_envoy.py::test_metrics_have_labels."""
+tests/e2e/test_envoy.py::test_metrics_have_labels.
+
+The controller's own metrics (k8s/controller/src/health.rs, `# TYPE meshdlp_controller_...`, no
+labels of their own) are read from its source the same way: every one of them is on the dashboard,
+and apply errors and stale mesh policies have alerts."""
 
 import functools
 import glob
@@ -27,11 +31,12 @@ OBS = os.path.join(ROOT, "k8s", "observability")
 FILTER_SRC = os.path.join(ROOT, "filters", "meshdlp-filter", "src")
 STATS_TAGS = os.path.join(ROOT, "envoy", "stats-tags.yaml")
 REASONS_SRC = os.path.join(ROOT, "src", "inspect", "inspection.rs")
+CONTROLLER_HEALTH_SRC = os.path.join(ROOT, "k8s", "controller", "src", "health.rs")
 
 # Labels a Kubernetes pod scrape adds (Istio's Prometheus: namespace, pod); `le` on histogram buckets.
 SCRAPE_LABELS = {"namespace", "pod"}
 ALERTS = ["MeshdlpBlockRateSpike", "MeshdlpInspectionErrors", "MeshdlpStreamResets", "MeshdlpExportAboveDeclaredSize",
-          "MeshdlpExportAboveDeclaredSizeNotEnforced"]
+          "MeshdlpExportAboveDeclaredSizeNotEnforced", "MeshdlpControllerApplyErrors", "MeshdlpStaleMeshPolicies"]
 
 
 def promtool(*args):
@@ -96,6 +101,26 @@ def filter_metrics():
         with open(path) as f:
             texts.append(f.read())
     return filter_metrics_from(texts, set(stats_tags()))
+
+
+def controller_metrics_from(text):
+    """{name: {"labels": set(), "histogram": False}} of the controller's /metrics text."""
+    found = re.findall(r"# TYPE (meshdlp_controller_[a-z_]+) (counter|gauge)", _code(text))
+    return {name: {"labels": set(), "histogram": False} for name, _ in found}
+
+
+@functools.lru_cache(maxsize=None)
+def controller_metrics():
+    with open(CONTROLLER_HEALTH_SRC) as f:
+        return controller_metrics_from(f.read())
+
+
+@functools.lru_cache(maxsize=None)
+def all_metrics():
+    """What the queries may use: the filter's metrics (sidecars) and the controller's."""
+    metrics = dict(filter_metrics())
+    metrics.update(controller_metrics())
+    return metrics
 
 
 def _codes(text):
@@ -203,6 +228,14 @@ def test_filter_metrics_are_found():
     assert {"scope_too_many_records", "limit_body_bytes", "scope_class_not_allowed", "protocol_grpc"} <= reason_values()
 
 
+def test_controller_metrics_are_found():
+    """The source scan sees every metric the controller prints, and only those."""
+    assert set(controller_metrics()) == {
+        "meshdlp_controller_reconciles", "meshdlp_controller_reconcile_errors", "meshdlp_controller_compile_errors",
+        "meshdlp_controller_apply_errors", "meshdlp_controller_stale_mesh_policies", "meshdlp_controller_ready"}
+    assert not set(controller_metrics()) & set(filter_metrics())
+
+
 def test_a_renamed_metric_or_label_is_caught():
     """The check itself: what a rename in the filter would leave behind is reported."""
     src = ['self.count(host, format!("meshdlp_blockz.route.{route}.direction.{dir}.reason.{}.mode.{mode}", x), 1);',
@@ -261,7 +294,14 @@ def test_promtool_unit_tests_fire_and_stay_quiet():
 @pytest.mark.parametrize("alert", ALERTS)
 def test_alert_metrics_exist_in_the_filter(alert):
     rule = next(r for g in load_yaml("alerts.yaml")["spec"]["groups"] for r in g["rules"] if r["alert"] == alert)
-    assert check_expr(rule["expr"], filter_metrics()) == []
+    assert check_expr(rule["expr"], all_metrics()) == []
+
+
+def test_controller_failures_are_alerted_on():
+    """The two controller states someone has to act on each have an alert."""
+    exprs = {r["alert"]: r["expr"] for g in load_yaml("alerts.yaml")["spec"]["groups"] for r in g["rules"]}
+    assert "meshdlp_controller_apply_errors" in exprs["MeshdlpControllerApplyErrors"]
+    assert "meshdlp_controller_stale_mesh_policies" in exprs["MeshdlpStaleMeshPolicies"]
 
 
 # ------------------------------------------------------------------ dashboard
@@ -309,7 +349,7 @@ def test_dashboard_shape(dashboard):
 def test_dashboard_metrics_exist_in_the_filter(dashboard):
     problems = []
     for title, expr in queries(dashboard):
-        problems += ["%s: %s" % (title, p) for p in check_expr(expr, filter_metrics())]
+        problems += ["%s: %s" % (title, p) for p in check_expr(expr, all_metrics())]
     for v in dashboard["templating"]["list"]:
         if v["type"] == "query":
             m = re.fullmatch(r"label_values\((.+), (\w+)\)", v["definition"])
@@ -332,3 +372,15 @@ def test_dashboard_queries_are_valid_promql(dashboard, tmp_path):
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     r = promtool("check", "rules", str(path))
     assert r.returncode == 0 and "SUCCESS: %d rules found" % len(rules) in r.stdout, r.stdout + r.stderr
+
+
+def test_every_controller_metric_is_on_the_dashboard(dashboard):
+    """A metric the controller exports and no panel shows is a blind spot (apply_errors and
+    stale_mesh_policies were, until issue 8's review)."""
+    used = set()
+    for _, expr in queries(dashboard):
+        used |= set(re.findall(r"\b(meshdlp_[a-z][a-z0-9_]*)", expr))
+    missing = sorted(set(controller_metrics()) - used)
+    assert missing == [], "not on the dashboard: %s" % missing
+    titles = {p["title"] for p in panels(dashboard)}
+    assert {"Controller apply errors", "Namespace policies on stale mesh rules"} <= titles
