@@ -920,6 +920,91 @@ def test_mesh_merge_failure_told_to_the_mesh_owner(cluster, controller):
     wait_for("orders gone", lambda: get(cluster, "datapolicy", "orders") is None, controller)
 
 
+def test_enforced_mesh_policy_is_a_floor(cluster, controller):
+    """Issue 8: `enforced: true` on the mesh policy. A namespace policy that would go below it is
+    refused at the location of the attack (Compiled=False, MeshMergeFailed) and programs nothing,
+    so the mesh filter keeps serving its workloads; a stricter one is programmed with the mesh
+    routes first; weakening it later keeps the strict objects; one programmed before the mesh
+    policy was enforced keeps its objects but is flagged to the mesh owner (event, gauge)."""
+    try:
+        wait_for("no mesh policy left by earlier tests",
+                 lambda: cluster.kubectl_json(["get", "datapolicies", "-n", ROOT_NS])["items"] == [], controller)
+        mesh = load("mesh.yaml")
+        mesh["metadata"]["name"] = "mesh-floor"
+        mesh["spec"]["mode"] = "enforce"
+        apply(cluster, mesh)
+        wait_for("mesh-floor programmed", reconciled(cluster, "mesh-floor", ROOT_NS), controller)
+        apply(cluster, load("orders.yaml"))  # its custom class and `users` scope: below the floor
+        orders = wait_for("orders programmed", reconciled(cluster, "orders"), controller)
+        assert conditions(orders)["Compiled"]["status"] == "True", conditions(orders)
+        programmed_orders = get(cluster, "envoyfilter", "meshdlp-orders")["spec"]
+
+        def weak(spec):
+            return {"apiVersion": "meshdlp.io/v1alpha1", "kind": "DataPolicy",
+                    "metadata": {"name": "weak", "namespace": NS},
+                    "spec": dict({"selector": {"matchLabels": {"app": "weak"}}}, **spec)}
+
+        def policy_of(envoyfilter):
+            config = envoyfilter["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["config"]
+            return json.loads(config["configuration"]["value"])["policy"]
+
+        mesh["spec"]["enforced"] = True
+        apply(cluster, mesh)
+        # 1. A new namespace policy in monitor mode: refused, nothing programmed.
+        apply(cluster, weak({"mode": "monitor", "routes": [{"name": "all", "match": {"prefix": "/"}, "response": {
+            "actions": {"private_key": "block"}, "defaultAction": "redact"}}]}))
+        dp = wait_for("weak reconciled", reconciled(cluster, "weak"), controller)
+        conds = conditions(dp)
+        assert conds["Compiled"]["status"] == "False" and conds["Compiled"]["reason"] == "MeshMergeFailed", conds
+        assert conds["Compiled"]["message"].startswith(
+            "spec.mode: below the floor of the enforced mesh policy istio-system/mesh-floor: "), conds
+        assert conds["Programmed"]["status"] == "False", conds
+        assert get(cluster, "envoyfilter", "meshdlp-weak") is None
+        # 2. At least as strict: programmed, the mesh routes first.
+        strict = {"routes": [{"name": "all", "match": {"prefix": "/"},
+                              "response": {"actions": {"private_key": "block"}, "defaultAction": "block"}}]}
+        apply(cluster, weak(strict))
+        dp = wait_for("weak programmed", lambda: (lambda d: d if d and conditions(d)["Programmed"]["status"] == "True"
+                                                  else None)(reconciled(cluster, "weak")()), controller)
+        ef = get(cluster, "envoyfilter", "meshdlp-weak")
+        assert [r["name"] for r in policy_of(ef)["routes"]] == ["exports", "health", "all"]
+        # 3. Weakened afterwards (fail open on the catch-all): refused, the strict objects stay.
+        strict["routes"][0]["response"]["onError"] = "allow"
+        apply(cluster, weak(strict))
+
+        def refused():
+            d = reconciled(cluster, "weak")()
+            return d if d and conditions(d)["Compiled"]["status"] == "False" else None
+        conds = conditions(wait_for("weak refused", refused, controller))
+        assert conds["Compiled"]["message"].startswith("spec.routes[0].response.onError: below the floor"), conds
+        assert get(cluster, "envoyfilter", "meshdlp-weak")["spec"] == ef["spec"]
+        # 4. Programmed before the mesh policy was enforced: flagged, its objects kept.
+        def orders_refused():
+            d = get(cluster, "datapolicy", "orders")
+            return d if conditions(d)["Compiled"]["reason"] == "MeshMergeFailed" else None
+        conds = conditions(wait_for("orders below the floor", orders_refused, controller))
+        assert conds["Compiled"]["message"].startswith("spec.classes: below the floor"), conds
+        assert get(cluster, "envoyfilter", "meshdlp-orders")["spec"] == programmed_orders
+        wait_for("both counted", lambda: controller.metric("meshdlp_controller_stale_mesh_policies") == 2, controller)
+
+        # A Warning event on the mesh policy. kube-runtime's Recorder keys events by object and
+        # reason, not by note: later namespace policies only raise the first event's series count.
+        def warning():
+            items = cluster.kubectl_json(["get", "events.events.k8s.io", "-n", ROOT_NS])["items"]
+            return [e for e in items if e.get("regarding", {}).get("name") == "mesh-floor"
+                    and e.get("reason") == "MeshMergeFailed" and e.get("type") == "Warning"
+                    and "below the floor of the enforced mesh policy istio-system/mesh-floor" in e.get("note", "")]
+        wait_for("a Warning event on the mesh policy", warning, controller)
+        # The mesh owner lifts the floor: both compile again.
+        mesh["spec"]["enforced"] = False
+        apply(cluster, mesh)
+        wait_for("no stale policy", lambda: controller.metric("meshdlp_controller_stale_mesh_policies") == 0, controller)
+    finally:  # nothing left for the later tests, pass or fail
+        for name, ns in (("weak", NS), ("orders", NS), ("mesh-floor", ROOT_NS)):
+            cluster.kubectl(["delete", "datapolicy", name, "-n", ns, "--wait=false", "--ignore-not-found"], check=True)
+        for name, ns in (("weak", NS), ("orders", NS), ("mesh-floor", ROOT_NS)):
+            wait_for("%s gone" % name, lambda: get(cluster, "datapolicy", name, ns) is None, controller)
+
 def lease(cluster):
     got = get(cluster, "leases.coordination.k8s.io", "meshdlp-controller", LEASE_NS)
     return (got or {}).get("spec", {})

@@ -167,3 +167,84 @@ def test_cel_and_check_agree_on_inline_keys(cluster, crd, cli, tmp_path):
         assert r.returncode == 1, args
         assert "spec.keys[0].inline: `inline` keys (the secret in the object) are not allowed" in r.stderr, r.stderr
         assert secret not in r.stderr + r.stdout
+
+
+def enforced_mesh():
+    """tests/data/k8s/mesh.yaml with `enforced: true` (a monitor-mode mesh policy: its floor is
+    its default route, which blocks private keys and redacts the rest)."""
+    with open(os.path.join(DATA, "mesh.yaml")) as f:
+        mesh = yaml.safe_load(f)
+    mesh["spec"]["enforced"] = True
+    mesh["spec"]["mode"] = "enforce"
+    return mesh
+
+
+def test_enforced_mesh_policy_is_a_floor(cluster, crd, cli, tmp_path):
+    """Issue 8: an enforced mesh policy. The attacks a namespace owner has on the mesh rules each
+    make `meshdlp render --mesh-policy` fail at the location of the attack (what the controller
+    reports as Compiled=False, MeshMergeFailed); the API server stores all of them (only the merge
+    can tell). A namespace policy at least as strict renders, with the mesh routes first, and its
+    objects are accepted under Istio's CRDs."""
+    mesh_path = tmp_path / "mesh.json"
+    mesh_path.write_text(json.dumps(enforced_mesh()))
+    r = cluster.kubectl(["create", "--dry-run=server", "-f", str(mesh_path)])
+    assert r.returncode == 0, r.stderr
+
+    def ns_policy(spec):
+        return {"apiVersion": "meshdlp.io/v1alpha1", "kind": "DataPolicy",
+                "metadata": {"name": "render-floor", "namespace": "shop"},
+                "spec": dict({"selector": {"matchLabels": {"app": "weak"}}}, **spec)}
+
+    floor = {"actions": {"private_key": "block"}, "defaultAction": "redact"}
+    attacks = {
+        "monitor mode": (
+            {"mode": "monitor", "routes": [{"name": "all", "match": {"prefix": "/"}, "response": floor}]},
+            "spec.mode"),
+        "monitor catch-all route": (
+            {"routes": [{"name": "all", "match": {"prefix": "/"}, "mode": "monitor", "response": floor}]},
+            "spec.routes[0].mode"),
+        "higher minConfidence": ({"minConfidence": 0.95}, "spec.minConfidence"),
+        "catch-all allow": (
+            {"routes": [{"name": "all", "match": {"prefix": "/"}, "response": {"defaultAction": "allow"}}]},
+            "spec.routes[0].response.defaultAction"),
+        "private keys let through": (
+            {"routes": [{"name": "all", "match": {"prefix": "/"},
+                         "response": {"actions": {"private_key": "redact"}, "defaultAction": "redact"}}]},
+            "spec.routes[0].response.actions.private_key"),
+        "fewer classes": (
+            {"defaultRoute": {"response": dict(floor, detect=["email"])}}, "spec.defaultRoute.response.detect"),
+        "fail open": (
+            {"defaultRoute": {"response": dict(floor, onError="allow")}}, "spec.defaultRoute.response.onError"),
+        "forgeable scopes": (
+            {"scopes": {"header": "x-scopes", "trustHeader": True}}, "spec.scopes"),
+    }
+    for what, (spec, loc) in attacks.items():
+        path = tmp_path / "weak.json"
+        path.write_text(json.dumps(ns_policy(spec)))
+        r = cluster.kubectl(["create", "--dry-run=server", "-f", str(path)])
+        assert r.returncode == 0, (what, r.stderr)
+        # Alone it renders: only the mesh floor refuses it.
+        r = meshdlp(cli, "render", "--image", IMAGE, "-f", str(path))
+        assert r.returncode == 0, (what, r.stderr)
+        r = meshdlp(cli, "render", "--image", IMAGE, "-f", str(path), "--mesh-policy", str(mesh_path))
+        assert r.returncode == 1 and r.stdout == "", (what, r.stdout)
+        assert ("%s: below the floor of the enforced mesh policy istio-system/mesh-defaults: " % loc) in r.stderr, \
+            (what, r.stderr)
+    # Stricter: accepted, mesh routes first, programmed under Istio's CRDs.
+    path = tmp_path / "strict.json"
+    path.write_text(json.dumps(ns_policy({
+        "minConfidence": 0.6,
+        "routes": [{"name": "all", "match": {"prefix": "/"}, "request": {"defaultAction": "redact"},
+                    "response": {"actions": {"private_key": "block"}, "defaultAction": "block"}}]})))
+    text = render(cli, "-f", str(path), "--mesh-policy", str(mesh_path))
+    policy = None
+    for doc, got in apply_and_read_back(cluster, text):
+        assert got["spec"] == doc["spec"]
+        value = doc["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]["config"]["configuration"]["value"]
+        policy = json.loads(value)["policy"]
+    assert [r["name"] for r in policy["routes"]] == ["exports", "health", "all"]
+    assert policy["minConfidence"] == 0.6
+    # `enforced` on a namespace policy: the server stores it, render refuses it.
+    path.write_text(json.dumps(ns_policy({"enforced": True})))
+    r = meshdlp(cli, "render", "--image", IMAGE, "-f", str(path))
+    assert r.returncode == 1 and "spec.enforced: only the mesh policy" in r.stderr, r.stderr
