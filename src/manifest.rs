@@ -186,6 +186,16 @@ pub enum Validator {
     SwiftBic,
     /// Bitcoin address (base58check or bech32/bech32m checksum).
     BtcAddress,
+    /// Japanese Individual Number, My Number (mod-11 check digit).
+    JpMyNumber,
+    /// Thai national identification number (mod-11 check digit).
+    ThTnin,
+    /// EU VAT number with its country prefix (the member state's check).
+    EuVat,
+    /// Ethereum address in mixed case (the EIP-55 checksum).
+    EthChecksummed,
+    /// Ethereum address in one case (no checksum to check).
+    EthOneCase,
 }
 
 /// A key for `hash` / `tokenize`.

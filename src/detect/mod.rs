@@ -11,6 +11,7 @@
 //! context words can raise.
 
 pub(crate) mod catalog;
+mod eth;
 mod keywords;
 mod mask;
 mod national;
@@ -19,6 +20,7 @@ mod phone;
 pub(crate) mod profile;
 mod span_shape;
 pub(crate) mod validate;
+mod vat;
 
 use keywords::KeywordSearch;
 

@@ -747,6 +747,43 @@ pub(crate) fn swift_bic(m: &[u8]) -> bool {
     ISO_COUNTRIES.chunks(2).any(|cc| cc == &m[4..6])
 }
 
+/// Japanese Individual Number (My Number): 12 digits, the last a check digit: with P(n) the
+/// n-th digit left of it (n = 1..11) and Q(n) = n + 1 for n <= 6, n - 5 after, r = sum P*Q mod
+/// 11, the check is 0 when r <= 1, else 11 - r.
+pub(crate) fn jp_my_number(m: &[u8]) -> bool {
+    let Some(d) = digits::<12>(m) else {
+        return false;
+    };
+    if !consistent_separators(m) || all_same(&d) {
+        return false;
+    }
+    let sum: u32 = (1..=11u32)
+        .map(|n| {
+            let p = u32::from(d[11 - n as usize]);
+            p * if n <= 6 { n + 1 } else { n - 5 }
+        })
+        .sum();
+    let r = sum % 11;
+    u32::from(d[11]) == if r <= 1 { 0 } else { 11 - r }
+}
+
+/// Thai national identification number: 13 digits, the first 1-8 (the kind of registration),
+/// weights 13..2 over the first twelve, check = (11 - sum mod 11) mod 10.
+pub(crate) fn th_tnin(m: &[u8]) -> bool {
+    let Some(d) = digits::<13>(m) else {
+        return false;
+    };
+    if !(1..=8).contains(&d[0]) || all_same(&d[1..]) {
+        return false;
+    }
+    let sum: u32 = d[..12]
+        .iter()
+        .zip((2..=13).rev())
+        .map(|(x, w)| u32::from(*x) * w)
+        .sum();
+    u32::from(d[12]) == (11 - sum % 11) % 10
+}
+
 /// Bitcoin addresses: base58check (P2PKH `1...`, P2SH `3...`: 25 bytes, the last 4 the first 4
 /// of SHA-256(SHA-256(the rest))) or bech32/bech32m (`bc1...`, BIP 173/350 checksums).
 pub(crate) fn btc_address(m: &[u8]) -> bool {
@@ -840,8 +877,12 @@ mod tests {
 
     #[test]
     fn published_examples_validate_and_one_changed_digit_does_not() {
-        let valid: [(Check, &str); 51] = [
+        let valid: [(Check, &str); 55] = [
             (dk_cpr, "070761-4285"),
+            (jp_my_number, "123456789018"),
+            (jp_my_number, "9876 5432 1093"),
+            (th_tnin, "1101700207366"),
+            (th_tnin, "3-1006-00445-93-7"),
             (mx_curp, "HEGG560427MVZRRL04"),
             (mx_curp, "MAHJ280603MSPRRV09"),
             (vin, "1HGCM82633A004352"),

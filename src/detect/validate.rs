@@ -6,7 +6,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{national, phone};
+use super::{eth, national, phone, vat};
 use crate::manifest::Validator;
 
 /// Runs `validator` on the matched bytes.
@@ -62,6 +62,11 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::Vin => national::vin(m),
         Validator::SwiftBic => national::swift_bic(m),
         Validator::BtcAddress => national::btc_address(m),
+        Validator::JpMyNumber => national::jp_my_number(m),
+        Validator::ThTnin => national::th_tnin(m),
+        Validator::EuVat => vat::eu_vat(m),
+        Validator::EthChecksummed => eth::eth_checksummed(m),
+        Validator::EthOneCase => eth::eth_one_case(m),
     }
 }
 
@@ -94,7 +99,10 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::CnResidentId => 17,
         Validator::UkNhs => 10,
         Validator::PlPesel | Validator::BrCpf | Validator::DeSteuerId => 11,
-        Validator::InAadhaar => 12,
+        Validator::InAadhaar | Validator::JpMyNumber => 12,
+        Validator::ThTnin => 13,
+        // Luxembourg, Denmark and Finland: 8 digits; Spain's NIE: 7.
+        Validator::EuVat => 7,
         Validator::BrCnpj => 14,
         // A Corsican NIR holds 14 (its department is 2A or 2B).
         Validator::FrNir => 14,
