@@ -1056,7 +1056,7 @@ impl Ctx {
         match (overlap, overlapped) {
             _ if !written => {}
             (Some(c), before) if before.as_deref() != Some(c.message.as_str()) => {
-                tracing::warn!(datapolicy = %id(obj), message = %c.message, "selectors overlap");
+                tracing::warn!(datapolicy = %id(obj), overlap = %c.message, "selectors overlap");
                 self.event(
                     obj,
                     EventType::Warning,
