@@ -139,7 +139,7 @@ fn status_schema() -> Value {
             },
             "conditions": {
                 "type": "array",
-                "description": "`Accepted` (no conflict with other policies), `Compiled` (the engine compiled the policy; on False the message has the location, e.g. `spec.routes[2].response.fields[0].path: ...`), `Programmed` (the Istio objects written).",
+                "description": "`Accepted` (no conflict with other policies), `Compiled` (the engine compiled the policy; on False the message has the location, e.g. `spec.routes[2].response.fields[0].path: ...`), `Programmed` (the Istio objects written); `Overlapping` (present only while another programmed policy of the namespace may select a pod this one selects - a selector that requires no label with a different value: such a pod gets both filters; reason `SelectorOverlap`, the message names the policies and the labels).",
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
                 "maxItems": 8,
@@ -147,7 +147,7 @@ fn status_schema() -> Value {
                     "type": "object",
                     "required": ["type", "status", "lastTransitionTime", "reason", "message"],
                     "properties": {
-                        "type": {"type": "string", "maxLength": 316, "description": "Accepted, Compiled or Programmed."},
+                        "type": {"type": "string", "maxLength": 316, "description": "Accepted, Compiled, Programmed or Overlapping."},
                         "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
                         "reason": {"type": "string", "maxLength": 1024, "description": "A CamelCase reason."},
                         "message": {"type": "string", "maxLength": 32768, "description": "Human-readable details."},

@@ -383,8 +383,18 @@ class Cluster:
         return self.kubectl(args, input=doc, check=True)
 
     def wait_established(self, names, timeout=60):
-        return self.kubectl(["wait", "--for", "condition=Established", "--timeout", "%ds" % timeout,
-                             *["crd/" + n for n in names]], check=True, timeout=timeout + 30)
+        """kubectl wait fails at once ("accessor error: <nil>") on a CRD the server has not
+        given conditions yet (seen when a module applies the CRD first): asked again then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self.kubectl(["wait", "--for", "condition=Established", "--timeout", "%ds" % timeout,
+                                 *["crd/" + n for n in names]], timeout=timeout + 30)
+            if proc.returncode == 0:
+                return proc
+            if "accessor error" not in proc.stderr or time.monotonic() > deadline:
+                raise RuntimeError("kubectl wait for %s failed (%d):\n%s%s"
+                                   % (names, proc.returncode, proc.stdout, proc.stderr))
+            time.sleep(0.2)
 
     def apply_shims(self):
         self.apply(SHIM_CRDS)

@@ -21,8 +21,13 @@
 //!   N policies with one selector cost O(N) reconciles, not O(N^2).
 //! - The owned EnvoyFilters and WasmPlugins are read as metadata only ([`Owned`]): one nested
 //!   deeper than serde_json's limit fails neither the owned watch nor a reconcile.
+//! - Selectors that only partly overlap ([`may_overlap`]: no label key required with two
+//!   different values) are not a conflict: both policies stay programmed (no Pods are read, so
+//!   whether such a pod exists is unknown) and each gets `Overlapping=True` (SelectorOverlap)
+//!   naming the other and the labels a pod would need, and a Warning event. Decided on the
+//!   cache; a policy wakes another only when their overlap starts, ends or changes its labels.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -131,6 +136,9 @@ struct Ctx {
     losers: Mutex<HashMap<String, HashSet<ObjectRef<Policy>>>>,
     /// Policies (`ns/name`) that won their workload set at their last reconcile -> its selector.
     winners: Mutex<HashMap<String, Value>>,
+    /// Overlapping selectors as last decided, both ways: policy (`ns/name`) -> the policies it
+    /// may share a pod with -> the labels such a pod carries ([`settle_overlaps`]).
+    overlaps: Mutex<Overlaps>,
     /// Consecutive failures per DataPolicy uid (apply refused, reconcile error), and the
     /// generation they were counted at: the backoff.
     failures: Mutex<HashMap<String, (Option<i64>, u32)>>,
@@ -228,6 +236,7 @@ pub async fn run(client: Client, settings: Settings, health: Arc<Health>) -> any
         recheck,
         losers: Mutex::default(),
         winners: Mutex::default(),
+        overlaps: Mutex::default(),
         failures: Mutex::default(),
         stale_mesh: Mutex::default(),
     });
@@ -354,6 +363,84 @@ fn selector_of(obj: &DynamicObject) -> Value {
         Some(Value::Object(m)) if !m.is_empty() => Value::Object(m.clone()),
         _ => Value::Object(serde_json::Map::new()),
     }
+}
+
+/// Two `matchLabels` selectors (as [`selector_of`] gives them) may select one pod: no label key
+/// is required with two different values. An empty selector selects every pod of the namespace.
+/// Symmetric; equal selectors are a conflict, decided before.
+pub fn may_overlap(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return true;
+    };
+    a.iter().all(|(k, v)| b.get(k).is_none_or(|w| w == v))
+}
+
+/// The labels a pod needs to be selected by both (the union), `k=v` sorted, comma-separated.
+pub fn shared_labels(a: &Value, b: &Value) -> String {
+    let mut labels = BTreeMap::new();
+    for m in [a, b].into_iter().filter_map(Value::as_object) {
+        for (k, v) in m {
+            labels.insert(k.as_str(), v.as_str().unwrap_or_default());
+        }
+    }
+    if labels.is_empty() {
+        return "any labels".into();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Policy (`ns/name`) -> the policies it may share a pod with -> [`shared_labels`].
+type Overlaps = HashMap<String, BTreeMap<String, String>>;
+
+/// Records that `key` now overlaps `now` (partner -> labels) and keeps the relation symmetric;
+/// returns the partners to reconcile again: those whose overlap with `key` started, ended or
+/// changed its labels. A partner that already has it recorded (it found `key` first) is not
+/// woken: each change of an overlap costs one reconcile of each side.
+pub fn settle_overlaps(
+    map: &mut Overlaps,
+    key: &str,
+    now: BTreeMap<String, String>,
+) -> Vec<String> {
+    let before = map.remove(key).unwrap_or_default();
+    let mut wake = Vec::new();
+    for partner in before
+        .keys()
+        .chain(now.keys().filter(|k| !before.contains_key(*k)))
+    {
+        let want = now.get(partner);
+        let theirs = map.entry(partner.clone()).or_default();
+        if theirs.get(key) != want {
+            match want {
+                Some(labels) => theirs.insert(key.to_string(), labels.clone()),
+                None => theirs.remove(key),
+            };
+            wake.push(partner.clone());
+        }
+        if theirs.is_empty() {
+            map.remove(partner);
+        }
+    }
+    if !now.is_empty() {
+        map.insert(key.to_string(), now);
+    }
+    wake
+}
+
+/// The condition message of a policy that may share pods with `others` (`(id, labels)`).
+fn overlap_message(others: &BTreeMap<String, String>) -> String {
+    let list: Vec<String> = others
+        .iter()
+        .map(|(id, labels)| format!("{id} (a pod labelled {labels})"))
+        .collect();
+    let all = if others.len() == 1 { "both" } else { "all" };
+    format!(
+        "spec.selector: a pod may get the filters of this policy and of {}, in an order Istio decides; {all} stay programmed (selectors that only partly overlap; give each workload one policy)",
+        list.join(", ")
+    )
 }
 
 fn age(
@@ -519,7 +606,7 @@ impl Ctx {
 
     /// An older DataPolicy of `obj`'s namespace with the same selector (empty = the whole
     /// namespace): it wins, `obj` is a conflict (and is registered to be looked at again when
-    /// the winner changes). Partial overlaps need the pods' labels (not read). Policies that do
+    /// the winner changes). Partial overlaps are not conflicts ([`Ctx::overlapping`]). Policies that do
     /// not parse are not programmed and do not count. Read from the cache: the winner's own
     /// events wake the losers, so nothing is listed per conflict.
     fn older_same_selector(
@@ -554,6 +641,55 @@ impl Ctx {
                 .insert(self.policy_ref(obj));
         }
         Ok(winner)
+    }
+
+    /// The policies of `obj`'s namespace that may select a pod `obj` selects, with the labels
+    /// such a pod carries: for each other selector that [`may_overlap`] `obj`'s, the winner of
+    /// that workload set (its oldest policy that parses and is not being deleted, as
+    /// [`Ctx::older_same_selector`] decides; the others are its conflicts and programmed
+    /// nothing). Only for a policy that wins its own workload set, outside the mesh root
+    /// namespace (one policy is programmed there). From the cache; only the candidates are parsed.
+    fn overlapping(&self, obj: &DynamicObject) -> Result<BTreeMap<String, String>, Error> {
+        let ns = obj.namespace();
+        let mine = selector_of(obj);
+        let mut sets: BTreeMap<String, Vec<Arc<Policy>>> = BTreeMap::new();
+        for other in self.store.state() {
+            if other.namespace() != ns
+                || other.uid() == obj.uid()
+                || other.metadata.deletion_timestamp.is_some()
+                || other.too_deep.is_some()
+            {
+                continue;
+            }
+            let theirs = selector_of(&other);
+            if theirs != mine && may_overlap(&mine, &theirs) {
+                sets.entry(theirs.to_string()).or_default().push(other);
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (_, mut set) in sets {
+            set.sort_by_key(|o| age(o));
+            for other in set {
+                if DataPolicy::from_value(&self.policy_value(&other)?).is_ok() {
+                    out.insert(id(&other), shared_labels(&mine, &selector_of(&other)));
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `obj` now overlaps `now`: the partners whose overlap with it changed are reconciled again.
+    fn settle_overlaps(&self, obj: &DynamicObject, now: BTreeMap<String, String>) {
+        let wake = settle_overlaps(&mut lock(&self.overlaps), &id(obj), now);
+        for key in wake {
+            let Some((ns, name)) = key.split_once('/') else {
+                continue;
+            };
+            let r = ObjectRef::new_with(name, self.kinds.policy.clone()).within(ns);
+            // Closed only when the controller stops.
+            let _ = self.recheck.unbounded_send(r);
+        }
     }
 
     /// Parse, merge and render with the engine. `wins`: set when `obj` is the winner of its
@@ -717,12 +853,29 @@ impl Ctx {
                 ]
             }
         };
+        let mut conditions = conditions;
+        let overlaps = if wins && ns != self.settings.mesh_root_namespace {
+            self.overlapping(obj)?
+        } else {
+            BTreeMap::new()
+        };
+        if !overlaps.is_empty() {
+            conditions.push(Condition::new(
+                "Overlapping",
+                true,
+                "SelectorOverlap",
+                overlap_message(&overlaps),
+            ));
+            // As for a conflict: covers a partner removed while no controller ran its finalizer.
+            requeue = requeue.min(CONFLICT_RECHECK);
+        }
         if ns != self.settings.mesh_root_namespace {
             self.mark_mesh(obj, stale_mesh.as_ref().map(|(m, e)| (m, e.as_str())))
                 .await;
         }
         self.write_status(api, obj, &conditions).await?;
         self.settle_conflicts(obj, wins.then(|| selector_of(obj)));
+        self.settle_overlaps(obj, overlaps);
         Ok(Action::requeue(requeue))
     }
 
@@ -851,6 +1004,7 @@ impl Ctx {
         self.mark_mesh(obj, None).await;
         self.succeeded(obj);
         self.settle_conflicts(obj, None);
+        self.settle_overlaps(obj, BTreeMap::new());
         self.event(
             obj,
             EventType::Normal,
@@ -870,6 +1024,13 @@ impl Ctx {
     ) -> Result<(), Error> {
         let generation = obj.metadata.generation;
         let (mut patch, mut changed) = status::patch(obj, generation, conditions);
+        let overlap_before = |o: &DynamicObject| {
+            status::current(o, "Overlapping")
+                .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+                .and_then(|c| c.get("message").and_then(Value::as_str))
+                .map(str::to_string)
+        };
+        let mut overlapped = overlap_before(obj);
         if patch.is_some() {
             // The cache may lag behind our own last status write (a reconcile triggered by the
             // owned object's change): decide again on the stored object, so a status is never
@@ -877,7 +1038,9 @@ impl Ctx {
             // A plain GET: the RBAC grants no `get` on the status subresource.
             let fresh = api.get(&obj.name_any()).await?;
             (patch, changed) = status::patch(&fresh, generation, conditions);
+            overlapped = overlap_before(&fresh);
         }
+        let written = patch.is_some();
         if let Some(patch) = patch {
             api.patch_status(
                 &obj.name_any(),
@@ -885,6 +1048,36 @@ impl Ctx {
                 &Patch::Merge(&patch),
             )
             .await?;
+        }
+        // Overlapping is told apart (True is the warning): a Warning when it appears or names
+        // other policies or labels, a Normal event when it goes.
+        let overlap = conditions.iter().find(|c| c.type_ == "Overlapping");
+        changed.retain(|t| *t != "Overlapping");
+        match (overlap, overlapped) {
+            _ if !written => {}
+            (Some(c), before) if before.as_deref() != Some(c.message.as_str()) => {
+                tracing::warn!(datapolicy = %id(obj), overlap = %c.message, "selectors overlap");
+                self.event(
+                    obj,
+                    EventType::Warning,
+                    c.reason,
+                    "Reconcile",
+                    c.message.clone(),
+                )
+                .await;
+            }
+            (None, Some(_)) => {
+                tracing::info!(datapolicy = %id(obj), "selectors no longer overlap");
+                self.event(
+                    obj,
+                    EventType::Normal,
+                    "SelectorOverlapResolved",
+                    "Reconcile",
+                    "no other DataPolicy of the namespace may select a pod this one selects".into(),
+                )
+                .await;
+            }
+            _ => {}
         }
         for c in conditions.iter().filter(|c| changed.contains(&c.type_)) {
             let kind = if c.status {
@@ -1073,6 +1266,82 @@ mod tests {
         assert_eq!(told(vec![Apply(policy("istio-system", "n", 1))]), 1);
         assert_eq!(told(vec![Delete(policy("istio-system", "n", 1))]), 1);
         assert_eq!(told(vec![Delete(policy("shop", "s", 2))]), 0);
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Value {
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn selectors_overlap_unless_a_key_is_required_with_two_values() {
+        let shop = labels(&[("app", "shop")]);
+        let web = labels(&[("tier", "web")]);
+        let shop_web = labels(&[("app", "shop"), ("tier", "web")]);
+        let shop_api = labels(&[("app", "shop"), ("tier", "api")]);
+        let everything = labels(&[]);
+        let cases = [
+            (&shop, &web, true),            // no common key: a pod may carry both
+            (&shop, &shop_web, true),       // a subset
+            (&everything, &shop_web, true), // the empty selector selects every pod
+            (&shop_web, &shop_api, false),  // tier: web or api
+            (&labels(&[("app", "a")]), &labels(&[("app", "b")]), false),
+            (&shop, &shop, true), // equal: a conflict, decided before
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(may_overlap(a, b), want, "{a} vs {b}");
+            assert_eq!(may_overlap(b, a), want, "{b} vs {a} (symmetric)");
+        }
+        assert_eq!(shared_labels(&shop, &web), "app=shop, tier=web");
+        assert_eq!(shared_labels(&web, &shop_web), "app=shop, tier=web");
+        assert_eq!(shared_labels(&everything, &shop), "app=shop");
+        assert_eq!(shared_labels(&everything, &everything), "any labels");
+    }
+
+    #[test]
+    fn an_overlap_wakes_each_side_once_per_change() {
+        let mut map = Overlaps::new();
+        let one = |k: &str, l: &str| BTreeMap::from([(k.to_string(), l.to_string())]);
+        // a finds b: b is told; b then finds a (already recorded): nobody is woken
+        let web = "app=shop, tier=web";
+        assert_eq!(settle_overlaps(&mut map, "s/a", one("s/b", web)), ["s/b"]);
+        assert!(settle_overlaps(&mut map, "s/b", one("s/a", web)).is_empty());
+        // a's status write echo: the same again
+        assert!(settle_overlaps(&mut map, "s/a", one("s/b", web)).is_empty());
+        // b changes its selector, still overlapping: a's message names other labels
+        let api = "app=shop, tier=api";
+        assert_eq!(settle_overlaps(&mut map, "s/b", one("s/a", api)), ["s/a"]);
+        assert!(settle_overlaps(&mut map, "s/a", one("s/b", api)).is_empty());
+        // c arrives beside both
+        let mut both = one("s/a", "app=shop");
+        both.extend(one("s/b", api));
+        assert_eq!(settle_overlaps(&mut map, "s/c", both), ["s/a", "s/b"]);
+        // a goes: b and c are told, and nothing of a is left
+        let mut woken = settle_overlaps(&mut map, "s/a", BTreeMap::new());
+        woken.sort();
+        assert_eq!(woken, ["s/b", "s/c"]);
+        assert!(!map.contains_key("s/a") && map.values().all(|m| !m.contains_key("s/a")));
+        // b moves away from c: c is told; then c finds nothing
+        assert_eq!(settle_overlaps(&mut map, "s/b", BTreeMap::new()), ["s/c"]);
+        assert!(settle_overlaps(&mut map, "s/c", BTreeMap::new()).is_empty());
+        assert!(map.is_empty(), "{map:?}");
+    }
+
+    #[test]
+    fn the_overlap_message_names_the_others_and_the_labels() {
+        let mut others = BTreeMap::from([("shop/web".to_string(), "app=shop, tier=web".into())]);
+        assert_eq!(
+            overlap_message(&others),
+            "spec.selector: a pod may get the filters of this policy and of shop/web (a pod labelled app=shop, tier=web), in an order Istio decides; both stay programmed (selectors that only partly overlap; give each workload one policy)"
+        );
+        others.insert("shop/all".into(), "app=shop".into());
+        assert!(overlap_message(&others).contains(
+            "of shop/all (a pod labelled app=shop), shop/web (a pod labelled app=shop, tier=web), in an order Istio decides; all stay"
+        ));
     }
 
     #[test]
