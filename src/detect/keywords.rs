@@ -95,6 +95,8 @@ impl KeywordSearch {
                 _ => add(&mut exact, &mut exact_owner, k.clone(), owner),
             }
         }
+        absorb_superstrings(&mut folded, &mut folded_owner);
+        absorb_superstrings(&mut exact, &mut exact_owner);
         let (mut longer, mut longer_owner) = (Vec::new(), Vec::new());
         let mut pairs = Vec::new();
         for (k, &owner) in exact.iter().zip(&exact_owner) {
@@ -340,6 +342,30 @@ impl Trigram {
     }
 }
 
+/// Drops every keyword that contains another one of the list (`passport` beside `pass`), its
+/// detectors now triggered by the shorter: wherever the longer occurs, the shorter does, in the
+/// same text. A keyword only opens the gate of its detectors (those that need their context word
+/// still check for it), so findings do not change; the automata get fewer patterns, and a
+/// list that fits one automaton fewer is searched one pass fewer.
+fn absorb_superstrings(list: &mut Vec<String>, owners: &mut Vec<DetectorMask>) {
+    let mut keep = vec![true; list.len()];
+    for i in 0..list.len() {
+        // The shortest keyword inside list[i] (ties: the first), if any.
+        let inner = (0..list.len())
+            .filter(|&j| j != i && list[j].len() < list[i].len() && list[i].contains(&list[j]))
+            .min_by_key(|&j| list[j].len());
+        if let Some(j) = inner {
+            let o = owners[i];
+            owners[j] |= o;
+            keep[i] = false;
+        }
+    }
+    let mut k = keep.iter();
+    list.retain(|_| *k.next().unwrap_or(&true));
+    let mut k = keep.iter();
+    owners.retain(|_| *k.next().unwrap_or(&true));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +384,41 @@ mod tests {
         hits.iter()
             .filter(|h| h.0 >= s && h.1 <= e)
             .fold(DetectorMask::EMPTY, |m, h| m | h.2)
+    }
+
+    #[test]
+    fn a_keyword_inside_another_triggers_the_longer_ones_detectors_too() {
+        let kw: Vec<String> = ["pass", "passport", "Passport no", "port", "ssn"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let owners: Vec<DetectorMask> = (0..kw.len()).map(DetectorMask::bit).collect();
+        let any_case = vec![true, true, true, false, true];
+        let search = KeywordSearch::build(&kw, &owners, &any_case).expect("keywords");
+        // `passport` and `passport no` (any case) are absorbed by `pass`; `port` is exact.
+        assert_eq!(
+            search
+                .folded
+                .iter()
+                .map(|(a, _)| a.patterns_len())
+                .sum::<usize>(),
+            2
+        );
+        for trigram in [false, true] {
+            let search = KeywordSearch::build(&kw, &owners, &any_case)
+                .expect("keywords")
+                .with_trigram(trigram);
+            let hits = occurrences(&search, br#""PASSPORT No 1","report","ssn""#);
+            let first = within(&hits, 0, 15);
+            for i in [0, 1, 2] {
+                assert!(
+                    first.has(i),
+                    "{i} triggered by PASSPORT No (trigram {trigram})"
+                );
+            }
+            assert!(within(&hits, 16, 24).has(3));
+            assert!(within(&hits, 25, 30).has(4));
+        }
     }
 
     #[test]
