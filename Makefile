@@ -35,7 +35,7 @@ help:
 	@echo "make crd          regenerate k8s/crd/datapolicies.meshdlp.io.yaml from the manifest types"
 	@echo "make oci          the filter as an OCI image Istio pulls (target/oci/digest); OCI_REPO=host/name also pushes it"
 	@echo "make controller-image  the controller, static, as an OCI image (target/controller-image/digest); CONTROLLER_REPO=host/name pushes it"
-	@echo "make test-controller-image  build, push, pull back and run that image on the test API server (not in make test)"
+	@echo "make test-controller-image  build, push, pull back and run that image on the test API server (part of make test)"
 
 # ---------------------------------------------------------------- tools (project-local)
 tools: .tools/wasm-target $(ENVOY) $(PYTEST)
@@ -63,7 +63,7 @@ wasm: .tools/wasm-target
 	$(CARGO) build -p meshdlp-filter -p noop-filter --target wasm32-wasip1 --profile wasm
 
 # ---------------------------------------------------------------- tests
-test: lint test-unit test-wasm test-policies test-k8s fuzz-smoke test-e2e test-adversarial soak-short
+test: lint test-unit test-wasm test-policies test-k8s test-controller-image fuzz-smoke test-e2e test-adversarial soak-short
 	@echo "all test tiers passed"
 
 test-unit:
@@ -286,8 +286,8 @@ endif
 # project-local crane pushes it as CONTROLLER_REPO:CONTROLLER_TAG (credentials and OCI_PUSH_FLAGS
 # as for `make oci`) and .../ref gets CONTROLLER_REPO@sha256:..., the overlay's `images:` newName
 # and digest. Cold: a release build for the musl target, 9-13 min on 2 shared cores; warm:
-# seconds. `make test-controller-image` tests it (tests/k8s/test_controller_image.py); it is not
-# part of test-k8s or `make test`, because of that build.
+# seconds. `make test-controller-image` tests it (tests/k8s/test_controller_image.py); `make test`
+# runs it after test-k8s (test-k8s itself skips that module).
 MUSL_TARGET := x86_64-unknown-linux-musl
 CONTROLLER_STATIC = $(or $(CARGO_TARGET_DIR),target)/$(MUSL_TARGET)/release/meshdlp-controller
 CONTROLLER_IMAGE_DIR ?= target/controller-image
