@@ -875,3 +875,17 @@ fn a_policy_holds_a_hundred_custom_classes_and_each_one_finds_its_own() {
         "{err}"
     );
 }
+
+#[test]
+fn a_custom_keyword_stays_a_gate_beside_a_shorter_builtin_one() {
+    // `token` is a built-in keyword; a custom class gated on `emp_token` must not run where
+    // only `token` occurs (keywords inside others are merged for built-in detectors only).
+    let p = policy(
+        r#"{"classes": [{"name": "emp_id", "pattern": "[0-9]{6}", "keywords": ["emp_token"]}],
+            "defaultRoute": {"response": {"detect": ["emp_id"]}}}"#,
+    );
+    let none = json(&p, r#"{"note": "token 123456"}"#);
+    assert!(none.findings.is_empty(), "{:?}", none.findings);
+    let found = json(&p, r#"{"note": "emp_token 123456"}"#);
+    assert_eq!(found.findings.len(), 1, "{:?}", found.findings);
+}

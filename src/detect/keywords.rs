@@ -53,6 +53,7 @@ impl KeywordSearch {
         keywords: &[String],
         owners: &[DetectorMask],
         any_case: &[bool],
+        absorbable: DetectorMask,
     ) -> Result<KeywordSearch, String> {
         let mut bytes: Vec<(u8, DetectorMask)> = Vec::new();
         let mut exact: Vec<String> = Vec::new();
@@ -95,8 +96,8 @@ impl KeywordSearch {
                 _ => add(&mut exact, &mut exact_owner, k.clone(), owner),
             }
         }
-        absorb_superstrings(&mut folded, &mut folded_owner);
-        absorb_superstrings(&mut exact, &mut exact_owner);
+        absorb_superstrings(&mut folded, &mut folded_owner, absorbable);
+        absorb_superstrings(&mut exact, &mut exact_owner, absorbable);
         let (mut longer, mut longer_owner) = (Vec::new(), Vec::new());
         let mut pairs = Vec::new();
         for (k, &owner) in exact.iter().zip(&exact_owner) {
@@ -344,12 +345,21 @@ impl Trigram {
 
 /// Drops every keyword that contains another one of the list (`passport` beside `pass`), its
 /// detectors now triggered by the shorter: wherever the longer occurs, the shorter does, in the
-/// same text. A keyword only opens the gate of its detectors (those that need their context word
-/// still check for it), so findings do not change; the automata get fewer patterns, and a
-/// list that fits one automaton fewer is searched one pass fewer.
-fn absorb_superstrings(list: &mut Vec<String>, owners: &mut Vec<DetectorMask>) {
+/// same text. Only keywords whose detectors are all in `absorbable` (the built-in ones: each
+/// keyword is a literal its pattern requires, or a context word `accept` checks again), so
+/// findings do not change; a custom class's keywords are a gate of the user's and stay exact.
+/// The automata get fewer patterns, and a list that fits one automaton fewer is searched one
+/// pass fewer.
+fn absorb_superstrings(
+    list: &mut Vec<String>,
+    owners: &mut Vec<DetectorMask>,
+    absorbable: DetectorMask,
+) {
     let mut keep = vec![true; list.len()];
     for i in 0..list.len() {
+        if (owners[i] & !absorbable).any() {
+            continue;
+        }
         // The shortest keyword inside list[i] (ties: the first), if any.
         let inner = (0..list.len())
             .filter(|&j| j != i && list[j].len() < list[i].len() && list[i].contains(&list[j]))
@@ -394,7 +404,8 @@ mod tests {
             .collect();
         let owners: Vec<DetectorMask> = (0..kw.len()).map(DetectorMask::bit).collect();
         let any_case = vec![true, true, true, false, true];
-        let search = KeywordSearch::build(&kw, &owners, &any_case).expect("keywords");
+        let search =
+            KeywordSearch::build(&kw, &owners, &any_case, DetectorMask::ALL).expect("keywords");
         // `passport` and `passport no` (any case) are absorbed by `pass`; `port` is exact.
         assert_eq!(
             search
@@ -405,7 +416,7 @@ mod tests {
             2
         );
         for trigram in [false, true] {
-            let search = KeywordSearch::build(&kw, &owners, &any_case)
+            let search = KeywordSearch::build(&kw, &owners, &any_case, DetectorMask::ALL)
                 .expect("keywords")
                 .with_trigram(trigram);
             let hits = occurrences(&search, br#""PASSPORT No 1","report","ssn""#);
@@ -461,10 +472,10 @@ mod tests {
             b"D",
             b"",
         ];
-        let ac = KeywordSearch::build(&kw, &owners, &any_case)
+        let ac = KeywordSearch::build(&kw, &owners, &any_case, DetectorMask::ALL)
             .unwrap()
             .with_trigram(false);
-        let tri = KeywordSearch::build(&kw, &owners, &any_case)
+        let tri = KeywordSearch::build(&kw, &owners, &any_case, DetectorMask::ALL)
             .unwrap()
             .with_trigram(true);
         for t in texts {

@@ -643,8 +643,12 @@ impl Detectors {
                 not_after_number: d.not_after_number,
             });
         }
-        let keywords = KeywordSearch::build(&keywords, &keyword_owner, &keyword_any_case)
-            .map_err(|m| PolicyError::new("classes", m))?;
+        // The built-in detectors come first in `list`; custom ones after.
+        let builtin_count = list.len() - custom.len();
+        let absorbable = DetectorMask::first(builtin_count);
+        let keywords =
+            KeywordSearch::build(&keywords, &keyword_owner, &keyword_any_case, absorbable)
+                .map_err(|m| PolicyError::new("classes", m))?;
         let longest_hint = value_hints.keys().map(String::len).max().unwrap_or(0);
         let digit_free = list
             .iter()
