@@ -773,7 +773,7 @@ pub(crate) fn th_tnin(m: &[u8]) -> bool {
     let Some(d) = digits::<13>(m) else {
         return false;
     };
-    if !(1..=8).contains(&d[0]) || all_same(&d[1..]) {
+    if !(1..=8).contains(&d[0]) || all_same(&d[1..]) || !consistent_separators(m) {
         return false;
     }
     let sum: u32 = d[..12]

@@ -101,8 +101,8 @@ pub(crate) fn min_digits(validator: Validator) -> usize {
         Validator::PlPesel | Validator::BrCpf | Validator::DeSteuerId => 11,
         Validator::InAadhaar | Validator::JpMyNumber => 12,
         Validator::ThTnin => 13,
-        // Luxembourg, Denmark and Finland: 8 digits; Spain's NIE: 7.
-        Validator::EuVat => 7,
+        // An old Irish number (`IE8Z49289F`): 6.
+        Validator::EuVat => 6,
         Validator::BrCnpj => 14,
         // A Corsican NIR holds 14 (its department is 2A or 2B).
         Validator::FrNir => 14,
@@ -621,6 +621,9 @@ mod tests {
             Validator::MxCurp,
             Validator::Vin,
             Validator::BtcAddress,
+            Validator::JpMyNumber,
+            Validator::ThTnin,
+            Validator::EuVat,
         ];
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = || {

@@ -32,9 +32,9 @@
 //!   for `block`; a different `contentType`;
 //! - document settings: a higher `minConfidence`; `routing.caseSensitive: true` where the mesh
 //!   compares paths case-insensitively; `scopes` other than the mesh's (a namespace could point
-//!   the mesh's `grants` at a header any client can send); custom classes where a mesh rule has a
-//!   per-class action stronger than its default action (a namespace class winning an overlap
-//!   would take the finding out of that action).
+//!   the mesh's `grants` at a header any client can send); custom classes of its own (a
+//!   namespace class winning an overlap would displace a built-in or mesh finding and cut what
+//!   is redacted).
 //!
 //! Class names are compared as written, not resolved: where that cannot tell, the check refuses
 //! (e.g. a namespace per-class action must be at least as strong as *every* action of the floor).
@@ -573,21 +573,14 @@ fn check_floor(ns: &DataPolicy, mesh: &DataPolicy) -> Result<(), PolicyError> {
             "other than the mesh's: the mesh routes' `grants` would read the caller's scopes elsewhere (leave it out to get the mesh's)".into(),
         ));
     }
-    let mesh_rules = m
-        .routes
-        .iter()
-        .map(|r| r.rules())
-        .chain(m.default_route.clone());
-    let stronger_per_class = mesh_rules.into_iter().any(|r| {
-        [r.request, r.response].into_iter().flatten().any(|d| {
-            let def = d.default_action.clone().unwrap_or_else(redact);
-            d.actions.values().any(|a| !at_least(&def, a))
-        })
-    });
-    if !n.classes.is_empty() && stronger_per_class {
+    // Any class of its own: overlap resolution keeps the more confident of two overlapping
+    // findings, so a namespace class (confidence 1.0, `-[0-9]{2}-`) would displace a built-in
+    // or mesh finding (`123-45-6789` as an SSN) and only its own span would be acted on, on the
+    // mesh routes too (hostile review, session 9).
+    if !n.classes.is_empty() {
         return Err(doc(
             "spec.classes",
-            "custom classes, where a mesh rule has a per-class action stronger than its default action (a namespace class winning an overlap would take the finding out of it)".into(),
+            "custom classes under an enforced mesh policy: a namespace class can displace a built-in or mesh finding it overlaps and cut what is redacted (ask the mesh owner to add the class to the mesh policy)".into(),
         ));
     }
     let (floor, floor_loc) = match &m.default_route {
@@ -853,6 +846,12 @@ mod tests {
             // a class of its own could win an overlap with a private key
             (
                 json!({"classes": [{"name": "blob", "pattern": "[A-Za-z0-9+/=]{40,}", "confidence": 1.0}]}),
+                "spec.classes",
+            ),
+            // ... or cut an SSN to its middle (`123-[mid]6789`), where the mesh has no
+            // per-class action at all (hostile review, session 9)
+            (
+                json!({"classes": [{"name": "mid", "pattern": "-[0-9]{2}-", "confidence": 1.0}]}),
                 "spec.classes",
             ),
         ];
