@@ -197,16 +197,20 @@ pub(crate) fn de_steuer_id(m: &[u8]) -> bool {
     if d[..10].windows(3).any(|w| w[0] == w[1] && w[1] == w[2]) {
         return false;
     }
+    u32::from(d[10]) == iso7064_mod11_10(&d[..10])
+}
+
+/// The ISO 7064 MOD 11,10 check digit of `d` (German Steuer-ID, German VAT number).
+pub(super) fn iso7064_mod11_10(d: &[u8]) -> u32 {
     let mut product = 10u32;
-    for x in &d[..10] {
+    for x in d {
         let mut sum = (u32::from(*x) + product) % 10;
         if sum == 0 {
             sum = 10;
         }
         product = sum * 2 % 11;
     }
-    let check = (11 - product) % 10;
-    u32::from(d[10]) == check
+    (11 - product) % 10
 }
 
 /// US ITIN: 9 digits, area 9xx, group 50-65, 70-88, 90-92 or 94-99.
@@ -488,7 +492,7 @@ pub(crate) fn uk_nino(m: &[u8]) -> bool {
 }
 
 /// A weighted digit sum.
-fn weighted(d: &[u8], weights: &[u32]) -> u32 {
+pub(super) fn weighted(d: &[u8], weights: &[u32]) -> u32 {
     d.iter().zip(weights).map(|(x, w)| u32::from(*x) * w).sum()
 }
 

@@ -11,7 +11,7 @@
 //! then `01`). Written compactly, as VIES and invoices print them; other states' numbers are
 //! not matched.
 
-use super::national::{es_nif, ie_ppsn, it_vat, pt_nif};
+use super::national::{es_nif, ie_ppsn, iso7064_mod11_10, it_vat, pt_nif, weighted};
 use super::validate::luhn;
 
 /// The bytes of `m` as digit values, when they are all ASCII digits.
@@ -19,10 +19,6 @@ fn nums(m: &[u8]) -> Option<Vec<u8>> {
     m.iter()
         .map(|b| b.is_ascii_digit().then(|| b - b'0'))
         .collect()
-}
-
-fn weighted(d: &[u8], weights: &[u32]) -> u32 {
-    d.iter().zip(weights).map(|(x, w)| u32::from(*x) * w).sum()
 }
 
 /// The digit sum of `2 * x`.
@@ -90,15 +86,7 @@ fn de(r: &[u8]) -> bool {
     let Some(d) = nums(r).filter(|d| d.len() == 9 && d[0] != 0) else {
         return false;
     };
-    let mut product = 10u32;
-    for x in &d[..8] {
-        let mut sum = (u32::from(*x) + product) % 10;
-        if sum == 0 {
-            sum = 10;
-        }
-        product = sum * 2 % 11;
-    }
-    u32::from(d[8]) == (11 - product) % 10
+    u32::from(d[8]) == iso7064_mod11_10(&d[..8])
 }
 
 /// 8 digits, weights 2 7 6 5 4 3 2 1, sum mod 11 = 0.
