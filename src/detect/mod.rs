@@ -560,25 +560,29 @@ impl Detectors {
                     *support_hints.entry(normalized(h)).or_default() |= bit;
                 }
             }
-            let numeric_min_len = d.pattern.as_deref().and_then(numeric_min_len);
-            let min_len = d.pattern.as_deref().map_or(0, pattern_min_len);
-            let word_len = match (numeric_min_len, d.boundary, d.pattern.as_deref()) {
-                (None, Boundary::Word | Boundary::Token, Some(p)) => word_len_range(p),
+            // Parsed once for every analysis below (parsing was a third of a compile when each
+            // analysis parsed the pattern again).
+            let hir = d.pattern.as_deref().and_then(parse_hir);
+            let hir = hir.as_ref();
+            let numeric_min_len = hir.and_then(numeric_min_len);
+            let min_len = pattern_min_len(hir);
+            let word_len = match (numeric_min_len, d.boundary, hir) {
+                (None, Boundary::Word | Boundary::Token, Some(h)) => word_len_range(h),
                 _ => None,
             };
-            let span_min_digits = match (numeric_min_len, d.pattern.as_deref()) {
-                (Some(_), Some(p)) => pattern_min_digits(p)
+            let span_min_digits = match (numeric_min_len, hir) {
+                (Some(_), Some(h)) => pattern_min_digits(h)
                     .max(d.match_digits.map_or(0, |[lo, _]| lo))
                     .max(d.validator.map_or(0, validate::min_digits)),
                 _ => 0,
             };
-            let span_prefixes = match (numeric_min_len, d.pattern.as_deref()) {
-                (Some(_), Some(p)) => selective_prefixes(p),
+            let span_prefixes = match (numeric_min_len, hir) {
+                (Some(_), Some(h)) => selective_prefixes(h),
                 _ => Vec::new(),
             };
             // Keyword-gated detectors already wait for their keyword.
-            let infixes = match d.pattern.as_deref() {
-                Some(p) if d.keywords.is_empty() => required_infixes(p),
+            let infixes = match hir {
+                Some(h) if d.keywords.is_empty() => required_infixes(h),
                 _ => Vec::new(),
             };
             let dfa = match d.pattern.as_deref() {
@@ -1479,9 +1483,8 @@ fn word_fit_table(list: &[Detector]) -> (DetectorMask, Vec<DetectorMask>) {
 /// For a pattern whose every match is made of ASCII letters and digits, with no look-around
 /// but ASCII word boundaries (whose answer at a word's edge is the same in the word alone and
 /// in the whole text): its shortest and longest match (`usize::MAX`: unbounded).
-fn word_len_range(pattern: &str) -> Option<(usize, usize)> {
+fn word_len_range(hir: &regex_syntax::hir::Hir) -> Option<(usize, usize)> {
     use regex_syntax::hir::Look;
-    let hir = parse_hir(pattern)?;
     let min = hir.properties().minimum_len()?;
     let max = hir.properties().maximum_len().unwrap_or(usize::MAX);
     let word_look = |l: Look| {
@@ -1495,7 +1498,7 @@ fn word_len_range(pattern: &str) -> Option<(usize, usize)> {
                 | Look::WordEndHalfAscii
         )
     };
-    (min > 0 && consumes_only(&hir, &|b| b.is_ascii_alphanumeric(), &word_look))
+    (min > 0 && consumes_only(hir, &|b| b.is_ascii_alphanumeric(), &word_look))
         .then_some((min, max))
 }
 
@@ -1536,14 +1539,12 @@ fn consumes_only(
 }
 
 /// The fewest bytes any match of `pattern` (the regex crate's syntax) holds; 0 when unknown.
-fn pattern_min_len(pattern: &str) -> usize {
-    parse_hir(pattern)
-        .and_then(|h| h.properties().minimum_len())
-        .unwrap_or(0)
+fn pattern_min_len(hir: Option<&regex_syntax::hir::Hir>) -> usize {
+    hir.and_then(|h| h.properties().minimum_len()).unwrap_or(0)
 }
 
 /// The fewest digits any match of `pattern` holds.
-fn pattern_min_digits(pattern: &str) -> usize {
+fn pattern_min_digits(hir: &regex_syntax::hir::Hir) -> usize {
     use regex_syntax::hir::{Class, Hir, HirKind};
     fn min(h: &Hir) -> usize {
         match h.kind() {
@@ -1565,7 +1566,7 @@ fn pattern_min_digits(pattern: &str) -> usize {
             HirKind::Alternation(hs) => hs.iter().map(min).min().unwrap_or(0),
         }
     }
-    parse_hir(pattern).map_or(0, |h| min(&h))
+    min(hir)
 }
 
 /// The first ASCII digit at or after `from`, eight bytes at a time.
@@ -1596,25 +1597,21 @@ fn memchr_digit(text: &[u8], from: usize) -> Option<usize> {
 /// For a pattern whose every match is made of [`is_numeric_byte`] bytes and which has no
 /// look-around assertions (so a search confined to a numeric span finds exactly what a search
 /// of the whole text finds there): the length of its shortest match.
-fn numeric_min_len(pattern: &str) -> Option<usize> {
-    let hir = parse_hir(pattern)?;
+fn numeric_min_len(hir: &regex_syntax::hir::Hir) -> Option<usize> {
     let min = hir.properties().minimum_len()?;
-    (min > 0 && consumes_only(&hir, &is_numeric_byte, &|_| false)).then_some(min)
+    (min > 0 && consumes_only(hir, &is_numeric_byte, &|_| false)).then_some(min)
 }
 
 /// The literals every match of `pattern` starts with, when they are few and selective in a
 /// numeric span: none a single digit (most spans hold every digit), at most eight. Empty
 /// otherwise (no check).
-fn selective_prefixes(pattern: &str) -> Vec<Vec<u8>> {
+fn selective_prefixes(hir: &regex_syntax::hir::Hir) -> Vec<Vec<u8>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let Some(hir) = parse_hir(pattern) else {
-        return Vec::new();
-    };
     // Classes are not expanded: `00[1-9]` gives `00`, not nine literals.
     let seq = Extractor::new()
         .kind(ExtractKind::Prefix)
         .limit_class(1)
-        .extract(&hir);
+        .extract(hir);
     let Some(literals) = seq.literals() else {
         return Vec::new();
     };
@@ -1639,13 +1636,10 @@ fn selective_prefixes(pattern: &str) -> Vec<Vec<u8>> {
 /// literals, each at least two bytes long and holding a byte that is neither a digit nor a
 /// separator numbers are written with (a digit pair is in most texts that reach a detector).
 /// Empty when there is none (no check).
-fn required_infixes(pattern: &str) -> Vec<Vec<u8>> {
+fn required_infixes(hir: &regex_syntax::hir::Hir) -> Vec<Vec<u8>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     use regex_syntax::hir::{Hir, HirKind};
-    let Some(hir) = parse_hir(pattern) else {
-        return Vec::new();
-    };
-    let mut top = &hir;
+    let mut top = hir;
     while let HirKind::Capture(c) = top.kind() {
         top = &c.sub;
     }
@@ -1946,6 +1940,20 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The analyses take a parsed pattern; the tests write patterns.
+    fn hir(p: &str) -> regex_syntax::hir::Hir {
+        parse_hir(p).unwrap_or_else(|| panic!("pattern {p}"))
+    }
+    fn required_infixes(p: &str) -> Vec<Vec<u8>> {
+        super::required_infixes(&hir(p))
+    }
+    fn selective_prefixes(p: &str) -> Vec<Vec<u8>> {
+        super::selective_prefixes(&hir(p))
+    }
+    fn pattern_min_len(p: &str) -> usize {
+        super::pattern_min_len(parse_hir(p).as_ref())
+    }
 
     /// A deterministic xorshift64 stream for the differential tests.
     #[test]
