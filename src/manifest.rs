@@ -196,6 +196,14 @@ pub enum Validator {
     EthChecksummed,
     /// Ethereum address in one case (no checksum to check).
     EthOneCase,
+    /// Two to five capitalised words, the first a listed given name, the last a listed surname,
+    /// not part of a place name ("Maria Garcia", not "Maria Garcia Street").
+    GivenSurname,
+    /// Capitalised words, the first a listed given name or surname, not part of a place name
+    /// (the name after a greeting or a header).
+    KnownName,
+    /// Two to four Han characters starting with a listed surname (`山田太郎`).
+    CjkName,
 }
 
 /// A key for `hash` / `tokenize`.

@@ -14,6 +14,7 @@ pub(crate) mod catalog;
 mod eth;
 mod keywords;
 mod mask;
+mod names;
 mod national;
 mod phone;
 #[cfg(feature = "profile")]
@@ -118,6 +119,9 @@ pub(crate) enum Gate {
     Iban,
     /// Five of `:`/`-` three bytes apart, or two dots five apart ([`mac_separators`]).
     Mac,
+    /// Two capitalised words in a row, maybe with a particle between ([`names::has_name_pair`]).
+    #[serde(rename = "name_pair")]
+    NamePair,
 }
 
 /// A compiled detector.
@@ -1144,7 +1148,7 @@ impl Detectors {
             }
         }
         if let Some(v) = d.validator {
-            if !validate::check(v, value) {
+            if !validate::check_at(v, text, s, e) {
                 return None;
             }
         }
@@ -1823,6 +1827,7 @@ impl Shape {
                 colons >= 7 || (colons >= 2 && memchr::memmem::find(text, b"::").is_some())
             }
             Gate::Mac => text.len() >= 14 && mac_separators(text),
+            Gate::NamePair => names::has_name_pair(text),
         }
     }
 }

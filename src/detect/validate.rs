@@ -6,8 +6,18 @@
 
 use std::net::Ipv6Addr;
 
-use super::{eth, national, phone, vat};
+use super::{eth, names, national, phone, vat};
 use crate::manifest::Validator;
+
+/// Runs `validator` on the match `text[s..e]`; the name checks also look at the words around
+/// it (a name followed by "Street" is a place).
+pub(crate) fn check_at(validator: Validator, text: &[u8], s: usize, e: usize) -> bool {
+    match validator {
+        Validator::GivenSurname => names::given_surname(text, s, e),
+        Validator::KnownName => names::known_name(text, s, e),
+        _ => check(validator, &text[s..e]),
+    }
+}
 
 /// Runs `validator` on the matched bytes.
 pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
@@ -67,6 +77,9 @@ pub(crate) fn check(validator: Validator, m: &[u8]) -> bool {
         Validator::EuVat => vat::eu_vat(m),
         Validator::EthChecksummed => eth::eth_checksummed(m),
         Validator::EthOneCase => eth::eth_one_case(m),
+        Validator::GivenSurname => names::given_surname(m, 0, m.len()),
+        Validator::KnownName => names::known_name(m, 0, m.len()),
+        Validator::CjkName => names::cjk_name(m),
     }
 }
 

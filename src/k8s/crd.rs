@@ -31,7 +31,7 @@ pub const CRD_NAME: &str = "datapolicies.meshdlp.io";
 pub const MAX_ROUTES: u64 = 256;
 /// Most custom classes in one DataPolicy: what the engine compiles beside the built-in pack
 /// (each class is one detector; a test keeps the sum within the engine's limit).
-pub const MAX_CLASSES: u64 = 120;
+pub const MAX_CLASSES: u64 = 100;
 /// Most keys in one DataPolicy.
 pub const MAX_KEYS: u64 = 32;
 /// Longest `metadata.name` (a label value).
