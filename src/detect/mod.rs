@@ -101,10 +101,20 @@ struct PackDetector {
     shrink: bool,
     min_run: usize,
     gate: Option<Gate>,
+    finder: Option<Finder>,
     keywords_any_case: bool,
     example: Option<String>,
     glued_suffix: Vec<String>,
     not_after_number: bool,
+}
+
+/// Candidate finders written in code, for detectors whose candidates a regex proposes too
+/// slowly (one search per rejected candidate).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Finder {
+    /// Runs of capitalised words ([`names::name_candidates`]).
+    NamePairs,
 }
 
 /// Structural gates too specific for keywords.
@@ -175,6 +185,7 @@ pub(crate) struct Detector {
     match_digits: [usize; 2],
     shrink: bool,
     min_run: usize,
+    finder: Option<Finder>,
     gate: Option<Gate>,
     glued_suffix: Vec<Vec<u8>>,
     /// Not a finding when a number group stands right before the match (`7354 0049 3079
@@ -509,7 +520,7 @@ impl Detectors {
                     PatternRegex::Ready(r)
                 }
             };
-            if d.pattern.is_some() {
+            if d.pattern.is_some() || d.finder.is_some() {
                 pattern_detectors |= bit;
             }
             let value_regex = d
@@ -647,6 +658,7 @@ impl Detectors {
                 shrink: d.shrink,
                 min_run: d.min_run,
                 gate: d.gate,
+                finder: d.finder,
                 glued_suffix: d.glued_suffix.into_iter().map(String::into_bytes).collect(),
                 not_after_number: d.not_after_number,
             });
@@ -937,6 +949,10 @@ impl Detectors {
         min_confidence: f32,
         out: &mut Vec<Hit>,
     ) {
+        if let Some(finder) = d.finder {
+            self.run_finder(index, d, finder, text, ctx, min_confidence, out);
+            return;
+        }
         let Some(re) = d.regex.get() else { return };
         // Capture locations are allocated when a search first needs them (most find nothing).
         let mut caps: Option<regex::bytes::CaptureLocations> = None;
@@ -1110,6 +1126,37 @@ impl Detectors {
                     }
                 }
             }
+        }
+    }
+
+    /// A detector whose candidates come from code: each candidate span is checked like a match.
+    #[allow(clippy::too_many_arguments)]
+    fn run_finder(
+        &self,
+        index: usize,
+        d: &Detector,
+        finder: Finder,
+        text: &[u8],
+        ctx: KeyCtx<'_>,
+        min_confidence: f32,
+        out: &mut Vec<Hit>,
+    ) {
+        match finder {
+            Finder::NamePairs => names::name_candidates(text, |s, e, run_end| {
+                match self.accept(d, text, s, e, ctx) {
+                    Some(confidence) if confidence >= min_confidence => {
+                        out.push(Hit {
+                            detector: index as u16,
+                            class: d.class,
+                            start: s,
+                            end: run_end,
+                            confidence,
+                        });
+                        true
+                    }
+                    _ => false,
+                }
+            }),
         }
     }
 

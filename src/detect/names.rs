@@ -492,6 +492,95 @@ pub(crate) fn has_name_pair(text: &[u8]) -> bool {
     false
 }
 
+/// Whether byte `b` is part of a word of a name: an ASCII letter or a byte of a non-ASCII
+/// character (which the validators check as characters).
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b >= 0x80
+}
+
+/// The end of the word starting at `i`: letters, with `'` or `-` inside (`O'Brien`,
+/// `Hans-Peter`).
+fn word_end(text: &[u8], i: usize) -> usize {
+    let mut e = i;
+    while e < text.len() {
+        if word_byte(text[e]) {
+            e += 1;
+        } else if matches!(text[e], b'\'' | b'-') && text.get(e + 1).is_some_and(|&b| word_byte(b))
+        {
+            e += 2;
+        } else {
+            break;
+        }
+    }
+    e
+}
+
+/// The candidates of `person_name.text`: runs of two to four capitalised words separated by
+/// single spaces, with up to two particles between them (`Pieter de Vries`). For each run,
+/// `found(start, end, run_end)` is asked from the longest candidate to the shortest (two
+/// words); a shorter candidate that is a name makes the whole run the finding (`run_end`:
+/// in `Hans Peter Stiebitz` the listed `Hans Peter` is a name and `Stiebitz` is its unlisted
+/// surname, which must not be left out). After an accepted candidate the search goes on past
+/// the run, else at the next word. One pass over the text, no regex: the regex this replaced
+/// searched again after every rejected candidate, and title case is frequent in prose.
+pub(crate) fn name_candidates(text: &[u8], mut found: impl FnMut(usize, usize, usize) -> bool) {
+    let capitalised_word =
+        |s: usize, e: usize| std::str::from_utf8(&text[s..e]).is_ok_and(|w| capitalised(w));
+    let mut i = 0;
+    while i < text.len() {
+        // The next word start: a capital after a byte that is not part of a word.
+        if !cap_start(text[i]) || (i > 0 && (word_byte(text[i - 1]) || text[i - 1] == b'\'')) {
+            i += 1;
+            continue;
+        }
+        let first_end = word_end(text, i);
+        if !capitalised_word(i, first_end) {
+            i = first_end.max(i + 1);
+            continue;
+        }
+        // The capitalised words after it: ends of the candidates, shortest first.
+        let mut ends = [0usize; 3];
+        let mut n = 0;
+        let mut at = first_end;
+        while n < ends.len() {
+            let mut q = at;
+            let mut particles = 0;
+            let next = loop {
+                if text.get(q) != Some(&b' ') {
+                    break None;
+                }
+                let ws = q + 1;
+                let we = word_end(text, ws);
+                if we == ws {
+                    break None;
+                }
+                if capitalised_word(ws, we) {
+                    break Some(we);
+                }
+                let particle =
+                    std::str::from_utf8(&text[ws..we]).is_ok_and(|w| PARTICLES.contains(&w));
+                if particles < 2 && particle {
+                    particles += 1;
+                    q = we;
+                    continue;
+                }
+                break None;
+            };
+            match next {
+                Some(we) => {
+                    ends[n] = we;
+                    n += 1;
+                    at = we;
+                }
+                None => break,
+            }
+        }
+        let run_end = if n > 0 { ends[n - 1] } else { first_end };
+        let accepted = ends[..n].iter().rev().any(|&e| found(i, e, run_end));
+        i = if accepted { run_end } else { first_end }.max(i + 1);
+    }
+}
+
 fn is_kana(c: char) -> bool {
     matches!(c as u32, 0x3041..=0x3096 | 0x30A1..=0x30FA | 0x30FC)
 }
@@ -608,6 +697,47 @@ mod tests {
         ] {
             assert!(!has_name_pair(t.as_bytes()), "{t}");
         }
+    }
+
+    fn candidates(text: &str) -> Vec<&str> {
+        let mut all = Vec::new();
+        name_candidates(text.as_bytes(), |s, e, _| {
+            all.push(&text[s..e]);
+            false
+        });
+        all
+    }
+
+    #[test]
+    fn candidates_are_runs_of_capitalised_words_longest_first() {
+        assert_eq!(
+            candidates("to Maria Garcia Lopez. Pieter de Vries, O'Brien Smith"),
+            vec![
+                "Maria Garcia Lopez",
+                "Maria Garcia",
+                "Garcia Lopez",
+                "Pieter de Vries",
+                "O'Brien Smith"
+            ]
+        );
+        assert_eq!(candidates("Hans-Peter Kobelt"), vec!["Hans-Peter Kobelt"]);
+        assert_eq!(candidates("Élodie Martin"), vec!["Élodie Martin"]);
+        assert!(candidates("maria garcia, MARIA GARCIA, xMaria Garcia").is_empty());
+        assert_eq!(candidates("A B Cd Ef"), vec!["Cd Ef"]);
+        // An accepted candidate is skipped whole.
+        let mut seen = Vec::new();
+        name_candidates(b"Anna Maria Schmidt", |s, e, _| {
+            seen.push((s, e));
+            true
+        });
+        assert_eq!(seen, vec![(0, 18)]);
+        // A shorter name reports the whole run.
+        let mut seen = Vec::new();
+        name_candidates(b"Hans Peter Stiebitz", |s, e, run| {
+            seen.push((s, e, run));
+            e == 10
+        });
+        assert_eq!(seen, vec![(0, 19, 19), (0, 10, 19)]);
     }
 
     #[test]
