@@ -525,7 +525,7 @@ fn word_end(text: &[u8], i: usize) -> usize {
 /// searched again after every rejected candidate, and title case is frequent in prose.
 pub(crate) fn name_candidates(text: &[u8], mut found: impl FnMut(usize, usize, usize) -> bool) {
     let capitalised_word =
-        |s: usize, e: usize| std::str::from_utf8(&text[s..e]).is_ok_and(|w| capitalised(w));
+        |s: usize, e: usize| std::str::from_utf8(&text[s..e]).is_ok_and(capitalised);
     let mut i = 0;
     while i < text.len() {
         // The next word start: a capital after a byte that is not part of a word.
