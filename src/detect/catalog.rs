@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{PackFile, BUILTIN_PACK};
+use super::builtin_pack;
 use crate::error::PolicyError;
 
 /// One built-in class.
@@ -44,8 +44,7 @@ pub struct DetectorInfo {
 
 /// Every built-in class with its detectors, in the pack's order of classes.
 pub fn catalog() -> Result<Vec<ClassInfo>, PolicyError> {
-    let pack: PackFile = toml::from_str(BUILTIN_PACK)
-        .map_err(|e| PolicyError::new("<builtin pack>", e.to_string()))?;
+    let pack = builtin_pack()?;
     let mut out = Vec::with_capacity(pack.class.len());
     for c in &pack.class {
         let detectors = pack

@@ -41,6 +41,15 @@ use crate::manifest::{ClassSpec, Validator};
 /// The built-in detector pack, embedded at build time.
 pub const BUILTIN_PACK: &str = include_str!("builtin.toml");
 
+/// The same pack converted to JSON at build time (`build.rs`).
+const BUILTIN_PACK_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/builtin.json"));
+
+/// The built-in pack, as its types.
+pub(crate) fn builtin_pack() -> Result<PackFile, PolicyError> {
+    serde_json::from_str(BUILTIN_PACK_JSON)
+        .map_err(|e| PolicyError::new("<builtin pack>", e.to_string()))
+}
+
 pub(crate) use mask::{DetectorMask, MAX_DETECTORS};
 
 pub(crate) type ClassId = u16;
@@ -57,7 +66,7 @@ pub(crate) enum Boundary {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PackFile {
+pub(crate) struct PackFile {
     detector: Vec<PackDetector>,
     class: Vec<PackClass>,
 }
@@ -436,8 +445,7 @@ impl Detectors {
         custom: &[ClassSpec],
         min_confidence: f32,
     ) -> Result<Detectors, PolicyError> {
-        let pack: PackFile = toml::from_str(BUILTIN_PACK)
-            .map_err(|e| PolicyError::new("<builtin pack>", e.to_string()))?;
+        let pack = builtin_pack()?;
         let mut classes = ClassTable::default();
         let mut specs = Vec::with_capacity(pack.detector.len() + custom.len());
         for d in pack.detector {
