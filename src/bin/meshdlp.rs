@@ -795,8 +795,13 @@ fn classes_markdown(classes: &[meshdlp::ClassInfo]) -> String {
          (`secrets.*`), in `detect`, `scope.allow`, `scope.grants` and as `actions` keys (there \
          the most specific key wins). Custom classes are in the group `custom`.\n\n",
     );
-    let mut groups: Vec<&str> = classes.iter().map(|c| c.group.as_str()).collect();
-    groups.dedup();
+    // Each group once, in the order it first appears (its classes are not all contiguous).
+    let mut groups: Vec<&str> = Vec::new();
+    for c in classes {
+        if !groups.contains(&c.group.as_str()) {
+            groups.push(&c.group);
+        }
+    }
     let detectors: usize = classes.iter().map(|c| c.detectors.len()).sum();
     out += &format!(
         "{} classes, {detectors} detectors, groups: {}.\n\n",

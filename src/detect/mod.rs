@@ -138,9 +138,6 @@ pub(crate) enum Gate {
     Iban,
     /// Five of `:`/`-` three bytes apart, or two dots five apart ([`mac_separators`]).
     Mac,
-    /// Two capitalised words in a row, maybe with a particle between ([`names::has_name_pair`]).
-    #[serde(rename = "name_pair")]
-    NamePair,
 }
 
 /// A compiled detector.
@@ -1150,21 +1147,23 @@ impl Detectors {
         out: &mut Vec<Hit>,
     ) {
         match finder {
-            Finder::NamePairs => names::name_candidates(text, |s, e, run_end| {
-                match self.accept(d, text, s, e, ctx) {
-                    Some(confidence) if confidence >= min_confidence => {
-                        out.push(Hit {
-                            detector: index as u16,
-                            class: d.class,
-                            start: s,
-                            end: run_end,
-                            confidence,
-                        });
-                        true
+            Finder::NamePairs => {
+                names::name_candidates(text, |s, e, run_start, run_end| {
+                    match self.accept(d, text, s, e, ctx) {
+                        Some(confidence) if confidence >= min_confidence => {
+                            out.push(Hit {
+                                detector: index as u16,
+                                class: d.class,
+                                start: run_start,
+                                end: run_end,
+                                confidence,
+                            });
+                            true
+                        }
+                        _ => false,
                     }
-                    _ => false,
-                }
-            }),
+                })
+            }
         }
     }
 
@@ -1882,7 +1881,6 @@ impl Shape {
                 colons >= 7 || (colons >= 2 && memchr::memmem::find(text, b"::").is_some())
             }
             Gate::Mac => text.len() >= 14 && mac_separators(text),
-            Gate::NamePair => names::has_name_pair(text),
         }
     }
 }

@@ -75,13 +75,55 @@ const FIRST_STOP: &[&str] = &[
     "st",
 ];
 
+/// Words listed as surnames that end team, product and account labels far more often than
+/// names (`Sales Team`, `Premium Plan`, `Root User`). Colours are surnames too (`Brown`,
+/// `White`, `Green`): only the colour names that are two listed words are refused
+/// ([`COLOUR_NAMES`]).
+const LAST_STOP: &[&str] = &[
+    "bot",
+    "department",
+    "group",
+    "member",
+    "office",
+    "plan",
+    "platform",
+    "team",
+    "tee",
+    "user",
+];
+
+/// Colour, material and product names made of a listed given name and a listed surname.
+const COLOUR_NAMES: &[&str] = &[
+    "amber gold",
+    "dusty rose",
+    "earl grey",
+    "forest green",
+    "heather gray",
+    "heather grey",
+    "hunter green",
+    "jasmine rice",
+    "jet black",
+    "navy blue",
+    "olive green",
+    "pearl white",
+    "rose gold",
+    "royal blue",
+    "ruby red",
+    "sage green",
+    "sky blue",
+    "sterling silver",
+    "violet blue",
+];
+
 /// Words that start sentences and are also listed as names (`My`, `Case`): after a greeting
 /// or a header they are not taken as the first word of a name.
 const KNOWN_STOP: &[&str] = &[
-    "again", "all", "also", "an", "and", "any", "as", "case", "customer", "dear", "everyone",
-    "for", "from", "good", "hello", "here", "hi", "his", "in", "is", "it", "madam", "my", "no",
-    "not", "now", "of", "on", "our", "please", "sir", "so", "support", "team", "thanks", "the",
-    "their", "there", "this", "to", "we", "you", "your",
+    "admin", "again", "all", "dr", "frau", "herr", "madame", "monsieur", "mr", "mrs", "ms", "prof",
+    "also", "america", "an", "and", "any", "as", "billing", "case", "cloud", "customer", "dear",
+    "east", "europe", "everyone", "for", "from", "gold", "good", "guest", "hello", "here", "hi",
+    "his", "in", "is", "it", "madam", "my", "no", "north", "not", "now", "of", "on", "our",
+    "please", "premium", "root", "sales", "silver", "sir", "so", "south", "standard", "support",
+    "team", "thanks", "the", "their", "there", "this", "to", "we", "west", "you", "your",
 ];
 
 /// Words after a name that make it a place, a building or an organisation ("Maria Street").
@@ -318,14 +360,15 @@ fn capitalised(word: &str) -> bool {
 /// (the first and the last must be capitalised).
 fn words(value: &[u8]) -> Option<Vec<&str>> {
     let s = std::str::from_utf8(value).ok()?;
-    let words: Vec<&str> = s.split(' ').collect();
+    let words: Vec<&str> = s.split([' ', '\u{a0}', '\u{202f}']).collect();
     let n = words.len();
-    if !(1..=5).contains(&n) {
+    if !(1..=MAX_RUN).contains(&n) {
         return None;
     }
     for (i, w) in words.iter().enumerate() {
         let edge = i == 0 || i + 1 == n;
-        if !(capitalised(w) || (!edge && PARTICLES.contains(w))) {
+        let initial = w.len() == 2 && w.as_bytes()[0].is_ascii_uppercase() && w.ends_with('.');
+        if !(capitalised(w) || (!edge && (PARTICLES.contains(w) || initial))) {
             return None;
         }
     }
@@ -384,20 +427,36 @@ pub(crate) fn given_surname(text: &[u8], s: usize, e: usize) -> bool {
         && is_given(first)
         && is_surname(last)
         && !FIRST_STOP.contains(&lower(first).as_str())
+        && !LAST_STOP.contains(&lower(last).as_str())
+        && !(ws.len() == 2 && COLOUR_NAMES.contains(&lower(&ws.join(" ")).as_str()))
         && !in_place(text, s, e)
 }
 
-/// One to five words, the first a given name or a surname, no place around them; or Han
-/// characters starting with a surname ([`cjk_name`]).
+/// After a greeting, a header or under a role key: one word that is a listed given name
+/// (`Hi Jan`; a surname alone is too often a word: `Sales`, `Jenkins`), or two to five words,
+/// the first a listed given name or surname, not a word that starts sentences, the last not a
+/// word that ends labels (`Team`, `Plan`); no place around them. Or Han characters starting
+/// with a surname ([`cjk_name`]).
 pub(crate) fn known_name(text: &[u8], s: usize, e: usize) -> bool {
     if text.get(s).is_some_and(|b| *b >= 0xE3) {
         return cjk_name(&text[s..e]);
     }
+    // `Maria Garcia Sales@example.com`: the last word belongs to the address (the name
+    // before it is `person_name.text`'s, whose runs stop at such a word).
+    if glued(text, e) {
+        return false;
+    }
     let Some(ws) = words(&text[s..e]) else {
         return false;
     };
-    !KNOWN_STOP.contains(&lower(ws[0]).as_str())
-        && (is_given(ws[0]) || is_surname(ws[0]))
+    let (first, last) = (ws[0], ws[ws.len() - 1]);
+    !KNOWN_STOP.contains(&lower(first).as_str())
+        && !LAST_STOP.contains(&lower(last).as_str())
+        && if ws.len() == 1 {
+            is_given(first)
+        } else {
+            is_given(first) || is_surname(first)
+        }
         && !in_place(text, s, e)
 }
 
@@ -419,11 +478,17 @@ pub(crate) fn cjk_name(value: &[u8]) -> bool {
     {
         return false;
     }
-    // Roles and groups addressed like people: 担当者様, 会員様, 管理者様, 関係者各位, 御社.
+    // Roles, groups and places addressed like people: 担当者様, 会員様, 関係者各位, 御社,
+    // 社長さん, 東京都様, 中央区様, 大阪府様, 王子様, 大家さん.
     if chars
         .last()
-        .is_some_and(|c| "者員客社位方同皆".contains(*c))
+        .is_some_and(|c| "者員客社位方同皆長都府県区市町村".contains(*c))
     {
+        return false;
+    }
+    const ROLES: &[&str] = &["王子", "大家", "先生", "お客", "皆様", "殿下", "陛下", "姫"];
+    let word: String = chars.iter().collect();
+    if ROLES.contains(&word.as_str()) {
         return false;
     }
     (1..=chars.len().min(3)).any(|k| {
@@ -432,152 +497,299 @@ pub(crate) fn cjk_name(value: &[u8]) -> bool {
     })
 }
 
-/// Whether a byte starts a capitalised word: an ASCII capital, or the lead byte of a Latin-1
-/// or Latin Extended-A letter (`É`, `Ł`: checked by the validator).
-fn cap_start(b: u8) -> bool {
-    b.is_ascii_uppercase() || matches!(b, 0xC3..=0xC5)
+/// The character at byte `i` and its length in bytes (`None` inside or outside a character).
+fn char_at(text: &[u8], i: usize) -> Option<(char, usize)> {
+    let b = *text.get(i)?;
+    let len = match b {
+        0x00..=0x7F => return Some((char::from(b), 1)),
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return None,
+    };
+    let c = std::str::from_utf8(text.get(i..i + len)?)
+        .ok()?
+        .chars()
+        .next()?;
+    Some((c, len))
 }
 
-/// The byte after a word's first letter: a lower-case ASCII letter or part of a non-ASCII
-/// character (`Jürgen`, the rest of `É`).
-fn lower_next(b: u8) -> bool {
-    b.is_ascii_lowercase() || b >= 0x80
-}
-
-/// Whether `text` holds two capitalised words separated by a space, maybe with particles
-/// between (`Maria Garcia`, `Pieter de Vries`): the gate of `person_name.text`, which most
-/// texts (ids, enums, lower-case prose) fail in one pass over their spaces. (Also asking for a
-/// listed given name first cut the detector's runs by 15% and cost more than it saved.)
-pub(crate) fn has_name_pair(text: &[u8]) -> bool {
-    // `Maria`, `Élodie`, `O'Brien`.
-    let capitalised_at = |p: usize| {
-        text.get(p).is_some_and(|&b| cap_start(b))
-            && text.get(p + 1).is_some_and(|&b| {
-                lower_next(b) || (b == b'\'' && text.get(p + 2).is_some_and(|&c| cap_start(c)))
-            })
-    };
-    // The start of the word that ends at `end` (exclusive).
-    let word_start = |end: usize| {
-        let mut k = end;
-        while k > 0
-            && (text[k - 1].is_ascii_alphabetic() || text[k - 1] >= 0x80 || text[k - 1] == b'-')
-        {
-            k -= 1;
-        }
-        k
-    };
-    for p in memchr::memchr_iter(b' ', text) {
-        if p == 0 || !(text[p - 1].is_ascii_lowercase() || text[p - 1] >= 0x80) {
-            continue;
-        }
-        if !capitalised_at(word_start(p)) {
-            continue;
-        }
-        // Up to two particles (`de`, `van der`), then a capitalised word.
-        let mut q = p + 1;
-        for _ in 0..3 {
-            if capitalised_at(q) {
-                return true;
-            }
-            let mut r = q;
-            while r < text.len() && r - q < 5 && text[r].is_ascii_lowercase() {
-                r += 1;
-            }
-            if r == q || text.get(r) != Some(&b' ') {
-                break;
-            }
-            q = r + 1;
-        }
+/// The character that ends at byte `i`.
+fn char_before(text: &[u8], i: usize) -> Option<char> {
+    let mut k = i.checked_sub(1)?;
+    while k > 0 && i - k < 4 && (0x80..0xC0).contains(&text[k]) {
+        k -= 1;
     }
-    false
+    char_at(text, k)
+        .filter(|&(_, len)| k + len == i)
+        .map(|(c, _)| c)
 }
 
-/// Whether byte `b` is part of a word of a name: an ASCII letter or a byte of a non-ASCII
-/// character (which the validators check as characters).
-fn word_byte(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b >= 0x80
+/// A letter of a name: alphabetic, or a combining mark (`José` written `Jose\u{301}`).
+fn is_letter(c: char) -> bool {
+    c.is_alphabetic() || matches!(c as u32, 0x0300..=0x036F)
 }
 
-/// The end of the word starting at `i`: letters, with `'` or `-` inside (`O'Brien`,
-/// `Hans-Peter`).
+/// The end of the word of letters starting at `i`, with `'`, `’` or `-` inside (`O'Brien`,
+/// `Hans-Peter`), a possessive left out (`Smith's` -> `Smith`).
 fn word_end(text: &[u8], i: usize) -> usize {
     let mut e = i;
-    while e < text.len() {
-        if word_byte(text[e]) {
-            e += 1;
-        } else if matches!(text[e], b'\'' | b'-') && text.get(e + 1).is_some_and(|&b| word_byte(b))
-        {
-            e += 2;
-        } else {
-            break;
+    while let Some((c, len)) = char_at(text, e) {
+        if is_letter(c) {
+            e += len;
+            continue;
         }
+        if matches!(c, '\'' | '’' | '-') {
+            if let Some((n, nlen)) = char_at(text, e + len) {
+                let possessive = c != '-'
+                    && matches!(n, 's' | 'S')
+                    && !char_at(text, e + len + nlen).is_some_and(|(a, _)| is_letter(a));
+                if is_letter(n) && !possessive {
+                    e += len;
+                    continue;
+                }
+            }
+        }
+        break;
     }
     e
 }
 
-/// The candidates of `person_name.text`: runs of two to four capitalised words separated by
-/// single spaces, with up to two particles between them (`Pieter de Vries`). For each run,
-/// `found(start, end, run_end)` is asked from the longest candidate to the shortest (two
-/// words); a shorter candidate that is a name makes the whole run the finding (`run_end`:
-/// in `Hans Peter Stiebitz` the listed `Hans Peter` is a name and `Stiebitz` is its unlisted
-/// surname, which must not be left out). After an accepted candidate the search goes on past
-/// the run, else at the next word. One pass over the text, no regex: the regex this replaced
-/// searched again after every rejected candidate, and title case is frequent in prose.
-pub(crate) fn name_candidates(text: &[u8], mut found: impl FnMut(usize, usize, usize) -> bool) {
-    let capitalised_word =
-        |s: usize, e: usize| std::str::from_utf8(&text[s..e]).is_ok_and(capitalised);
+/// The separator of the words of a name at byte `i`: a space, a no-break space or a narrow
+/// no-break space; its length.
+fn separator_at(text: &[u8], i: usize) -> Option<usize> {
+    match text.get(i..)? {
+        [b' ', ..] => Some(1),
+        [0xC2, 0xA0, ..] => Some(2),
+        [0xE2, 0x80, 0xAF, ..] => Some(3),
+        _ => None,
+    }
+}
+
+/// A word glued to what follows it is part of something else: an address (`Maria.Garcia@`,
+/// `Sales@`), an identifier (`Maria_1`, `Garcia.Lopez`).
+fn glued(text: &[u8], e: usize) -> bool {
+    match text.get(e) {
+        Some(b'@' | b'_') => true,
+        Some(b) if b.is_ascii_digit() => true,
+        Some(b'.' | b'-') => text.get(e + 1).is_some_and(|b| b.is_ascii_alphanumeric()),
+        _ => false,
+    }
+}
+
+/// Place words that are rarely surnames: anywhere after the first word of a run of
+/// capitalised words, they make it a place or an organisation (`Victor Hugo Street`,
+/// `Madison Square Garden`, `Jan Smith Lane`). The others of [`PLACE_AFTER`] (`Hill`,
+/// `Hall`, `Park`, `Court`) are surnames too: they make a place only after two words or more.
+const STRONG_PLACE: &[&str] = &[
+    "academy",
+    "airport",
+    "allee",
+    "arena",
+    "ave",
+    "avenue",
+    "bay",
+    "beach",
+    "blvd",
+    "boulevard",
+    "bridge",
+    "building",
+    "cathedral",
+    "center",
+    "centre",
+    "church",
+    "city",
+    "clinic",
+    "co",
+    "college",
+    "company",
+    "corp",
+    "county",
+    "crescent",
+    "ct",
+    "district",
+    "dr",
+    "drive",
+    "foundation",
+    "gardens",
+    "gasse",
+    "gmbh",
+    "gracht",
+    "group",
+    "heights",
+    "highway",
+    "hospital",
+    "hotel",
+    "inc",
+    "institute",
+    "island",
+    "kade",
+    "laan",
+    "lake",
+    "library",
+    "llc",
+    "ln",
+    "ltd",
+    "mall",
+    "market",
+    "museum",
+    "parkway",
+    "pl",
+    "platz",
+    "plaza",
+    "plein",
+    "rd",
+    "river",
+    "road",
+    "school",
+    "sq",
+    "square",
+    "st",
+    "stadium",
+    "station",
+    "str",
+    "straat",
+    "strasse",
+    "straße",
+    "street",
+    "terrace",
+    "theater",
+    "theatre",
+    "tower",
+    "university",
+    "valley",
+    "village",
+    "weg",
+];
+
+/// Whether the run of capitalised words `words` (with the words just before and after it) is
+/// a place or an organisation rather than a person.
+fn place_run(words: &[&str], before: &str, after: &str) -> bool {
+    let n = words.len();
+    PLACE_BEFORE.contains(&before)
+        || PLACE_AFTER.contains(&after)
+        || words.iter().enumerate().any(|(k, w)| {
+            let w = lower(w.trim_end_matches('.'));
+            (k == 0 && PLACE_BEFORE.contains(&w.as_str()))
+                || (k > 0 && STRONG_PLACE.contains(&w.as_str()))
+                || (k > 0 && k + 1 == n && n >= 3 && PLACE_AFTER.contains(&w.as_str()))
+        })
+}
+
+/// At most this many capitalised words make one name; a longer run is searched a window at
+/// a time (see [`name_candidates`]).
+const MAX_RUN: usize = 5;
+
+/// The candidates of `person_name.text`, from runs of capitalised words separated by single
+/// spaces, with up to two particles between them (`Pieter de Vries`). Every sub-run of two
+/// words or more is asked, longest first, as `found(start, end, run_start, run_end)`; the first
+/// accepted makes the whole run the finding, so an unlisted word of the name is not left out
+/// (`Nnamdi James Smith`, `Hans Peter Stiebitz`). A run that names a place is skipped whole
+/// ([`place_run`]); a run of more than [`MAX_RUN`] words is searched from each word in turn,
+/// each candidate reported as itself; a word glued to an address or identifier ends a run. One pass over the text; words and their boundaries are Unicode letters, so
+/// quotes, dashes and marks around a name do not hide it.
+#[allow(clippy::needless_range_loop)] // `starts` and `ends` are read in pairs
+pub(crate) fn name_candidates(
+    text: &[u8],
+    mut found: impl FnMut(usize, usize, usize, usize) -> bool,
+) {
+    let name_word = |s: usize, e: usize| {
+        e > s && !glued(text, e) && std::str::from_utf8(&text[s..e]).is_ok_and(capitalised)
+    };
     let mut i = 0;
     while i < text.len() {
-        // The next word start: a capital after a byte that is not part of a word.
-        if !cap_start(text[i]) || (i > 0 && (word_byte(text[i - 1]) || text[i - 1] == b'\'')) {
+        let b = text[i];
+        // A word starts at a capital after something that is not a letter (nor an
+        // apostrophe inside a word: the `Brien` of `O'Brien`).
+        if !(b.is_ascii_uppercase() || b >= 0xC0) {
             i += 1;
             continue;
         }
+        let after_letter = match char_before(text, i) {
+            Some(c @ ('\'' | '’')) => char_before(text, i - c.len_utf8()).is_some_and(is_letter),
+            Some(c) => is_letter(c),
+            None => false,
+        };
         let first_end = word_end(text, i);
-        if !capitalised_word(i, first_end) {
-            i = first_end.max(i + 1);
+        if after_letter || !name_word(i, first_end) {
+            i = first_end.max(i + char_at(text, i).map_or(1, |(_, l)| l));
             continue;
         }
-        // The capitalised words after it: ends of the candidates, shortest first.
-        let mut ends = [0usize; 3];
-        let mut n = 0;
+        // The run: name words separated by one separator, up to two particles between.
+        let mut starts = [0usize; MAX_RUN + 1];
+        let mut ends = [0usize; MAX_RUN + 1];
+        starts[0] = i;
+        ends[0] = first_end;
+        let mut n = 1;
         let mut at = first_end;
-        while n < ends.len() {
+        'run: while n <= MAX_RUN {
             let mut q = at;
             let mut particles = 0;
-            let next = loop {
-                if text.get(q) != Some(&b' ') {
-                    break None;
-                }
-                let ws = q + 1;
+            loop {
+                let Some(sep) = separator_at(text, q) else {
+                    break 'run;
+                };
+                let ws = q + sep;
                 let we = word_end(text, ws);
                 if we == ws {
-                    break None;
+                    break 'run;
                 }
-                if capitalised_word(ws, we) {
-                    break Some(we);
+                if name_word(ws, we) {
+                    starts[n] = ws;
+                    ends[n] = we;
+                    n += 1;
+                    at = we;
+                    break;
                 }
                 let particle =
                     std::str::from_utf8(&text[ws..we]).is_ok_and(|w| PARTICLES.contains(&w));
-                if particles < 2 && particle {
+                if particles < 2 && particle && !glued(text, we) {
                     particles += 1;
                     q = we;
                     continue;
                 }
-                break None;
-            };
-            match next {
-                Some(we) => {
-                    ends[n] = we;
-                    n += 1;
-                    at = we;
+                // An initial (`Hans D. Rohleder`).
+                if particles < 2
+                    && we == ws + 1
+                    && text[ws].is_ascii_uppercase()
+                    && text.get(we) == Some(&b'.')
+                    && separator_at(text, we + 1).is_some()
+                {
+                    particles += 1;
+                    q = we + 1;
+                    continue;
                 }
-                None => break,
+                break 'run;
             }
         }
-        let run_end = if n > 0 { ends[n - 1] } else { first_end };
-        let accepted = ends[..n].iter().rev().any(|&e| found(i, e, run_end));
-        i = if accepted { run_end } else { first_end }.max(i + 1);
+        let run_end = ends[n - 1];
+        if n < 2 {
+            i = run_end;
+            continue;
+        }
+        if n > MAX_RUN {
+            // Longer than a name: names listed one after another, or a name padded with
+            // capitalised words to hide it. Candidates of two to four words from the first
+            // word, each reported as itself; then on from the next word.
+            let accepted = (1..4).rev().find(|&z| found(i, ends[z], i, ends[z]));
+            i = accepted.map_or(ends[0], |z| ends[z]);
+            continue;
+        }
+        let word = |k: usize| std::str::from_utf8(&text[starts[k]..ends[k]]).unwrap_or("");
+        let run: Vec<&str> = (0..n).map(word).collect();
+        let (before, after) = neighbours(text, i, run_end);
+        if place_run(&run, &before, &after) {
+            i = run_end;
+            continue;
+        }
+        'found: for a in 0..n - 1 {
+            for z in (a + 1..n).rev() {
+                if found(starts[a], ends[z], i, run_end) {
+                    break 'found;
+                }
+            }
+        }
+        i = run_end;
     }
 }
 
@@ -670,38 +882,9 @@ mod tests {
         assert!(!given_surname_in("Maria de", "Maria de"));
     }
 
-    #[test]
-    fn the_gate_passes_every_name_the_pattern_may_find() {
-        for t in [
-            "Maria Garcia",
-            "to Maria Garcia.",
-            "Pieter de Vries",
-            "Élodie Martin",
-            "José Álvarez",
-            "Łukasz Żak",
-            "Hans-Peter Kobelt",
-            "x: Anna van der Berg",
-            "Jürgen Ölz",
-            "Ana de la Cruz",
-            "Reece O'Brien",
-        ] {
-            assert!(has_name_pair(t.as_bytes()), "{t}");
-        }
-        for t in [
-            "maria garcia",
-            "MARIA GARCIA",
-            "2024-01-15 10:00",
-            "a-b c_d",
-            "Maria",
-            "",
-        ] {
-            assert!(!has_name_pair(t.as_bytes()), "{t}");
-        }
-    }
-
     fn candidates(text: &str) -> Vec<&str> {
         let mut all = Vec::new();
-        name_candidates(text.as_bytes(), |s, e, _| {
+        name_candidates(text.as_bytes(), |s, e, _, _| {
             all.push(&text[s..e]);
             false
         });
@@ -726,18 +909,30 @@ mod tests {
         assert_eq!(candidates("A B Cd Ef"), vec!["Cd Ef"]);
         // An accepted candidate is skipped whole.
         let mut seen = Vec::new();
-        name_candidates(b"Anna Maria Schmidt", |s, e, _| {
+        name_candidates(b"Anna Maria Schmidt", |s, e, _, _| {
             seen.push((s, e));
             true
         });
         assert_eq!(seen, vec![(0, 18)]);
         // A shorter name reports the whole run.
         let mut seen = Vec::new();
-        name_candidates(b"Hans Peter Stiebitz", |s, e, run| {
+        name_candidates(b"Hans Peter Stiebitz", |s, e, _, run| {
             seen.push((s, e, run));
             e == 10
         });
         assert_eq!(seen, vec![(0, 19, 19), (0, 10, 19)]);
+        // Names padded into a long run are still candidates (the rest of the run, five words
+        // or fewer, is then a run of its own and its finding).
+        let text = "Xx Yy Maria Garcia Zz Ww Vv";
+        let mut seen = Vec::new();
+        name_candidates(text.as_bytes(), |s, e, rs, re| {
+            let hit = &text[s..e] == "Maria Garcia";
+            if hit {
+                seen.push((&text[s..e], &text[rs..re]));
+            }
+            hit
+        });
+        assert_eq!(seen, vec![("Maria Garcia", "Maria Garcia Zz Ww Vv")]);
     }
 
     #[test]
