@@ -8,8 +8,9 @@
 //! with a valid Luhn check under a letter key), IE (the PPSN check letter, new and old layouts),
 //! IT (Luhn and office code), LU (mod 89), NL (the 11-check of the old numbers, mod 97 of the
 //! new ones), PL (weighted mod 11), PT (the NIF check), SE (Luhn of the organisation number,
-//! then `01`). Written compactly, as VIES and invoices print them; other states' numbers are
-//! not matched.
+//! then `01`). Written compactly, as VIES prints them, or in the groups invoices and letters use
+//! (`DE 136 695 976`, `FR 40 303 265 045`, `NL 0044.95.445.B01`); other states' numbers are not
+//! matched.
 
 use super::national::{es_nif, ie_ppsn, iso7064_mod11_10, it_vat, pt_nif, weighted};
 use super::validate::luhn;
@@ -27,8 +28,22 @@ fn doubled(x: u8) -> u32 {
     v / 10 + v % 10
 }
 
-/// Whether `m` (the whole match, prefix included) is a valid EU VAT number.
+/// Whether `m` (the whole match, prefix included) is a valid EU VAT number, written compactly
+/// or in groups (`DE 136 695 976`, `BE 0776.091.951`, `PL 526-000-12-46`, `ATU 1358 5627`):
+/// the separators the pattern allows are dropped before the check.
 pub(crate) fn eu_vat(m: &[u8]) -> bool {
+    if m.iter().any(|b| matches!(b, b' ' | b'.' | b'-')) {
+        let compact: Vec<u8> = m
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b' ' | b'.' | b'-'))
+            .collect();
+        return eu_vat_compact(&compact);
+    }
+    eu_vat_compact(m)
+}
+
+fn eu_vat_compact(m: &[u8]) -> bool {
     if m.len() < 10 || !m[..2].iter().all(u8::is_ascii_uppercase) {
         return false;
     }
