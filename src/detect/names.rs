@@ -126,107 +126,18 @@ const KNOWN_STOP: &[&str] = &[
     "team", "thanks", "the", "their", "there", "this", "to", "we", "west", "you", "your",
 ];
 
-/// Words after a name that make it a place, a building or an organisation ("Maria Street").
-const PLACE_AFTER: &[&str] = &[
-    "academy",
-    "airport",
-    "allee",
-    "arena",
-    "ave",
-    "avenue",
-    "bay",
-    "beach",
-    "blvd",
-    "boulevard",
-    "bridge",
-    "building",
-    "cathedral",
-    "center",
-    "centre",
-    "church",
-    "circle",
-    "city",
-    "clinic",
-    "close",
-    "co",
-    "college",
-    "company",
-    "corp",
-    "county",
-    "court",
-    "crescent",
-    "ct",
-    "damm",
-    "district",
-    "dr",
-    "drive",
-    "foundation",
-    "garden",
-    "gardens",
-    "gasse",
-    "gmbh",
-    "gracht",
-    "group",
-    "grove",
-    "hall",
-    "heights",
-    "highway",
-    "hill",
-    "hospital",
-    "hotel",
-    "inc",
-    "institute",
-    "island",
-    "kade",
-    "laan",
-    "lake",
-    "lane",
-    "library",
-    "llc",
-    "ln",
-    "ltd",
-    "mall",
-    "market",
-    "memorial",
-    "museum",
-    "park",
-    "parkway",
-    "pl",
-    "place",
-    "platz",
-    "plaza",
-    "plein",
-    "quay",
-    "rd",
-    "ring",
-    "river",
-    "road",
-    "row",
-    "school",
-    "sq",
-    "square",
-    "st",
-    "stadium",
-    "station",
-    "str",
-    "straat",
-    "strasse",
-    "straße",
-    "street",
-    "terrace",
-    "theater",
-    "theatre",
-    "tower",
-    "town",
-    "trail",
-    "university",
-    "valley",
-    "village",
-    "walk",
-    "way",
-    "weg",
-    "wharf",
+/// Place words that are also surnames (`Hill`, `Hall`, `Park`, `Court`): in a run they make
+/// a place only after two words or more (`Jan Smith Lane`); with [`STRONG_PLACE`], the words
+/// after a name that make it a place or an organisation.
+const WEAK_PLACE: &[&str] = &[
+    "circle", "close", "court", "damm", "garden", "grove", "hall", "hill", "lane", "memorial",
+    "park", "place", "quay", "ring", "row", "town", "trail", "walk", "way", "wharf",
 ];
+
+/// A word after a name that makes it a place, a building or an organisation ("Maria Street").
+fn place_after(word: &str) -> bool {
+    STRONG_PLACE.contains(&word) || WEAK_PLACE.contains(&word)
+}
 
 /// Words before a name that make it a place ("Rue Victor Hugo", "San Jose", "Via Roma").
 const PLACE_BEFORE: &[&str] = &[
@@ -413,7 +324,7 @@ fn neighbours(text: &[u8], s: usize, e: usize) -> (String, String) {
 /// Whether the name at `text[s..e]` is part of a place, a building or an organisation.
 pub(crate) fn in_place(text: &[u8], s: usize, e: usize) -> bool {
     let (before, after) = neighbours(text, s, e);
-    PLACE_BEFORE.contains(&before.as_str()) || PLACE_AFTER.contains(&after.as_str())
+    PLACE_BEFORE.contains(&before.as_str()) || place_after(after.as_str())
 }
 
 /// Two to five words, the first a given name (not a title word), the last a surname, and no
@@ -579,8 +490,7 @@ fn glued(text: &[u8], e: usize) -> bool {
 
 /// Place words that are rarely surnames: anywhere after the first word of a run of
 /// capitalised words, they make it a place or an organisation (`Victor Hugo Street`,
-/// `Madison Square Garden`, `Jan Smith Lane`). The others of [`PLACE_AFTER`] (`Hill`,
-/// `Hall`, `Park`, `Court`) are surnames too: they make a place only after two words or more.
+/// `Madison Square Garden`). The others ([`WEAK_PLACE`]) are surnames too.
 const STRONG_PLACE: &[&str] = &[
     "academy",
     "airport",
@@ -667,12 +577,12 @@ const STRONG_PLACE: &[&str] = &[
 fn place_run(words: &[&str], before: &str, after: &str) -> bool {
     let n = words.len();
     PLACE_BEFORE.contains(&before)
-        || PLACE_AFTER.contains(&after)
+        || place_after(after)
         || words.iter().enumerate().any(|(k, w)| {
             let w = lower(w.trim_end_matches('.'));
             (k == 0 && PLACE_BEFORE.contains(&w.as_str()))
                 || (k > 0 && STRONG_PLACE.contains(&w.as_str()))
-                || (k > 0 && k + 1 == n && n >= 3 && PLACE_AFTER.contains(&w.as_str()))
+                || (k > 0 && k + 1 == n && n >= 3 && place_after(w.as_str()))
         })
 }
 
