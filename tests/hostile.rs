@@ -395,3 +395,52 @@ fn base58_candidate_storms() {
         assert!(!String::from_utf8_lossy(o).contains("1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2"));
     }
 }
+
+#[test]
+fn name_storms() {
+    // Person names in prose (src/detect/names.rs), attacked the way the session 10 review did:
+    // triggers of the context detector by the megabyte, one run of capitalised words hiding
+    // names, particle chains, and honorifics. Bounded, and the names after them are redacted.
+    let names = [
+        "Maria Garcia",
+        "Pieter de Vries",
+        "山田太郎",
+        "Anna Kowalska",
+    ];
+    let bodies: Vec<(&str, String)> = vec![
+        (
+            "triggers.txt",
+            format!("{} Thanks, Maria Garcia", "To: ".repeat(250_000)),
+        ),
+        (
+            "run.txt",
+            format!(
+                "{}Maria Garcia {} From: Pieter de Vries",
+                "Aa Bb Cc Dd Ee ".repeat(60_000),
+                "Ff Gg ".repeat(60_000)
+            ),
+        ),
+        (
+            "particles.txt",
+            format!("{} Pieter de Vries", "Maria de de van der ".repeat(50_000)),
+        ),
+        (
+            "honorifics.txt",
+            format!(
+                "{}山田太郎様、Anna Kowalska",
+                "様さん氏名：".repeat(100_000)
+            ),
+        ),
+    ];
+    for (name, body) in &bodies {
+        for i in run(name, body.as_bytes(), Duration::from_secs(30)) {
+            let Decision::Rewrite(o) = &i.decision else {
+                panic!("{name}: not rewritten")
+            };
+            let o = String::from_utf8_lossy(o);
+            for n in names {
+                assert!(!o.contains(n), "{name}: {n} left");
+            }
+        }
+    }
+}

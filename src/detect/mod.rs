@@ -117,8 +117,9 @@ struct PackDetector {
     not_after_number: bool,
 }
 
-/// Candidate finders written in code, for detectors whose candidates a regex proposes too
-/// slowly (one search per rejected candidate).
+/// Candidate finders written in code, for candidates a regex cannot propose: a run of
+/// capitalised words is asked as every sub-run and reported whole (a detector has a `pattern`
+/// or a `finder`, not both).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Finder {
@@ -525,6 +526,12 @@ impl Detectors {
                     PatternRegex::Ready(r)
                 }
             };
+            if d.pattern.is_some() && d.finder.is_some() {
+                return Err(PolicyError::new(
+                    format!("{loc}.finder"),
+                    "a detector has a pattern or a finder, not both",
+                ));
+            }
             if d.pattern.is_some() || d.finder.is_some() {
                 pattern_detectors |= bit;
             }

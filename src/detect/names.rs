@@ -1,18 +1,20 @@
 //! Person names in free text, without a model: a gazetteer of given names and surnames
 //! (`names/*.txt`, built by `tools/names/` from census and registry lists; sources and
-//! licences in `tools/names/SOURCES.md`) checked on capitalised words a pattern proposes.
+//! licences in `tools/names/SOURCES.md`) checked on capitalised words that the finder
+//! ([`name_candidates`]) or a detector's pattern proposes.
 //!
 //! The lists are sorted text, searched as they are (no index is built: nothing to compile).
 //! Three checks, from the weakest context to the strongest:
-//! - [`given_surname`]: two to four capitalised words, anywhere; the first a given name, the
+//! - [`given_surname`]: two to five capitalised words, anywhere; the first a given name, the
 //!   last a surname ("assigned to Maria Garcia", "Maria Garcia called").
-//! - [`known_name`]: the words after a greeting or a header (`Hi Jan,`, `From: Pieter de
-//!   Vries`): the first word a given name or a surname.
-//! - [`cjk_name`]: two to four Han characters before an honorific (`山田太郎様`) or after a
-//!   label (`氏名：`), starting with a surname.
+//! - [`known_name`]: the words after a greeting, a header or under a role key (`Hi Jan,`,
+//!   `From: Pieter de Vries`): one given name, or words starting with a given name or a
+//!   surname.
+//! - [`cjk_name`]: two to five Han characters or kana before an honorific (`山田太郎様`) or
+//!   after a label (`氏名：`), starting with a Han surname.
 //!
 //! The first two refuse a name that is part of a place ("Maria Street", "Rue Victor Hugo",
-//! "San Jose"): [`in_place`].
+//! "San Jose"): [`in_place`], and for the finder's runs [`place_run`].
 
 static GIVEN: &str = include_str!("names/given.txt");
 static SURNAMES: &str = include_str!("names/surnames.txt");
@@ -397,7 +399,7 @@ pub(crate) fn cjk_name(value: &[u8]) -> bool {
     {
         return false;
     }
-    const ROLES: &[&str] = &["王子", "大家", "先生", "お客", "皆様", "殿下", "陛下", "姫"];
+    const ROLES: &[&str] = &["王子", "大家", "先生", "皆様", "殿下", "陛下"];
     let word: String = chars.iter().collect();
     if ROLES.contains(&word.as_str()) {
         return false;
