@@ -572,8 +572,9 @@ impl Detectors {
                 support_gated |= bit;
                 for w in &d.context {
                     // Lower-cased as `accept` compares context words; matched in any ASCII
-                    // case, as there.
-                    let k = w.to_lowercase();
+                    // case, as there. Letters beyond ASCII match as written (a detector lists
+                    // `dič` and `DIČ`): the keyword DFA folds ASCII only.
+                    let k = w.to_ascii_lowercase();
                     match (0..keywords.len()).find(|&p| keywords[p] == k && keyword_any_case[p]) {
                         Some(pos) => keyword_owner[pos] |= bit,
                         None => {
@@ -639,7 +640,7 @@ impl Detectors {
                 context: d
                     .context
                     .iter()
-                    .map(|w| w.to_lowercase().into_bytes())
+                    .map(|w| w.to_ascii_lowercase().into_bytes())
                     .collect(),
                 value_regex,
                 parent_hints: d

@@ -234,7 +234,7 @@ pub(crate) fn imei(m: &[u8]) -> bool {
 }
 
 /// A calendar date from two-digit day, month (1-12) and a full year.
-fn valid_date(day: u32, month: u32, year: u32) -> bool {
+pub(super) fn valid_date(day: u32, month: u32, year: u32) -> bool {
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
