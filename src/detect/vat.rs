@@ -464,6 +464,30 @@ fn se(r: &[u8]) -> bool {
 mod tests {
     use super::eu_vat;
 
+    /// Numbers of the thirteen states added in session 11, random and one per possible last
+    /// character, with the answer of an independent Python rewrite of each check
+    /// (`tools/vat/reference.py`, which writes the file).
+    #[test]
+    fn the_thirteen_states_agree_with_the_reference() {
+        let cases = include_str!("../../tests/data/vat_reference.txt");
+        let mut wrong = Vec::new();
+        for line in cases.lines() {
+            let Some((v, want)) = line.split_once(' ') else {
+                continue;
+            };
+            if eu_vat(v.as_bytes()) != (want == "1") {
+                wrong.push(line);
+            }
+        }
+        assert!(cases.lines().count() > 10_000);
+        assert!(
+            wrong.is_empty(),
+            "{} differ: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(10)]
+        );
+    }
+
     #[test]
     fn published_and_computed_numbers_validate_and_one_changed_digit_does_not() {
         let valid = [
