@@ -298,8 +298,9 @@ pub(crate) fn truncate_path(s: &mut String) {
     }
 }
 
-/// Lower-cases ASCII and drops `_`, `-`, `.` and spaces: `phoneNumber`, `phone_number` and
-/// `Phone-Number` all become `phonenumber`.
+/// Lower-cases and drops `_`, `-`, `.` and spaces: `phoneNumber`, `phone_number` and
+/// `Phone-Number` all become `phonenumber`; `IČ DPH` becomes `ičdph`, `ΑΦΜ` `αφμ` (letters
+/// beyond ASCII are lower-cased too, and the ideographic space is dropped: `名前　`).
 pub(crate) fn normalize_key(key: &str, out: &mut String) {
     if key.is_ascii() {
         normalize_ascii_key(key.as_bytes(), out);
@@ -307,8 +308,8 @@ pub(crate) fn normalize_key(key: &str, out: &mut String) {
         out.clear();
         out.extend(
             key.chars()
-                .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
-                .map(|c| c.to_ascii_lowercase()),
+                .filter(|c| !matches!(c, '_' | '-' | '.' | ' ' | '\u{3000}'))
+                .flat_map(char::to_lowercase),
         );
     }
 }

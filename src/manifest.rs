@@ -82,8 +82,8 @@ pub struct ClassSpec {
     /// JSON key names (case and `_`/`-` insensitive) that raise confidence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_hints: Vec<String>,
-    /// Words shortly before a match that raise confidence, matched in any ASCII case
-    /// (letters beyond ASCII as written: list `dič` and `DIČ` for both).
+    /// Words shortly before a match that raise confidence, matched in any case (for letters
+    /// beyond ASCII: lower case, upper case, or a capital first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context_words: Vec<String>,
     /// Base confidence of a match (default 0.8).

@@ -181,3 +181,84 @@ fn low_confidence_detectors_are_found_wherever_their_hint_or_context_is() {
     let low = r#"{"minConfidence": 0.3, "defaultRoute": {"response": {}}}"#;
     assert!(classes_found(low, r#"{"order": "44051401359"}"#).contains(&"pl_pesel".to_string()));
 }
+
+/// The context detector's keywords are written by hand beside its pattern; a greeting, header
+/// or sign-off the pattern knows without a keyword that opens its gate would never be found
+/// (`geehrter` under the keyword `geehrte `, `Dear,` without `dear,`: session 11's review).
+/// Every word of the pattern's three lists, in lower case, upper case and with a capital,
+/// before a name, must be found by that detector.
+#[test]
+fn every_greeting_header_and_sign_off_of_the_context_detector_opens_its_gate() {
+    let pack: toml::Value = toml::from_str(include_str!("../src/detect/builtin.toml")).unwrap();
+    let pattern = pack["detector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"].as_str() == Some("person_name.context"))
+        .and_then(|d| d["pattern"].as_str())
+        .expect("the context detector")
+        .to_string();
+    // The alternatives of the group `(?:first|...)`.
+    let group = |first: &str| -> Vec<String> {
+        let at = pattern.find(&format!("(?:{first}|")).expect(first) + 3;
+        let end = at + pattern[at..].find(')').unwrap();
+        pattern[at..end].split('|').map(str::to_string).collect()
+    };
+    let greetings = group("dear");
+    let headers = group("from");
+    let sign_offs = group("regards");
+    assert!(
+        greetings.len() > 25 && headers.len() > 20,
+        "{greetings:?} {headers:?}"
+    );
+    assert!(sign_offs.iter().any(|s| s == "regards"), "{sign_offs:?}");
+    let mut texts = Vec::new();
+    let cased = |w: &str| -> Vec<String> {
+        let mut title = w.to_string();
+        if let Some(c) = w.chars().next() {
+            title = c.to_uppercase().chain(w.chars().skip(1)).collect();
+        }
+        // `GRÜSSE` is not `grüße` in any case the pattern folds (simple case folding).
+        let upper = w.to_uppercase();
+        let mut forms = vec![w.to_string(), title];
+        if upper.to_lowercase() == w {
+            forms.push(upper);
+        }
+        forms
+    };
+    for g in &greetings {
+        for w in cased(g) {
+            texts.push(format!("{w} Jan"));
+            texts.push(format!("{w}, Jan"));
+        }
+    }
+    for h in &headers {
+        for w in cased(h) {
+            texts.push(format!("{w}: Jan"));
+        }
+    }
+    for s in sign_offs.iter().filter(|s| !s.contains('(')) {
+        for w in cased(s) {
+            texts.push(format!("{w},\nJan"));
+        }
+    }
+    let policy = Policy::from_json(br#"{"defaultRoute": {"response": {}}}"#).expect("policy");
+    let route = policy.route("GET", "/", "test");
+    let missed: Vec<&String> = texts
+        .iter()
+        .filter(|t| {
+            let insp = policy.inspect(&Exchange {
+                route,
+                direction: Direction::Response,
+                content_type: Some("text/plain"),
+                scopes: &[],
+                body: t.as_bytes(),
+            });
+            !insp
+                .findings
+                .iter()
+                .any(|f| &*f.detector == "person_name.context" && &t[f.start..f.end] == "Jan")
+        })
+        .collect();
+    assert!(missed.is_empty(), "{} missed: {missed:?}", missed.len());
+}

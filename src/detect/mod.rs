@@ -411,6 +411,30 @@ impl KeywordHits {
     }
 }
 
+/// The forms of a word that match it in any case. ASCII letters are folded where words are
+/// compared (the keyword DFA, `has_context_word`), so the word is listed in ASCII lower case;
+/// letters beyond ASCII are compared as written, so a word with such letters is also listed
+/// in lower case, in upper case and with a capital first (`ΑΦΜ`, `αφμ`, `Αφμ`; `DIČ`, `dič`,
+/// `Dič` is `dič` folded). Other mixes (`ΑφΜ`) are not matched.
+fn case_variants(word: &str) -> Vec<String> {
+    let mut forms = vec![word.to_ascii_lowercase()];
+    if !word.is_ascii() {
+        let lower = word.to_lowercase();
+        let mut chars = lower.chars();
+        let title: String = chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default();
+        for form in [lower, word.to_uppercase(), title] {
+            let form = form.to_ascii_lowercase();
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms
+}
+
 fn normalized(key: &str) -> String {
     let mut s = String::new();
     normalize_key(key, &mut s);
@@ -549,13 +573,13 @@ impl Detectors {
             hinted_keys.extend(d.key_hints.iter().map(|h| normalized(h)));
             if d.pattern.is_some() && !d.keywords.is_empty() {
                 keyword_gated |= bit;
-                for k in &d.keywords {
-                    let any_case = d.keywords_any_case;
-                    let k = if any_case {
-                        k.to_ascii_lowercase()
-                    } else {
-                        k.clone()
-                    };
+                let any_case = d.keywords_any_case;
+                let listed: Vec<String> = if any_case {
+                    d.keywords.iter().flat_map(|k| case_variants(k)).collect()
+                } else {
+                    d.keywords.clone()
+                };
+                for k in listed {
                     match (0..keywords.len())
                         .find(|&p| keywords[p] == k && keyword_any_case[p] == any_case)
                     {
@@ -570,11 +594,9 @@ impl Detectors {
             }
             if d.pattern.is_some() && d.keywords.is_empty() && d.confidence < min_confidence {
                 support_gated |= bit;
-                for w in &d.context {
+                for k in d.context.iter().flat_map(|w| case_variants(w)) {
                     // Lower-cased as `accept` compares context words; matched in any ASCII
-                    // case, as there. Letters beyond ASCII match as written (a detector lists
-                    // `dič` and `DIČ`): the keyword DFA folds ASCII only.
-                    let k = w.to_ascii_lowercase();
+                    // case, as there (see `case_variants` for the other letters).
                     match (0..keywords.len()).find(|&p| keywords[p] == k && keyword_any_case[p]) {
                         Some(pos) => keyword_owner[pos] |= bit,
                         None => {
@@ -640,7 +662,8 @@ impl Detectors {
                 context: d
                     .context
                     .iter()
-                    .map(|w| w.to_ascii_lowercase().into_bytes())
+                    .flat_map(|w| case_variants(w))
+                    .map(String::into_bytes)
                     .collect(),
                 value_regex,
                 parent_hints: d
@@ -2022,6 +2045,21 @@ mod tests {
     }
 
     /// A deterministic xorshift64 stream for the differential tests.
+    #[test]
+    fn words_beyond_ascii_are_listed_in_their_cases() {
+        let forms = |w: &str| {
+            let mut v = case_variants(w);
+            v.sort();
+            v
+        };
+        assert_eq!(forms("VAT"), ["vat"]);
+        assert_eq!(forms("ΑΦΜ"), ["ΑΦΜ", "Αφμ", "αφμ"]);
+        // `Dič` is `dič` with ASCII folded; `DIČ` keeps its Č.
+        assert_eq!(forms("dič"), ["diČ", "dič"]);
+        // `ÜBERWEISUNG` folds to `Überweisung` (ASCII letters fold where words are compared).
+        assert_eq!(forms("ÜBERWEISUNG"), ["Überweisung", "überweisung"]);
+    }
+
     #[test]
     fn held_words_are_every_fitting_word_of_the_text() {
         // The probing walk against a plain split of the text into maximal word runs.
