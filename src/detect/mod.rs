@@ -2321,6 +2321,85 @@ mod tests {
         }));
     }
 
+    /// A keyword-gated detector runs only where one of its keywords is: a way its pattern can
+    /// start that holds none of them is a match never searched for (`geehrter` under the
+    /// keyword `geehrte `, `BC1` under `bc1`: session 11's review). Every literal a match can
+    /// start with (case-insensitive groups read in lower case) must contain a keyword, in the
+    /// case the keyword is matched in. Patterns that start with a class have no literal start
+    /// and are skipped; the test counts those it checks.
+    #[test]
+    fn every_literal_start_of_a_keyword_gated_pattern_holds_a_keyword() {
+        use regex_syntax::hir::literal::{ExtractKind, Extractor};
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        let (mut checked, mut missing) = (0, Vec::new());
+        for d in &pack.detector {
+            let (Some(p), false) = (&d.pattern, d.keywords.is_empty()) else {
+                continue;
+            };
+            // Read `(?i:...)` groups in lower case: their other cases fold like the keywords.
+            let lowered = p.replace("(?i:", "(?:").replace("(?i)", "");
+            let Some(hir) = parse_hir(&lowered) else {
+                continue;
+            };
+            let seq = Extractor::new()
+                .kind(ExtractKind::Prefix)
+                .limit_class(8)
+                .limit_repeat(4)
+                .limit_literal_len(64)
+                .limit_total(2000)
+                .extract(&hir);
+            let Some(literals) = seq.literals() else {
+                continue;
+            };
+            if literals.iter().any(|l| l.as_bytes().is_empty()) {
+                continue;
+            }
+            let any_case = d.keywords_any_case || p.starts_with("(?i)");
+            let holds = |l: &regex_syntax::hir::literal::Literal| {
+                let l = String::from_utf8_lossy(l.as_bytes());
+                d.keywords.iter().any(|k| {
+                    if any_case {
+                        l.to_lowercase().contains(&k.to_lowercase())
+                    } else {
+                        l.contains(k.as_str())
+                    }
+                })
+            };
+            // A literal start is cut where the pattern's first class is: a keyword that comes
+            // later in every match (`sig=` of an Azure SAS token) is in none of them, and such
+            // a pattern cannot be checked this way. One whose keywords start its matches has
+            // them in some literal: then in every one.
+            if !literals.iter().any(holds) {
+                continue;
+            }
+            checked += 1;
+            // A literal cut short inside a keyword (`xox` of `xoxb-`) cannot be checked.
+            let inside = |l: &regex_syntax::hir::literal::Literal| {
+                let l = String::from_utf8_lossy(l.as_bytes());
+                d.keywords.iter().any(|k| {
+                    if any_case {
+                        k.to_lowercase().starts_with(&l.to_lowercase())
+                    } else {
+                        k.starts_with(&*l)
+                    }
+                })
+            };
+            for l in literals
+                .iter()
+                .filter(|l| !holds(l) && !(!l.is_exact() && inside(l)))
+            {
+                missing.push(format!(
+                    "{}: {:?}",
+                    d.id,
+                    String::from_utf8_lossy(l.as_bytes())
+                ));
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+        assert!(checked >= 20, "only {checked} patterns checked");
+        eprintln!("{checked} keyword-gated patterns checked");
+    }
+
     #[test]
     fn required_infixes_of_a_long_pattern_cost_a_linear_number_of_runs() {
         // Hostile review: 800 zero-width parts before a literal took 30 s to compile.
