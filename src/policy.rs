@@ -216,6 +216,16 @@ impl Policy {
             ..RouteRules::default()
         });
         routes.push(ctx.route("default", None, &default_rules, m.mode, "defaultRoute")?);
+        let mut detectors = detectors;
+        let plan_masks: Vec<DetectorMask> = routes
+            .iter()
+            .flat_map(|r| [&r.request, &r.response])
+            .flatten()
+            .map(|p| p.enabled)
+            .collect();
+        detectors
+            .restrict_keywords(&plan_masks)
+            .map_err(|m| PolicyError::new("classes", m))?;
         Ok(Policy {
             inner: Arc::new(Inner {
                 min_confidence,
