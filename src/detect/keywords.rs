@@ -139,6 +139,11 @@ impl KeywordSearch {
         })
     }
 
+    /// Heap bytes of the DFA.
+    pub(crate) fn memory_usage(&self) -> usize {
+        self.dfa.as_ref().map_or(0, AhoCorasick::memory_usage)
+    }
+
     /// Calls `f(start, end, detectors)` for every keyword occurrence in `text` (in no
     /// particular order); stops early when `f` returns false. Searches only for keywords that
     /// can trigger a detector in `wanted` (others may still be reported).

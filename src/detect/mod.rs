@@ -779,16 +779,20 @@ impl Detectors {
     }
 
     /// Builds a keyword search for each distinct set of keyword-gated detectors the routes
-    /// enable, when it holds at most three quarters of the keywords (at most eight such
-    /// searches: each is built at compile time, ~1 ms and up to ~2 MB): the pass over a body
-    /// then walks a smaller automaton that stays in the cache (measured, session 11).
+    /// enable, when it holds at most three quarters of the keywords: the pass over a body then
+    /// walks a smaller automaton that stays in the cache (measured, session 11). Each is built
+    /// at compile time (~1 ms); at most eight, and no more once they hold 4 MiB (the whole
+    /// pack's DFA is ~2 MB).
     pub(crate) fn restrict_keywords(&mut self, enabled: &[DetectorMask]) -> Result<(), String> {
         const MAX_RESTRICTED: usize = 8;
+        const MAX_BYTES: usize = 4 << 20;
         let gated = self.keyword_gated | self.support_gated;
         let (words, owners, any_case, absorbable) = &self.keyword_list;
         for &mask in enabled {
             let mask = mask & gated;
+            let held: usize = self.restricted.iter().map(|(_, k)| k.memory_usage()).sum();
             if self.restricted.len() == MAX_RESTRICTED
+                || held >= MAX_BYTES
                 || mask.is_empty()
                 || self.restricted.iter().any(|(m, _)| *m == mask)
             {
