@@ -115,6 +115,8 @@ struct PackDetector {
     example: Option<String>,
     glued_suffix: Vec<String>,
     not_after_number: bool,
+    /// How far before a match a context word counts, in bytes (default 48).
+    context_window: Option<usize>,
 }
 
 /// Candidate finders written in code, for candidates a regex cannot propose: a run of
@@ -198,6 +200,8 @@ pub(crate) struct Detector {
     /// Not a finding when a number group stands right before the match (`7354 0049 3079
     /// 2558` is one 16-digit number, not a phone number from its second group on).
     not_after_number: bool,
+    /// How far before a match a context word counts, in bytes.
+    context_window: usize,
 }
 
 /// Where a text sits: the normalized JSON/form key and the key of its parent object.
@@ -704,6 +708,7 @@ impl Detectors {
                 finder: d.finder,
                 glued_suffix: d.glued_suffix.into_iter().map(String::into_bytes).collect(),
                 not_after_number: d.not_after_number,
+                context_window: d.context_window.unwrap_or(48),
             });
         }
         // The built-in detectors come first in `list`; custom ones after.
@@ -1311,7 +1316,7 @@ impl Detectors {
             }
         }
         if !d.context.is_empty() {
-            let from = s.saturating_sub(48);
+            let from = s.saturating_sub(d.context_window);
             if d.context.iter().any(|w| has_context_word(text, from, s, w)) {
                 confidence += d.context_boost;
             }
