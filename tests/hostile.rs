@@ -444,3 +444,59 @@ fn name_storms() {
         }
     }
 }
+
+#[test]
+fn keyword_storms_in_every_case_and_narrow_routes() {
+    // The keyword pass (one any-case DFA, overlapping; per-route DFAs for narrow policies:
+    // session 11), attacked by bodies of overlapping keywords in every case, enough to
+    // saturate its hit list, with the values after them that the keywords gate: a name after
+    // a greeting, a VAT number after its label in three scripts, an upper-case bech32
+    // address. Bounded, and every value is redacted, by the whole pack and by a route that
+    // enables these classes only.
+    let values = [
+        "Max Mustermann",
+        "DE136695976",
+        "EL094019245",
+        "RO1590082",
+        "BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ",
+    ];
+    let tail = "Sehr geehrter Max Mustermann, VAT DE136695976, Αφμ EL094019245, CUI: RO1590082, \
+                pay BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ";
+    let bodies = [
+        format!(
+            "{} {tail}",
+            "dear,hi,HI to:To:vat VAT dič DIČ ΑΦΜ αφμ ".repeat(25_000)
+        ),
+        format!("{} {tail}", "vat RO 1 2 3 HU-1 SI 1 BG 1 ".repeat(40_000)),
+        format!("{} {tail}", "bc1BC1bC1 geehrtegeehrter ".repeat(40_000)),
+    ];
+    let narrow = Policy::from_json(
+        br#"{"defaultRoute": {"response": {"detect": ["person_name", "eu_vat", "btc_address"], "defaultAction": "redact"}}}"#,
+    )
+    .expect("policy");
+    let budget = Duration::from_secs(if cfg!(debug_assertions) { 600 } else { 20 });
+    for (pname, p) in [
+        ("builtin", Policy::builtin_default().expect("builtin")),
+        ("narrow", narrow),
+    ] {
+        let route = p.route("GET", "/", "api");
+        for (i, body) in bodies.iter().enumerate() {
+            let t = Instant::now();
+            let insp = p.inspect(&Exchange {
+                route,
+                direction: Direction::Response,
+                content_type: Some("text/plain"),
+                scopes: &[],
+                body: body.as_bytes(),
+            });
+            assert!(t.elapsed() < budget, "{pname} body {i}: {:?}", t.elapsed());
+            let Decision::Rewrite(o) = &insp.decision else {
+                panic!("{pname} body {i}: not rewritten")
+            };
+            let o = String::from_utf8_lossy(o);
+            for v in values {
+                assert!(!o.contains(v), "{pname} body {i}: {v} left");
+            }
+        }
+    }
+}
