@@ -2111,6 +2111,39 @@ mod tests {
     }
 
     /// A deterministic xorshift64 stream for the differential tests.
+    /// `eu_vat.near` is `eu_vat` for the four states whose label must be right before the
+    /// number: the same hints, words and confidence, kept in step by hand in the pack.
+    #[test]
+    fn the_near_vat_detector_is_the_vat_detector_but_for_its_window() {
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        let get = |id: &str| pack.detector.iter().find(|d| d.id == id).expect(id);
+        let (far, near) = (get("eu_vat"), get("eu_vat.near"));
+        assert_eq!(far.key_hints, near.key_hints);
+        assert_eq!(far.context, near.context);
+        assert_eq!(far.class, near.class);
+        assert_eq!(
+            (
+                far.confidence,
+                far.hint_boost,
+                far.context_boost,
+                far.validator,
+                far.boundary
+            ),
+            (
+                near.confidence,
+                near.hint_boost,
+                near.context_boost,
+                near.validator,
+                near.boundary
+            )
+        );
+        assert_eq!((far.context_window, near.context_window), (None, Some(16)));
+        for state in ["BG", "HU", "RO", "SI"] {
+            let p = |d: &PackDetector| d.pattern.as_deref().unwrap_or("").contains(state);
+            assert!(p(near) && !p(far), "{state}");
+        }
+    }
+
     #[test]
     fn words_beyond_ascii_are_listed_in_their_cases() {
         let forms = |w: &str| {

@@ -15,7 +15,7 @@ fn digits<const N: usize>(m: &[u8]) -> Option<[u8; N]> {
     digits_in(m, &mut buf)?.try_into().ok()
 }
 
-fn all_same(d: &[u8]) -> bool {
+pub(super) fn all_same(d: &[u8]) -> bool {
     d.iter().all(|x| *x == d[0])
 }
 
@@ -247,7 +247,7 @@ pub(super) fn valid_date(day: u32, month: u32, year: u32) -> bool {
     (1..=days).contains(&day)
 }
 
-fn two(d: &[u8], i: usize) -> u32 {
+pub(super) fn two(d: &[u8], i: usize) -> u32 {
     u32::from(d[i]) * 10 + u32::from(d[i + 1])
 }
 

@@ -26,7 +26,9 @@
 //! invoices and letters use (`DE 136 695 976`, `FR 40 303 265 045`, `NL 0044.95.445.B01`,
 //! `CZ 640229/4448`, `SK 20 24 12 89 75`, `MT 1002-2806`).
 
-use super::national::{es_nif, ie_ppsn, iso7064_mod11_10, it_vat, pt_nif, valid_date, weighted};
+use super::national::{
+    all_same, es_nif, ie_ppsn, iso7064_mod11_10, it_vat, pt_nif, two, valid_date, weighted,
+};
 use super::validate::luhn;
 
 /// The bytes of `m` as digit values, when they are all ASCII digits.
@@ -95,7 +97,7 @@ fn eu_vat_compact(m: &[u8]) -> bool {
 /// The digits of `r` when there are `len` of them and they are not all the same digit (no
 /// issued number is; several checks below pass every such number).
 fn body(r: &[u8], len: usize) -> Option<Vec<u8>> {
-    nums(r).filter(|d| d.len() == len && d.iter().any(|x| *x != d[0]))
+    nums(r).filter(|d| d.len() == len && !all_same(d))
 }
 
 /// 9 digits (companies, the UIC): weights 1-8, or 3-10 when the first sum leaves 10; a final
@@ -127,10 +129,6 @@ fn bg(r: &[u8]) -> bool {
     let foreigner = weighted(&d[..9], &[21, 19, 17, 13, 11, 9, 7, 3, 1]) % 10 == check;
     let other = (11 - weighted(&d[..9], &[4, 3, 2, 7, 6, 5, 4, 3, 2]) % 11) % 11 == check;
     egn || foreigner || other
-}
-
-fn two(d: &[u8], i: usize) -> u32 {
-    u32::from(d[i]) * 10 + u32::from(d[i + 1])
 }
 
 /// 8 digits (not starting `12`) and a letter: the digits in odd places count as 1 0 5 7 9 13
