@@ -260,6 +260,15 @@ pub(crate) fn is_surname(word: &str) -> bool {
 /// A word of a name: a capital, then letters, the last lower case (`Ada`, `McDonald`,
 /// `O'Brien`, `Jean-Luc`); not a word in capitals (`API`).
 fn capitalised(word: &str) -> bool {
+    if let [first, .., last] = word.as_bytes() {
+        if word.is_ascii() {
+            return first.is_ascii_uppercase()
+                && last.is_ascii_lowercase()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || matches!(b, b'\'' | b'-'));
+        }
+    }
     let mut cs = word.chars();
     cs.next().is_some_and(char::is_uppercase)
         && word.chars().count() >= 2
@@ -606,7 +615,10 @@ pub(crate) fn name_candidates(
     mut found: impl FnMut(usize, usize, usize, usize) -> bool,
 ) {
     let name_word = |s: usize, e: usize| {
-        e > s && !glued(text, e) && std::str::from_utf8(&text[s..e]).is_ok_and(capitalised)
+        e > s
+            && !glued(text, e)
+            && (text[s].is_ascii_uppercase() || text[s] >= 0xC0)
+            && std::str::from_utf8(&text[s..e]).is_ok_and(capitalised)
     };
     let mut i = 0;
     while i < text.len() {
@@ -654,7 +666,7 @@ pub(crate) fn name_candidates(
                     break;
                 }
                 let particle =
-                    std::str::from_utf8(&text[ws..we]).is_ok_and(|w| PARTICLES.contains(&w));
+                    we - ws <= 5 && PARTICLES.iter().any(|p| p.as_bytes() == &text[ws..we]);
                 if particles < 2 && particle && !glued(text, we) {
                     particles += 1;
                     q = we;
