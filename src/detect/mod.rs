@@ -166,11 +166,11 @@ pub(crate) struct Detector {
     span_min_digits: usize,
     /// For a numeric detector whose every match starts with one of a few literals (`00`,
     /// `756`, `(`): those literals. A span holding none of them is not searched.
-    span_prefixes: Vec<Vec<u8>>,
+    span_prefixes: Vec<memchr::memmem::Finder<'static>>,
     /// Literals one of which every match of `regex` contains, when a run of the pattern's
     /// parts is one of a few selective literals (`2A`/`2B` in a Corsican NIR): a text holding
     /// none of them is not searched ([`required_infixes`]). Empty: no check.
-    infixes: Vec<Vec<u8>>,
+    infixes: Vec<memchr::memmem::Finder<'static>>,
     /// A small dense DFA of `regex` (built-in detectors without keywords: digit- and
     /// gate-shaped ones): it answers "is there any match at or after here?" several times faster
     /// than the regex does, and most searches of these detectors find nothing. Only a yes runs
@@ -637,13 +637,19 @@ impl Detectors {
                     .max(d.validator.map_or(0, validate::min_digits)),
                 _ => 0,
             };
+            // Searchers built once here: a one-shot `memmem::find` builds one per call.
+            let finders = |list: Vec<Vec<u8>>| {
+                list.iter()
+                    .map(|l| memchr::memmem::Finder::new(l).into_owned())
+                    .collect::<Vec<_>>()
+            };
             let span_prefixes = match (numeric_min_len, hir) {
-                (Some(_), Some(h)) => selective_prefixes(h),
+                (Some(_), Some(h)) => finders(selective_prefixes(h)),
                 _ => Vec::new(),
             };
             // Keyword-gated detectors already wait for their keyword.
             let infixes = match hir {
-                Some(h) if d.keywords.is_empty() => required_infixes(h),
+                Some(h) if d.keywords.is_empty() => finders(required_infixes(h)),
                 _ => Vec::new(),
             };
             let dfa = match d.pattern.as_deref() {
@@ -976,7 +982,7 @@ impl Detectors {
         }
         let infixed = m & self.infixed;
         for i in infixed.ones() {
-            let holds = |l: &Vec<u8>| memchr::memmem::find(text, l).is_some();
+            let holds = |l: &memchr::memmem::Finder| l.find(text).is_some();
             if !self.list[i].infixes.iter().any(holds) {
                 m.remove(i);
             }
@@ -1105,7 +1111,7 @@ impl Detectors {
                     && (d.span_prefixes.is_empty()
                         || d.span_prefixes
                             .iter()
-                            .any(|p| memchr::memmem::find(&text[s..e], p).is_some()))
+                            .any(|p| p.find(&text[s..e]).is_some()))
             };
             if let Some(held) = words {
                 while let Some(w) = held.get(next_held) {
@@ -2603,9 +2609,7 @@ mod tests {
                 if re.is_match(t.as_bytes()) {
                     checked += 1;
                     assert!(
-                        d.infixes
-                            .iter()
-                            .any(|l| memchr::memmem::find(t.as_bytes(), l).is_some()),
+                        d.infixes.iter().any(|l| l.find(t.as_bytes()).is_some()),
                         "{}: {t}",
                         d.id
                     );
@@ -2644,9 +2648,7 @@ mod tests {
                 .expect("in pack");
             let example = spec.example.as_deref().unwrap_or("").as_bytes();
             assert!(
-                d.span_prefixes
-                    .iter()
-                    .any(|p| memchr::memmem::find(example, p).is_some()),
+                d.span_prefixes.iter().any(|p| p.find(example).is_some()),
                 "{}",
                 d.id
             );
