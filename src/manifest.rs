@@ -444,6 +444,21 @@ pub enum ActionKind {
     Allow,
 }
 
+impl ActionKind {
+    /// The name policies and audit lines use (`redact`, `mask`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::Redact => "redact",
+            ActionKind::Mask => "mask",
+            ActionKind::Hash => "hash",
+            ActionKind::Tokenize => "tokenize",
+            ActionKind::Drop => "drop",
+            ActionKind::Block => "block",
+            ActionKind::Allow => "allow",
+        }
+    }
+}
+
 /// An action with its options.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]

@@ -912,8 +912,10 @@ impl Stream {
         shared
             .telemetry
             .streamed(host, route_name, d, &inspector, micros);
-        let entry = AuditEntry::from_stream(d, &inspector, micros);
-        if let Some(entry) = entry {
+        if !shared.config.audit_log {
+            return;
+        }
+        if let Some(entry) = AuditEntry::from_stream(d, &inspector, micros) {
             self.audit.push(entry);
         }
     }
@@ -925,10 +927,12 @@ impl Stream {
         shared
             .telemetry
             .inspection(host, route_name, insp, bytes, micros);
-        if !insp.findings.is_empty()
-            || insp.error.is_some()
-            || insp.fallback.is_some()
-            || !matches!(insp.decision, Decision::Allow)
+        // Audit entries are built only for a line that will be written.
+        if shared.config.audit_log
+            && (!insp.findings.is_empty()
+                || insp.error.is_some()
+                || insp.fallback.is_some()
+                || !matches!(insp.decision, Decision::Allow))
         {
             self.audit
                 .push(AuditEntry::from_inspection(insp, bytes, micros));

@@ -262,11 +262,10 @@ impl Telemetry {
 }
 
 /// Findings counted per (class, action).
-fn per_class(findings: &[Finding]) -> BTreeMap<(&str, String), u64> {
-    let mut per: BTreeMap<(&str, String), u64> = BTreeMap::new();
+fn per_class(findings: &[Finding]) -> BTreeMap<(&str, &'static str), u64> {
+    let mut per: BTreeMap<(&str, &'static str), u64> = BTreeMap::new();
     for f in findings {
-        let action = format!("{:?}", f.action).to_ascii_lowercase();
-        *per.entry((f.class.as_ref(), action)).or_default() += 1;
+        *per.entry((f.class.as_ref(), f.action.name())).or_default() += 1;
     }
     per
 }
@@ -303,7 +302,7 @@ struct AuditFinding {
     class: String,
     path: Option<String>,
     detector: String,
-    action: String,
+    action: &'static str,
     confidence: f32,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     out_of_scope: bool,
@@ -352,7 +351,7 @@ fn audit_finding(f: &Finding) -> AuditFinding {
         class: f.class.to_string(),
         path: f.path.as_deref().map(audit_path),
         detector: f.detector.to_string(),
-        action: format!("{:?}", f.action).to_ascii_lowercase(),
+        action: f.action.name(),
         confidence: (f.confidence * 100.0).round() / 100.0,
         out_of_scope: f.out_of_scope,
     }
