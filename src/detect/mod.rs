@@ -1981,7 +1981,7 @@ impl Shape {
             }),
             Gate::Ipv6 => {
                 let [colons, _, _] = self.punct(text);
-                colons >= 7 || (colons >= 2 && memchr::memmem::find(text, b"::").is_some())
+                colons >= 7 || (colons >= 2 && text.windows(2).any(|w| w == b"::"))
             }
             Gate::Mac => text.len() >= 14 && mac_separators(text),
         }
