@@ -289,13 +289,13 @@ impl Stream {
         if !self.shared.config.audit_log || self.audit.is_empty() {
             return;
         }
-        let line = telemetry::audit_line(
+        let line = telemetry::audit_message(
             self.request_id.as_deref(),
             self.route_name(),
             &self.method,
             &self.audit,
         );
-        host.log(Level::Info, &format!("meshdlp.audit {line}"));
+        host.log(Level::Info, &line);
         self.audit.clear();
     }
 

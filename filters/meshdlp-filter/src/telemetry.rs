@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use meshdlp::{Decision, Direction, Finding, Inspection, Mode, Reason, StreamInspector};
 use serde::Serialize;
@@ -299,9 +300,9 @@ pub fn method(v: &str) -> String {
 
 #[derive(Serialize)]
 struct AuditFinding {
-    class: String,
+    class: Arc<str>,
     path: Option<String>,
-    detector: String,
+    detector: Arc<str>,
     action: &'static str,
     confidence: f32,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -348,9 +349,9 @@ fn audit_path(path: &str) -> String {
 
 fn audit_finding(f: &Finding) -> AuditFinding {
     AuditFinding {
-        class: f.class.to_string(),
+        class: Arc::clone(&f.class),
         path: f.path.as_deref().map(audit_path),
-        detector: f.detector.to_string(),
+        detector: Arc::clone(&f.detector),
         action: f.action.name(),
         confidence: (f.confidence * 100.0).round() / 100.0,
         out_of_scope: f.out_of_scope,
@@ -372,7 +373,7 @@ pub struct AuditEntry {
     /// Inspected chunk by chunk.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     streamed: bool,
-    classes: BTreeMap<String, u32>,
+    classes: BTreeMap<Arc<str>, u32>,
     findings: Vec<AuditFinding>,
     #[serde(rename = "findingsOmitted", skip_serializing_if = "is_zero")]
     findings_omitted: usize,
@@ -394,7 +395,7 @@ impl AuditEntry {
     pub fn from_inspection(insp: &Inspection, bytes: usize, micros: u64) -> AuditEntry {
         let mut classes = BTreeMap::new();
         for f in &insp.findings {
-            *classes.entry(f.class.to_string()).or_insert(0) += 1;
+            *classes.entry(Arc::clone(&f.class)).or_insert(0) += 1;
         }
         AuditEntry {
             direction: insp.direction.as_str(),
@@ -431,7 +432,7 @@ impl AuditEntry {
         }
         let mut classes = BTreeMap::new();
         for f in insp.findings() {
-            *classes.entry(f.class.to_string()).or_insert(0) += 1;
+            *classes.entry(Arc::clone(&f.class)).or_insert(0) += 1;
         }
         let kept = insp.findings().len();
         Some(AuditEntry {
@@ -542,18 +543,26 @@ struct AuditLine<'a> {
     entries: &'a [AuditEntry],
 }
 
-/// The JSON audit line for a request.
-pub fn audit_line(
+/// The log message of a request's audit: `meshdlp.audit ` and its JSON line, written in one
+/// buffer (a 30-finding line is ~3.6 KB: not copied again to add the prefix).
+pub fn audit_message(
     request_id: Option<&str>,
     route: &str,
     method: &str,
     entries: &[AuditEntry],
 ) -> String {
-    serde_json::to_string(&AuditLine {
+    let mut out =
+        Vec::with_capacity(256 + 128 * entries.iter().map(|e| e.findings.len()).sum::<usize>());
+    out.extend_from_slice(b"meshdlp.audit ");
+    let line = AuditLine {
         request_id,
         route,
         method,
         entries,
-    })
-    .unwrap_or_default()
+    };
+    if serde_json::to_writer(&mut out, &line).is_err() {
+        return String::new();
+    }
+    // serde_json writes UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
