@@ -220,6 +220,8 @@ pub(super) struct Scanner<'p, 'b> {
     nested_keywords: Option<(u8, KeywordHits)>,
     paths_rendered: usize,
     elided: Arc<str>,
+    /// Where paths are rendered before they are shared (one buffer for the body).
+    path_buf: String,
 }
 
 /// What field rules say about a value.
@@ -252,6 +254,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
             nested_keywords: None,
             paths_rendered: 0,
             elided: Arc::from("$…"),
+            path_buf: String::new(),
         }
     }
 
@@ -284,10 +287,12 @@ impl<'p, 'b> Scanner<'p, 'b> {
         let p: Arc<str> = if self.paths_rendered > MAX_RENDERED_PATHS {
             self.elided.clone()
         } else {
-            let mut s = String::from(lazy.prefix.unwrap_or("$"));
-            stack.render_into(doc, &mut s);
-            jsonpath::truncate_path(&mut s);
-            Arc::from(s)
+            let s = &mut self.path_buf;
+            s.clear();
+            s.push_str(lazy.prefix.unwrap_or("$"));
+            stack.render_into(doc, s);
+            jsonpath::truncate_path(s);
+            Arc::from(s.as_str())
         };
         lazy.rendered = Some(p.clone());
         Some(p)
