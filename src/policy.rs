@@ -569,6 +569,23 @@ mod tests {
             .starts_with("classes[0].name: class `email` is already defined"));
         assert!(err(r#"{"classes": [{"name": "emp", "pattern": "(x"}]}"#)
             .starts_with("classes[0].pattern: invalid regex"));
+        // Keywords are bounded (the keyword table grows with them): count, length, non-empty.
+        let many: Vec<String> = (0..65).map(|i| format!("\"k{i}\"")).collect();
+        let e = err(&format!(
+            r#"{{"classes": [{{"name": "emp", "pattern": "x", "keywords": [{}]}}]}}"#,
+            many.join(",")
+        ));
+        assert!(
+            e.contains("keywords") && e.contains("65 keywords; at most 64"),
+            "{e}"
+        );
+        let long = "k".repeat(65);
+        let e = err(&format!(
+            r#"{{"classes": [{{"name": "emp", "pattern": "x", "keywords": ["{long}"]}}]}}"#
+        ));
+        assert!(e.contains("keywords") && e.contains("65 characters"), "{e}");
+        let e = err(r#"{"classes": [{"name": "emp", "pattern": "x", "keywords": [""]}]}"#);
+        assert!(e.contains("keywords") && e.contains("0 characters"), "{e}");
         assert!(
             err(r#"{"classes": [{"name": "emp", "pattern": "\\w{1000}{1000}"}]}"#)
                 .contains("too large")

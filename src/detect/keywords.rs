@@ -206,6 +206,10 @@ pub(crate) struct ByteDfa {
     longest: usize,
 }
 
+/// The largest keyword table built (64 MiB; the built-in pack's takes 242,000 entries). Custom
+/// classes are bounded too (`MAX_CLASS_KEYWORDS`), so a policy meets this only by design.
+const MAX_TABLE_ENTRIES: usize = 16 << 20;
+
 impl ByteDfa {
     fn build(keywords: &[&str]) -> Result<ByteDfa, String> {
         let nfa = noncontiguous::Builder::new()
@@ -245,6 +249,14 @@ impl ByteDfa {
         let mut raw = Vec::new();
         let mut i = 0;
         while i < order.len() {
+            // Checked as the states are found, before their rows are held.
+            if order.len() * n_classes > MAX_TABLE_ENTRIES {
+                return Err(format!(
+                    "keyword prefilter: {} keywords make more than {} table entries",
+                    keywords.len(),
+                    MAX_TABLE_ENTRIES
+                ));
+            }
             let sid = order[i];
             for &b in &representative {
                 let to = nfa.next_state(unanchored, sid, b);
@@ -258,9 +270,6 @@ impl ByteDfa {
                 raw.push(index[to.as_usize()]);
             }
             i += 1;
-        }
-        if order.len() * n_classes >= u32::MAX as usize {
-            return Err(format!("keyword prefilter: {} states", order.len()));
         }
         // Renumber: non-matching states first, then the matching ones.
         let (plain, matching): (Vec<usize>, Vec<usize>) =
@@ -342,7 +351,11 @@ impl ByteDfa {
             }
             return;
         }
-        let bounds: [usize; LANES + 1] = std::array::from_fn(|k| k * text.len() / LANES);
+        // Equal segments, the last taking the remainder (`k * len / LANES` would overflow a
+        // 32-bit usize, in wasm, for a text of 1 GiB).
+        let quarter = text.len() / LANES;
+        let bounds: [usize; LANES + 1] =
+            std::array::from_fn(|k| if k == LANES { text.len() } else { k * quarter });
         let mut state = [self.start; LANES];
         for k in 1..LANES {
             for &b in &text[bounds[k] - lead..bounds[k]] {

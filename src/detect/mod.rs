@@ -1875,8 +1875,36 @@ pub(crate) fn valid_class_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Keywords of one custom class: at most this many, each of at most this many characters. They
+/// are literals a match needs, not word lists; bounded so the keyword table (states by byte
+/// classes) and the matches each state reports stay small whatever a policy lists.
+pub(crate) const MAX_CLASS_KEYWORDS: usize = 64;
+
 fn custom_to_pack(c: &ClassSpec) -> Result<PackDetector, PolicyError> {
     let confidence = c.confidence.unwrap_or(0.8);
+    let at = || format!("classes[{}].keywords", c.name);
+    if c.keywords.len() > MAX_CLASS_KEYWORDS {
+        return Err(PolicyError::new(
+            at(),
+            format!(
+                "{} keywords; at most {MAX_CLASS_KEYWORDS} per class",
+                c.keywords.len()
+            ),
+        ));
+    }
+    if let Some(k) = c
+        .keywords
+        .iter()
+        .find(|k| k.is_empty() || k.chars().count() > MAX_CLASS_KEYWORDS)
+    {
+        return Err(PolicyError::new(
+            at(),
+            format!(
+                "a keyword of {} characters; each needs 1 to {MAX_CLASS_KEYWORDS}",
+                k.chars().count()
+            ),
+        ));
+    }
     if c.pattern.is_none() && c.key_hints.is_empty() {
         return Err(PolicyError::new(
             format!("classes[{}]", c.name),

@@ -447,6 +447,13 @@ fn annotate(spec: &mut Value) {
         "classes.[].name",
         json!({"pattern": "^[a-z][a-z0-9_]*$", "minLength": 1, "maxLength": 64}),
     );
+    // Keywords: bounded as the engine bounds them (custom_to_pack).
+    set(spec, "classes.[].keywords", json!({"maxItems": 64}));
+    set(
+        spec,
+        "classes.[].keywords.[]",
+        json!({"minLength": 1, "maxLength": 64}),
+    );
 
     // Keys: unique ids; in a cluster the secret comes from a Secret or the environment, never
     // from the object (KeyRing::compile).
