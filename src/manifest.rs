@@ -576,3 +576,17 @@ impl BodyKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ActionKind;
+
+    #[test]
+    fn action_names_are_the_names_policies_use() {
+        use ActionKind::*;
+        for k in [Redact, Mask, Hash, Tokenize, Drop, Block, Allow] {
+            let serde_name = serde_json::to_string(&k).expect("serialize");
+            assert_eq!(serde_name, format!("\"{}\"", k.name()));
+        }
+    }
+}

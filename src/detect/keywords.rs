@@ -189,14 +189,14 @@ impl KeywordSearch {
 /// against 2.07 MB for the crate's DFA. Entries are premultiplied row offsets, and matching
 /// states are numbered last, so a step is two loads and one comparison. (16-bit state numbers
 /// halve the table again but add a multiplication to every step: 25% slower, measured.)
-pub(crate) struct ByteDfa {
+struct ByteDfa {
     /// Byte -> class.
     classes: [u8; 256],
     stride: usize,
     /// `next[row + class]` is the row of the next state (rows are `stride` entries).
     next: Vec<u32>,
     start: u32,
-    /// States at or above this one end at least one keyword.
+    /// Rows at or past this offset are states that end at least one keyword.
     first_match: u32,
     /// Per matching state (the rows from `first_match`): the range of `ends` it reports.
     match_at: Vec<(u32, u32)>,
@@ -331,6 +331,25 @@ impl ByteDfa {
         true
     }
 
+    /// Walks `text[from..to]` from state `s`, reporting the matches that end there; the state
+    /// after it, or `None` when `f` asked to stop.
+    fn walk(
+        &self,
+        text: &[u8],
+        from: usize,
+        to: usize,
+        mut s: u32,
+        f: &mut impl FnMut(usize, usize, usize) -> bool,
+    ) -> Option<u32> {
+        for (i, &b) in text[from..to].iter().enumerate() {
+            s = self.step(s, b);
+            if s >= self.first_match && !self.report(s, from + i + 1, f) {
+                return None;
+            }
+        }
+        Some(s)
+    }
+
     /// Calls `f(keyword, start, end)` for every occurrence, in no particular order; stops when
     /// `f` returns false.
     ///
@@ -342,13 +361,7 @@ impl ByteDfa {
         const LANES: usize = 4;
         let lead = self.longest;
         if text.len() < 16 * lead.max(8) {
-            let mut s = self.start;
-            for (i, &b) in text.iter().enumerate() {
-                s = self.step(s, b);
-                if s >= self.first_match && !self.report(s, i + 1, &mut f) {
-                    return;
-                }
-            }
+            self.walk(text, 0, text.len(), self.start, &mut f);
             return;
         }
         // Equal segments, the last taking the remainder (`k * len / LANES` would overflow a
@@ -362,6 +375,7 @@ impl ByteDfa {
                 state[k] = self.step(state[k], b);
             }
         }
+        // In lockstep over the length of the shortest segment, then each one's rest alone.
         let shortest = (0..LANES)
             .map(|k| bounds[k + 1] - bounds[k])
             .min()
@@ -377,13 +391,11 @@ impl ByteDfa {
             }
         }
         for k in 0..LANES {
-            let from = bounds[k] + shortest;
-            for (i, &b) in text[from..bounds[k + 1]].iter().enumerate() {
-                let s = self.step(state[k], b);
-                state[k] = s;
-                if s >= self.first_match && !self.report(s, from + i + 1, &mut f) {
-                    return;
-                }
+            if self
+                .walk(text, bounds[k] + shortest, bounds[k + 1], state[k], &mut f)
+                .is_none()
+            {
+                return;
             }
         }
     }

@@ -793,7 +793,7 @@ impl Detectors {
     /// enable, when it holds at most three quarters of the keywords: the pass over a body then
     /// walks a smaller automaton that stays in the cache (measured, session 11). Each is built
     /// at compile time (~1 ms); at most eight, and no more once they hold 4 MiB (the whole
-    /// pack's DFA is ~2 MB).
+    /// pack's table is ~1 MB).
     pub(crate) fn restrict_keywords(&mut self, enabled: &[DetectorMask]) -> Result<(), String> {
         const MAX_RESTRICTED: usize = 8;
         const MAX_BYTES: usize = 4 << 20;
@@ -2144,7 +2144,6 @@ mod tests {
         super::pattern_min_len(parse_hir(p).as_ref())
     }
 
-    /// A deterministic xorshift64 stream for the differential tests.
     /// `eu_vat.near` is `eu_vat` for the four states whose label must be right before the
     /// number: the same hints, words and confidence, kept in step by hand in the pack.
     #[test]
@@ -2349,6 +2348,7 @@ mod tests {
             .fold(DetectorMask::EMPTY, |m, b| m | DetectorMask::bit(b))
     }
 
+    /// A deterministic xorshift64 stream for the differential tests.
     fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
         move || {
             seed ^= seed << 13;
@@ -2488,15 +2488,20 @@ mod tests {
                 continue;
             }
             let any_case = d.keywords_any_case || p.starts_with("(?i)");
+            // A literal and the keywords in the case they are compared in.
+            let fold = |w: &str| {
+                if any_case {
+                    w.to_lowercase()
+                } else {
+                    w.to_string()
+                }
+            };
+            let literal = |l: &regex_syntax::hir::literal::Literal| {
+                fold(&String::from_utf8_lossy(l.as_bytes()))
+            };
             let holds = |l: &regex_syntax::hir::literal::Literal| {
-                let l = String::from_utf8_lossy(l.as_bytes());
-                d.keywords.iter().any(|k| {
-                    if any_case {
-                        l.to_lowercase().contains(&k.to_lowercase())
-                    } else {
-                        l.contains(k.as_str())
-                    }
-                })
+                let l = literal(l);
+                d.keywords.iter().any(|k| l.contains(&fold(k)))
             };
             // A literal start is cut where the pattern's first class is: a keyword that comes
             // later in every match (`sig=` of an Azure SAS token) is in none of them, and such
@@ -2508,14 +2513,8 @@ mod tests {
             checked += 1;
             // A literal cut short inside a keyword (`xox` of `xoxb-`) cannot be checked.
             let inside = |l: &regex_syntax::hir::literal::Literal| {
-                let l = String::from_utf8_lossy(l.as_bytes());
-                d.keywords.iter().any(|k| {
-                    if any_case {
-                        k.to_lowercase().starts_with(&l.to_lowercase())
-                    } else {
-                        k.starts_with(&*l)
-                    }
-                })
+                let l = literal(l);
+                d.keywords.iter().any(|k| fold(k).starts_with(&l))
             };
             for l in literals
                 .iter()
