@@ -500,3 +500,65 @@ fn keyword_storms_in_every_case_and_narrow_routes() {
         }
     }
 }
+
+#[test]
+fn keywords_across_the_cuts_of_the_keyword_walk() {
+    // The keyword pass walks a body of 448 bytes or more as four segments at once, each
+    // started one longest keyword (28 bytes, `resident registration number`) before its cut
+    // (session 12). A keyword lying across a cut, or ending right at one, must still open its
+    // detector: the longest keyword before a Korean RRN (reported only beside a context
+    // word), and `BC1` before a bech32 address. Each is placed so that its keyword starts at
+    // every offset from the cut back over its whole length, at each of the three cuts, in a
+    // text body and in a JSON string.
+    let cases = [
+        (
+            "resident registration number 900101-1234568",
+            "resident registration number",
+            "900101-1234568",
+        ),
+        (
+            "pay BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ today",
+            "BC1",
+            "BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ",
+        ),
+    ];
+    const LEN: usize = 4096;
+    let p = Policy::builtin_default().expect("builtin");
+    let route = p.route("GET", "/", "api");
+    for (template, keyword, value) in cases {
+        let kw_at = template.find(keyword).expect("keyword in template");
+        for (ct, open, close) in [
+            ("text/plain", "", ""),
+            ("application/json", r#"{"t": ""#, r#""}"#),
+        ] {
+            for cut in [LEN / 4, 2 * (LEN / 4), 3 * (LEN / 4)] {
+                for back in 0..=keyword.len() {
+                    // The keyword starts `back` bytes before the cut (at it, for 0).
+                    let start = cut - back - kw_at - open.len();
+                    let fill = LEN - open.len() - close.len() - start - template.len();
+                    let body = format!(
+                        "{open}{}{template}{}{close}",
+                        " ".repeat(start),
+                        " ".repeat(fill)
+                    );
+                    assert_eq!(body.len(), LEN);
+                    assert_eq!(body.find(keyword), Some(cut - back));
+                    let insp = p.inspect(&Exchange {
+                        route,
+                        direction: Direction::Response,
+                        content_type: Some(ct),
+                        scopes: &[],
+                        body: body.as_bytes(),
+                    });
+                    let Decision::Rewrite(o) = &insp.decision else {
+                        panic!("{ct}, {keyword} {back} before {cut}: not rewritten")
+                    };
+                    assert!(
+                        !String::from_utf8_lossy(o).contains(value),
+                        "{ct}, {keyword} {back} bytes before the cut at {cut}: {value} left"
+                    );
+                }
+            }
+        }
+    }
+}
