@@ -64,6 +64,17 @@ fn decoded(text: &str) -> String {
     s
 }
 
+/// The body `insp` rewrote, which must hold none of `values` (`what` names the case).
+fn assert_redacted(insp: &Inspection, values: &[&str], what: &str) {
+    let Decision::Rewrite(o) = &insp.decision else {
+        panic!("{what}: not rewritten")
+    };
+    let o = String::from_utf8_lossy(o);
+    for v in values {
+        assert!(!o.contains(v), "{what}: {v} left");
+    }
+}
+
 fn run(name: &str, body: &[u8], budget: Duration) -> Vec<Inspection> {
     let ct = content_type(name);
     let planted = planted();
@@ -434,13 +445,7 @@ fn name_storms() {
     ];
     for (name, body) in &bodies {
         for i in run(name, body.as_bytes(), Duration::from_secs(30)) {
-            let Decision::Rewrite(o) = &i.decision else {
-                panic!("{name}: not rewritten")
-            };
-            let o = String::from_utf8_lossy(o);
-            for n in names {
-                assert!(!o.contains(n), "{name}: {n} left");
-            }
+            assert_redacted(&i, &names, name);
         }
     }
 }
@@ -490,13 +495,7 @@ fn keyword_storms_in_every_case_and_narrow_routes() {
                 body: body.as_bytes(),
             });
             assert!(t.elapsed() < budget, "{pname} body {i}: {:?}", t.elapsed());
-            let Decision::Rewrite(o) = &insp.decision else {
-                panic!("{pname} body {i}: not rewritten")
-            };
-            let o = String::from_utf8_lossy(o);
-            for v in values {
-                assert!(!o.contains(v), "{pname} body {i}: {v} left");
-            }
+            assert_redacted(&insp, &values, &format!("{pname} body {i}"));
         }
     }
 }
@@ -550,13 +549,8 @@ fn keywords_across_the_cuts_of_the_keyword_walk() {
                         scopes: &[],
                         body: body.as_bytes(),
                     });
-                    let Decision::Rewrite(o) = &insp.decision else {
-                        panic!("{ct}, {keyword} {back} before {cut}: not rewritten")
-                    };
-                    assert!(
-                        !String::from_utf8_lossy(o).contains(value),
-                        "{ct}, {keyword} {back} bytes before the cut at {cut}: {value} left"
-                    );
+                    let what = format!("{ct}, {keyword} {back} bytes before the cut at {cut}");
+                    assert_redacted(&insp, &[value], &what);
                 }
             }
         }
