@@ -932,6 +932,7 @@ impl Detectors {
         enabled: DetectorMask,
         keywords: Option<DetectorMask>,
         min_confidence: f32,
+        scratch: &mut Scratch,
         out: &mut Vec<Hit>,
     ) {
         if text.is_empty() {
@@ -994,10 +995,12 @@ impl Detectors {
         // The numeric spans, found once for every numeric detector (a text with more than
         // fit here has each detector find them as it goes, holding nothing).
         // Initialised only for a text that has numeric detectors left (3 KiB to zero).
-        let mut span_buf;
+        let Scratch {
+            spans: span_buf,
+            words: word_buf,
+        } = scratch;
         let spans = if passed.meets(self.numeric) {
-            span_buf = [NumericSpan::default(); MAX_HELD_SPANS];
-            let mut held = held_numeric_spans(text, &mut span_buf);
+            let mut held = held_numeric_spans(text, span_buf);
             if let Some(held) = held.as_deref_mut() {
                 // A numeric detector without a span long enough, with digits enough, and of
                 // a shape it can match, has nothing to search.
@@ -1022,10 +1025,8 @@ impl Detectors {
             None
         };
         // The alphanumeric words the word-bounded detectors can match (see `word_len`).
-        let mut word_buf;
         let words = if passed.meets(self.wordy) {
-            word_buf = [WordRun::default(); MAX_HELD_WORDS];
-            let held = held_words(text, &self.word_fit, passed & self.wordy, &mut word_buf);
+            let held = held_words(text, &self.word_fit, passed & self.wordy, word_buf);
             if let Some(held) = held {
                 let fit = held.iter().fold(DetectorMask::EMPTY, |m, w| m | w.fit);
                 passed &= !self.wordy | fit;
@@ -1510,35 +1511,42 @@ struct NumericSpan {
     may: DetectorMask,
 }
 
-/// Numeric spans held per text on the stack; a text with more is not held (see `scan`).
+/// Numeric spans held per text; a text with more is not held (see `scan`).
 const MAX_HELD_SPANS: usize = 64;
 
+/// The working memory of [`Detectors::scan`], kept by its caller from text to text: the held
+/// spans and words of a text (zeroing fresh arrays of them per text was 5% of the corpus).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    spans: Vec<NumericSpan>,
+    words: Vec<WordRun>,
+}
+
 /// Every numeric span of `text` in `buf` (`may` left for the caller), or `None` when there are
-/// more than fit (or the text is too long for `u32` offsets).
+/// more than [`MAX_HELD_SPANS`] (or the text is too long for `u32` offsets).
 fn held_numeric_spans<'b>(
     text: &[u8],
-    buf: &'b mut [NumericSpan; MAX_HELD_SPANS],
+    buf: &'b mut Vec<NumericSpan>,
 ) -> Option<&'b mut [NumericSpan]> {
+    buf.clear();
     if u32::try_from(text.len()).is_err() {
         return None;
     }
-    let mut n = 0;
     let mut from = 0;
     while let Some((start, end)) = next_numeric_span(text, from) {
-        if n == MAX_HELD_SPANS {
+        if buf.len() == MAX_HELD_SPANS {
             return None;
         }
         // In range: the text's length fits a u32.
-        buf[n] = NumericSpan {
+        buf.push(NumericSpan {
             start: start as u32,
             end: end as u32,
             digits: count_digits(&text[start..end]) as u32,
             may: DetectorMask::EMPTY,
-        };
-        n += 1;
+        });
         from = end;
     }
-    Some(&mut buf[..n])
+    Some(buf.as_mut_slice())
 }
 
 /// A maximal run of ASCII letters and digits in a text, between bytes that are not `_` or
@@ -1550,7 +1558,7 @@ struct WordRun {
     fit: DetectorMask,
 }
 
-/// Words held per text on the stack; a text with more fitting ones is searched whole.
+/// Words held per text; a text with more fitting ones is searched whole.
 const MAX_HELD_WORDS: usize = 64;
 
 /// The words of `text` some detector of `wanted` may match (by `word_fit`), or `None` when
@@ -1562,8 +1570,9 @@ fn held_words<'b>(
     text: &[u8],
     word_fit: &[DetectorMask],
     wanted: DetectorMask,
-    buf: &'b mut [WordRun; MAX_HELD_WORDS],
+    buf: &'b mut Vec<WordRun>,
 ) -> Option<&'b [WordRun]> {
+    buf.clear();
     if u32::try_from(text.len()).is_err() {
         return None;
     }
@@ -1571,7 +1580,6 @@ fn held_words<'b>(
         return Some(&buf[..0]);
     };
     let last = word_fit.len() - 1;
-    let mut n = 0;
     // Every word of `shortest` bytes or more that starts before `from` is held; `text[from - 1]`
     // is not a word byte, so a word holding the probe starts at `from` or later.
     let mut from = 0;
@@ -1597,21 +1605,20 @@ fn held_words<'b>(
             word_fit[word.len().min(last)] & wanted
         };
         if fit.any() {
-            if n == MAX_HELD_WORDS {
+            if buf.len() == MAX_HELD_WORDS {
                 return None;
             }
             // In range: the text's length fits a u32.
-            buf[n] = WordRun {
+            buf.push(WordRun {
                 start: start as u32,
                 end: end as u32,
                 fit,
-            };
-            n += 1;
+            });
         }
         from = end + 1;
         probe = from + shortest.max(1) - 1;
     }
-    Some(&buf[..n])
+    Some(buf.as_slice())
 }
 
 /// The word-bounded detectors (`word_len`), and for each word length up to the longest bound
@@ -2238,7 +2245,7 @@ mod tests {
                     i += 1;
                 }
             }
-            let mut buf = [WordRun::default(); MAX_HELD_WORDS];
+            let mut buf = Vec::new();
             let got = held_words(&text, fit, wanted, &mut buf).map(|w| {
                 w.iter()
                     .map(|w| (w.start, w.end, w.fit))
@@ -2310,7 +2317,7 @@ mod tests {
                     }
                     text.extend_from_slice(seps[(next() % seps.len() as u64) as usize]);
                 }
-                let mut buf = [WordRun::default(); MAX_HELD_WORDS];
+                let mut buf = Vec::new();
                 let Some(words) =
                     held_words(&text, &detectors.word_fit, DetectorMask::bit(i), &mut buf)
                 else {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits};
+use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits, Scratch};
 use crate::json::{self, Kind, PathStack, Value};
 use crate::jsonpath::{self, Step};
 use crate::manifest::BodyKind;
@@ -185,6 +185,7 @@ fn detect(
     text: &[u8],
     ctx: KeyCtx<'_>,
     keywords: Option<crate::detect::DetectorMask>,
+    scratch: &mut Scratch,
     hits: &mut Vec<Hit>,
 ) {
     hits.clear();
@@ -194,6 +195,7 @@ fn detect(
         plan.enabled,
         keywords,
         policy.inner.min_confidence,
+        scratch,
         hits,
     );
 }
@@ -213,6 +215,8 @@ pub(super) struct Scanner<'p, 'b> {
     pub(super) candidates: Vec<Candidate>,
     pub(super) records: u64,
     hits: Vec<Hit>,
+    /// The detectors' working memory, reused from text to text.
+    scratch: Scratch,
     /// Keyword positions from one prefilter pass over the whole body.
     keywords: KeywordHits,
     /// Keyword positions in the JSON document nested in a string being walked (one pass over
@@ -245,6 +249,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
             candidates: Vec::new(),
             records: 0,
             hits: Vec::new(),
+            scratch: Scratch::default(),
             keywords: match kind {
                 BodyKind::Json | BodyKind::Ndjson => {
                     policy.inner.detectors.keyword_hits(body, plan.enabled)
@@ -429,6 +434,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                             &doc[s..e],
                             ctx,
                             None,
+                            &mut self.scratch,
                             &mut self.hits,
                         );
                         if let Some(h) = best_hit(&self.hits) {
@@ -584,7 +590,15 @@ impl<'p, 'b> Scanner<'p, 'b> {
             }
             self.candidates.truncate(mark);
         }
-        detect(self.policy, self.plan, text, ctx, keywords, &mut self.hits);
+        detect(
+            self.policy,
+            self.plan,
+            text,
+            ctx,
+            keywords,
+            &mut self.scratch,
+            &mut self.hits,
+        );
         if !self.hits.is_empty() {
             self.push_hits(text, origin, lazy, site, member);
         }
@@ -754,6 +768,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                 &text[value.clone()],
                 ctx,
                 None,
+                &mut self.scratch,
                 &mut self.hits,
             );
             if !self.hits.is_empty() {
