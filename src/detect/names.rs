@@ -230,23 +230,33 @@ fn lower(word: &str) -> String {
         .collect()
 }
 
-/// Whether `word`, lower-cased, is in `list`; a hyphenated word (`Hans-Peter`) when both
-/// parts are. ASCII words (most) are lower-cased on the stack.
-fn listed_word(list: &str, word: &str) -> bool {
-    let find = |w: &str| {
-        listed(list, w)
-            || w.split_once('-')
-                .is_some_and(|(a, b)| listed(list, a) && listed(list, b))
-    };
+/// `f` of `word` lower-cased as [`lower`] does; an ASCII word (most) on the stack.
+fn with_lower<R>(word: &str, f: impl FnOnce(&str) -> R) -> R {
     let mut buf = [0u8; 32];
     if word.is_ascii() && word.len() <= buf.len() {
         let b = &mut buf[..word.len()];
         b.copy_from_slice(word.as_bytes());
         b.make_ascii_lowercase();
-        std::str::from_utf8(b).is_ok_and(find)
-    } else {
-        find(&lower(word))
+        if let Ok(w) = std::str::from_utf8(b) {
+            return f(w);
+        }
     }
+    f(&lower(word))
+}
+
+/// Whether `word`, lower-cased, is one of `list`'s words.
+fn one_of(list: &[&str], word: &str) -> bool {
+    with_lower(word, |w| list.contains(&w))
+}
+
+/// Whether `word`, lower-cased, is in `list`; a hyphenated word (`Hans-Peter`) when both
+/// parts are.
+fn listed_word(list: &str, word: &str) -> bool {
+    with_lower(word, |w| {
+        listed(list, w)
+            || w.split_once('-')
+                .is_some_and(|(a, b)| listed(list, a) && listed(list, b))
+    })
 }
 
 pub(crate) fn is_given(word: &str) -> bool {
@@ -279,15 +289,43 @@ fn capitalised(word: &str) -> bool {
 }
 
 /// The words of a candidate name, or `None` when a word is neither capitalised nor a particle
-/// (the first and the last must be capitalised).
-fn words(value: &[u8]) -> Option<Vec<&str>> {
+/// (the first and the last must be capitalised), or there are more than [`MAX_RUN`].
+fn words(value: &[u8]) -> Option<Words<'_>> {
     let s = std::str::from_utf8(value).ok()?;
-    let words: Vec<&str> = s.split([' ', '\u{a0}', '\u{202f}']).collect();
-    let n = words.len();
-    if !(1..=MAX_RUN).contains(&n) {
-        return None;
+    let mut words = Words {
+        list: [""; MAX_RUN],
+        len: 0,
+    };
+    // Split at each separator ([`separator_at`]), as `str::split` would.
+    let mut start = 0;
+    let mut i = 0;
+    loop {
+        let sep = if i < value.len() {
+            match separator_at(value, i) {
+                Some(sep) => sep,
+                None => {
+                    i += 1;
+                    continue;
+                }
+            }
+        } else {
+            0
+        };
+        if words.len == MAX_RUN {
+            return None;
+        }
+        // On character boundaries: a separator is a whole character.
+        words.list[words.len] = s.get(start..i)?;
+        words.len += 1;
+        if sep == 0 {
+            break;
+        }
+        i += sep;
+        start = i;
     }
-    for (i, w) in words.iter().enumerate() {
+    let words_of = &words.list[..words.len];
+    let n = words_of.len();
+    for (i, w) in words_of.iter().enumerate() {
         let edge = i == 0 || i + 1 == n;
         let initial = w.len() == 2 && w.as_bytes()[0].is_ascii_uppercase() && w.ends_with('.');
         if !(capitalised(w) || (!edge && (PARTICLES.contains(w) || initial))) {
@@ -297,9 +335,22 @@ fn words(value: &[u8]) -> Option<Vec<&str>> {
     Some(words)
 }
 
+/// The one to [`MAX_RUN`] words of a candidate name (see [`words`]), held without allocating.
+struct Words<'a> {
+    list: [&'a str; MAX_RUN],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for Words<'a> {
+    type Target = [&'a str];
+    fn deref(&self) -> &[&'a str] {
+        &self.list[..self.len]
+    }
+}
+
 /// The word that ends just before `s` (skipping one space or `,`) and the one that starts just
-/// after `e`, lower-cased ASCII letters only (a place word is ASCII or Latin-1).
-fn neighbours(text: &[u8], s: usize, e: usize) -> (String, String) {
+/// after `e`, without a final `.` (a place word is ASCII or Latin-1; [`one_of`] lower-cases).
+fn neighbours(text: &[u8], s: usize, e: usize) -> (&str, &str) {
     let word_char = |b: u8| b.is_ascii_alphabetic() || b >= 0x80 || b == b'.';
     let mut b = s;
     while b > 0 && matches!(text[b - 1], b' ' | b',') && s - b < 2 {
@@ -317,25 +368,19 @@ fn neighbours(text: &[u8], s: usize, e: usize) -> (String, String) {
     while ae < text.len() && word_char(text[ae]) {
         ae += 1;
     }
-    let norm = |w: &[u8]| lower(std::str::from_utf8(w).unwrap_or("").trim_end_matches('.'));
+    fn norm(w: &[u8]) -> &str {
+        std::str::from_utf8(w).unwrap_or("").trim_end_matches('.')
+    }
     (
-        if b < s {
-            norm(&text[bs..b])
-        } else {
-            String::new()
-        },
-        if a > e {
-            norm(&text[a..ae])
-        } else {
-            String::new()
-        },
+        if b < s { norm(&text[bs..b]) } else { "" },
+        if a > e { norm(&text[a..ae]) } else { "" },
     )
 }
 
 /// Whether the name at `text[s..e]` is part of a place, a building or an organisation.
 pub(crate) fn in_place(text: &[u8], s: usize, e: usize) -> bool {
     let (before, after) = neighbours(text, s, e);
-    PLACE_BEFORE.contains(&before.as_str()) || place_after(after.as_str())
+    one_of(PLACE_BEFORE, before) || with_lower(after, place_after)
 }
 
 /// Two to five words, the first a given name (not a title word), the last a surname, and no
@@ -348,8 +393,8 @@ pub(crate) fn given_surname(text: &[u8], s: usize, e: usize) -> bool {
     ws.len() >= 2
         && is_given(first)
         && is_surname(last)
-        && !FIRST_STOP.contains(&lower(first).as_str())
-        && !LAST_STOP.contains(&lower(last).as_str())
+        && !one_of(FIRST_STOP, first)
+        && !one_of(LAST_STOP, last)
         && !(ws.len() == 2 && COLOUR_NAMES.contains(&lower(&ws.join(" ")).as_str()))
         && !in_place(text, s, e)
 }
@@ -372,8 +417,8 @@ pub(crate) fn known_name(text: &[u8], s: usize, e: usize) -> bool {
         return false;
     };
     let (first, last) = (ws[0], ws[ws.len() - 1]);
-    !KNOWN_STOP.contains(&lower(first).as_str())
-        && !LAST_STOP.contains(&lower(last).as_str())
+    !one_of(KNOWN_STOP, first)
+        && !one_of(LAST_STOP, last)
         && if ws.len() == 1 {
             is_given(first)
         } else {
@@ -456,6 +501,10 @@ fn is_letter(c: char) -> bool {
 /// `Hans-Peter`), a possessive left out (`Smith's` -> `Smith`).
 fn word_end(text: &[u8], i: usize) -> usize {
     let mut e = i;
+    // ASCII letters first (most words), then a character at a time.
+    while text.get(e).is_some_and(u8::is_ascii_alphabetic) {
+        e += 1;
+    }
     while let Some((c, len)) = char_at(text, e) {
         if is_letter(c) {
             e += len;
@@ -583,17 +632,18 @@ const STRONG_PLACE: &[&str] = &[
     "weg",
 ];
 
-/// Whether the run of capitalised words `words` (with the words just before and after it) is
-/// a place or an organisation rather than a person.
+/// Whether the run of capitalised words `words` (with the words just before and after it, as
+/// [`neighbours`] gives them) is a place or an organisation rather than a person.
 fn place_run(words: &[&str], before: &str, after: &str) -> bool {
     let n = words.len();
-    PLACE_BEFORE.contains(&before)
-        || place_after(after)
+    one_of(PLACE_BEFORE, before)
+        || with_lower(after, place_after)
         || words.iter().enumerate().any(|(k, w)| {
-            let w = lower(w.trim_end_matches('.'));
-            (k == 0 && PLACE_BEFORE.contains(&w.as_str()))
-                || (k > 0 && STRONG_PLACE.contains(&w.as_str()))
-                || (k > 0 && k + 1 == n && n >= 3 && place_after(w.as_str()))
+            with_lower(w.trim_end_matches('.'), |w| {
+                (k == 0 && PLACE_BEFORE.contains(&w))
+                    || (k > 0 && STRONG_PLACE.contains(&w))
+                    || (k > 0 && k + 1 == n && n >= 3 && place_after(w))
+            })
         })
 }
 
@@ -622,12 +672,11 @@ pub(crate) fn name_candidates(
     };
     let mut i = 0;
     while i < text.len() {
-        let b = text[i];
         // A word starts at a capital after something that is not a letter (nor an
         // apostrophe inside a word: the `Brien` of `O'Brien`).
-        if !(b.is_ascii_uppercase() || b >= 0xC0) {
-            i += 1;
-            continue;
+        i = next_capital(text, i);
+        if i == text.len() {
+            break;
         }
         let after_letter = match char_before(text, i) {
             Some(c @ ('\'' | '’')) => char_before(text, i - c.len_utf8()).is_some_and(is_letter),
@@ -699,10 +748,12 @@ pub(crate) fn name_candidates(
             i = accepted.map_or(ends[0], |z| ends[z]);
             continue;
         }
-        let word = |k: usize| std::str::from_utf8(&text[starts[k]..ends[k]]).unwrap_or("");
-        let run: Vec<&str> = (0..n).map(word).collect();
+        let mut run = [""; MAX_RUN];
+        for (k, w) in run.iter_mut().enumerate().take(n) {
+            *w = std::str::from_utf8(&text[starts[k]..ends[k]]).unwrap_or("");
+        }
         let (before, after) = neighbours(text, i, run_end);
-        if place_run(&run, &before, &after) {
+        if place_run(&run[..n], before, after) {
             i = run_end;
             continue;
         }
@@ -715,6 +766,41 @@ pub(crate) fn name_candidates(
         }
         i = run_end;
     }
+}
+
+/// Whether `b` may start a word of a name: an ASCII capital, or the lead byte of a character
+/// beyond U+007F (a capital or not: [`capitalised`] decides).
+fn may_start_name(b: u8) -> bool {
+    b.is_ascii_uppercase() || b >= 0xC0
+}
+
+/// The first byte at or after `i` that [`may_start_name`], or the text's length; eight bytes
+/// at a time (most bytes of a text are not capitals).
+fn next_capital(text: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = text.get(i..i + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(bytes);
+        // Per byte, on its low seven bits (no carry crosses a byte): at least `A`, and past `Z`.
+        let t = x & !HI;
+        let at_least_a = (t + LO * (0x80 - u64::from(b'A'))) & HI;
+        let past_z = (t + LO * (0x80 - u64::from(b'Z') - 1)) & HI;
+        let capital = at_least_a & !past_z & !x;
+        // Bits 7 and 6 set: 0xC0 and up.
+        let lead = x & (x << 1) & HI;
+        let found = capital | lead;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < text.len() && !may_start_name(text[i]) {
+        i += 1;
+    }
+    i
 }
 
 fn is_kana(c: char) -> bool {
@@ -750,6 +836,57 @@ mod tests {
         }
         assert!(!listed(GIVEN, ""));
         assert!(!listed(GIVEN, "\u{10FFFF}"));
+    }
+
+    #[test]
+    fn the_capital_search_and_the_word_split_equal_the_plain_loops() {
+        // Every byte value at every offset of a chunk, and random texts.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut texts: Vec<Vec<u8>> = Vec::new();
+        for b in 0..=255u8 {
+            for at in 0..17 {
+                let mut t = vec![b'a'; 20];
+                t[at] = b;
+                texts.push(t);
+            }
+        }
+        for _ in 0..2000 {
+            let len = (next() % 40) as usize;
+            texts.push((0..len).map(|_| next() as u8).collect());
+        }
+        for t in &texts {
+            for from in 0..=t.len() {
+                let plain = (from..t.len())
+                    .find(|&k| may_start_name(t[k]))
+                    .unwrap_or(t.len());
+                assert_eq!(next_capital(t, from), plain, "{t:?} from {from}");
+            }
+        }
+        let alphabet = ["Ada", "de", " ", "\u{a0}", "\u{202f}", "L.", "x", "é", "-"];
+        for _ in 0..5000 {
+            let n = (next() % 9) as usize;
+            let text: String = (0..n)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            // What `words` did before it held them without allocating.
+            let split: Vec<&str> = text.split([' ', '\u{a0}', '\u{202f}']).collect();
+            let n = split.len();
+            let valid = (1..=MAX_RUN).contains(&n)
+                && split.iter().enumerate().all(|(i, w)| {
+                    let edge = i == 0 || i + 1 == n;
+                    let initial =
+                        w.len() == 2 && w.as_bytes()[0].is_ascii_uppercase() && w.ends_with('.');
+                    capitalised(w) || (!edge && (PARTICLES.contains(w) || initial))
+                });
+            let got = words(text.as_bytes()).map(|w| w.to_vec());
+            assert_eq!(got, valid.then_some(split), "{text:?}");
+        }
     }
 
     fn given_surname_in(text: &str, name: &str) -> bool {
