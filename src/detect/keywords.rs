@@ -380,16 +380,26 @@ impl ByteDfa {
             .map(|k| bounds[k + 1] - bounds[k])
             .min()
             .unwrap_or(0);
-        for j in 0..shortest {
-            for k in 0..LANES {
-                let i = bounds[k] + j;
-                let s = self.step(state[k], text[i]);
-                state[k] = s;
-                if s >= self.first_match && !self.report(s, i + 1, &mut f) {
-                    return;
+        // Four slices of one length and the states in locals: no bounds checks on the text,
+        // and few enough live values to stay in registers. One comparison per four steps
+        // tells whether any lane is in a matching state (rare).
+        let lane = |k: usize| &text[bounds[k]..][..shortest];
+        let lanes = lane(0).iter().zip(lane(1)).zip(lane(2)).zip(lane(3));
+        let [mut s0, mut s1, mut s2, mut s3] = state;
+        for (j, (((&b0, &b1), &b2), &b3)) in lanes.enumerate() {
+            s0 = self.step(s0, b0);
+            s1 = self.step(s1, b1);
+            s2 = self.step(s2, b2);
+            s3 = self.step(s3, b3);
+            if s0.max(s1).max(s2.max(s3)) >= self.first_match {
+                for (k, s) in [s0, s1, s2, s3].into_iter().enumerate() {
+                    if s >= self.first_match && !self.report(s, bounds[k] + j + 1, &mut f) {
+                        return;
+                    }
                 }
             }
         }
+        let state = [s0, s1, s2, s3];
         for k in 0..LANES {
             if self
                 .walk(text, bounds[k] + shortest, bounds[k + 1], state[k], &mut f)
