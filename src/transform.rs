@@ -297,7 +297,7 @@ impl Action {
         keys: &KeyRing,
     ) -> Result<Option<String>, TransformError> {
         Ok(Some(match self {
-            Action::Redact { placeholder } => placeholder.replace("{class}", class),
+            Action::Redact { placeholder } => fill_class(placeholder, class),
             Action::Mask {
                 mask,
                 keep_first,
@@ -312,6 +312,29 @@ impl Action {
             Action::Drop | Action::Block | Action::Allow => return Ok(None),
         }))
     }
+}
+
+/// `placeholder` with each `{class}` replaced by `class`, as `str::replace` does it, without
+/// building a substring searcher per finding (it was 1.5% of the corpus's instructions).
+fn fill_class(placeholder: &str, class: &str) -> String {
+    const SLOT: &str = "{class}";
+    let mut out = String::with_capacity(placeholder.len() + class.len());
+    let mut rest = placeholder;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        match rest[i..].strip_prefix(SLOT) {
+            Some(after) => {
+                out.push_str(class);
+                rest = after;
+            }
+            None => {
+                out.push('{');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn mask_text(
@@ -434,6 +457,28 @@ impl Detokenizer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_placeholder_is_filled_as_str_replace_fills_it() {
+        let parts = [
+            "{class}", "{", "}", "{{class}", "{class}}", "x", "é", "{clas", "class}",
+        ];
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..5000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (seed % 6) as usize;
+            let placeholder: String = (0..n)
+                .map(|k| parts[((seed >> (8 * k)) % parts.len() as u64) as usize])
+                .collect();
+            assert_eq!(
+                super::fill_class(&placeholder, "email"),
+                placeholder.replace("{class}", "email"),
+                "{placeholder:?}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
