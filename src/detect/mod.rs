@@ -922,19 +922,20 @@ impl Detectors {
         triggered
     }
 
-    /// Scans `text`, appending hits of the `enabled` detectors at or above `min_confidence`.
-    /// `keywords` is the set of keyword-gated detectors triggered in this text (from
-    /// [`Detectors::keyword_hits`]), or `None` to compute it here.
+    /// Scans `text`, appending hits of the detectors `want` asks for to `out`.
     pub(crate) fn scan(
         &self,
         text: &[u8],
         ctx: KeyCtx<'_>,
-        enabled: DetectorMask,
-        keywords: Option<DetectorMask>,
-        min_confidence: f32,
+        want: Wanted,
         scratch: &mut Scratch,
         out: &mut Vec<Hit>,
     ) {
+        let Wanted {
+            enabled,
+            keywords,
+            min_confidence,
+        } = want;
         if text.is_empty() {
             return;
         }
@@ -1509,6 +1510,18 @@ struct NumericSpan {
     end: u32,
     digits: u32,
     may: DetectorMask,
+}
+
+/// What [`Detectors::scan`] looks for in one text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted {
+    /// The detectors to run.
+    pub(crate) enabled: DetectorMask,
+    /// The keyword-gated detectors triggered in this text (from [`Detectors::keyword_hits`]),
+    /// or `None` to compute them in `scan`.
+    pub(crate) keywords: Option<DetectorMask>,
+    /// Hits below this confidence are dropped.
+    pub(crate) min_confidence: f32,
 }
 
 /// Numeric spans held per text; a text with more is not held (see `scan`).

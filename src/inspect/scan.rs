@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits, Scratch};
+use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits, Scratch, Wanted};
 use crate::json::{self, Kind, PathStack, Value};
 use crate::jsonpath::{self, Step};
 use crate::manifest::BodyKind;
@@ -192,9 +192,11 @@ fn detect(
     policy.inner.detectors.scan(
         text,
         ctx,
-        plan.enabled,
-        keywords,
-        policy.inner.min_confidence,
+        Wanted {
+            enabled: plan.enabled,
+            keywords,
+            min_confidence: policy.inner.min_confidence,
+        },
         scratch,
         hits,
     );
