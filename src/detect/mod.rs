@@ -835,11 +835,15 @@ impl Detectors {
             .map_or(&self.keywords, |(_, s)| s)
     }
 
-    /// Builds every lazily built regex and DFA.
+    /// Builds every lazily built DFA, and the regexes that searches use. A detector whose
+    /// DFAs find its match ([`Detector::dfas_find_the_match`]) does not build its regex: a VM
+    /// holds 52 regexes fewer (each with its NFAs and engines; issue 7's Envoy RSS).
     pub(crate) fn prepare(&self) {
         for d in &self.list {
-            let _ = d.regex.get();
             let _ = d.dfa.get();
+            if !d.dfas_find_the_match() {
+                let _ = d.regex.get();
+            }
         }
     }
 
@@ -1063,7 +1067,9 @@ impl Detectors {
             self.run_finder(index, d, finder, text, ctx, min_confidence, out);
             return;
         }
-        let Some(re) = d.regex.get() else { return };
+        if d.regex.is_none() {
+            return;
+        }
         // Capture locations are allocated when a search first needs them (most find nothing).
         let mut caps: Option<regex::bytes::CaptureLocations> = None;
         // A word-bounded detector searches only the words of its length (all of them held).
@@ -1088,6 +1094,9 @@ impl Detectors {
                     }
                 }
             }
+            // Built here, on first use, when the DFAs do not find the match
+            // (`dfas_find_the_match`; `prepare` has built it then).
+            let re = d.regex.get()?;
             if d.group > 0 {
                 let locs = caps.get_or_insert_with(|| re.capture_locations());
                 return re
@@ -1393,6 +1402,17 @@ impl Detectors {
     }
 }
 
+impl Detector {
+    /// Whether the searches of this detector never reach its regex: its pattern has forward and
+    /// reverse DFAs ([`SmallDfa::Regex`]), which find the leftmost-first match the regex would,
+    /// and the detector reports the whole match (no capture group). The regex is then built
+    /// only if a DFA search fails, which these DFAs (no quit bytes, no Unicode word boundary)
+    /// do not.
+    fn dfas_find_the_match(&self) -> bool {
+        self.group == 0 && matches!(self.dfa.get(), Some(SmallDfa::Regex(_)))
+    }
+}
+
 /// A detector's regex: compiled (custom classes), or compiled on first use (built-in).
 #[derive(Debug)]
 enum PatternRegex {
@@ -1404,6 +1424,10 @@ enum PatternRegex {
 impl PatternRegex {
     fn lazy(pattern: &str) -> PatternRegex {
         PatternRegex::Lazy(Box::new((pattern.to_string(), OnceLock::new())))
+    }
+
+    fn is_none(&self) -> bool {
+        matches!(self, PatternRegex::None)
     }
 
     fn get(&self) -> Option<&Regex> {
@@ -2472,6 +2496,30 @@ mod tests {
             PatternRegex::Lazy(_) | PatternRegex::None => true,
             PatternRegex::Ready(_) => false,
         }));
+    }
+
+    /// `prepare` builds a regex only where a search can reach it: not for a detector whose
+    /// DFAs find the whole match. 52 of the 137 built-in detectors are such (a floor of 50, so a
+    /// change that makes VMs build them all again fails here), and the others get theirs.
+    #[test]
+    fn prepare_builds_the_regexes_searches_use() {
+        let policy = Detectors::compile(&[], 0.5).expect("compile");
+        policy.prepare();
+        let built = |d: &Detector| match &d.regex {
+            PatternRegex::Lazy(b) => b.1.get().is_some(),
+            PatternRegex::Ready(_) => true,
+            PatternRegex::None => false,
+        };
+        let mut skipped = 0;
+        for d in &policy.list {
+            if d.dfas_find_the_match() {
+                assert!(!built(d), "{}: regex built", d.id);
+                skipped += 1;
+            } else if !d.regex.is_none() {
+                assert!(built(d), "{}: regex not built", d.id);
+            }
+        }
+        assert!(skipped >= 50, "{skipped} of {}", policy.list.len());
     }
 
     /// A keyword-gated detector runs only where one of its keywords is: a way its pattern can
