@@ -2392,8 +2392,9 @@ mod tests {
             .fold(DetectorMask::EMPTY, |m, b| m | DetectorMask::bit(b))
     }
 
-    /// A deterministic xorshift64 stream for the differential tests.
-    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    /// A deterministic xorshift64 stream for the differential tests (of `detect` and its
+    /// modules).
+    pub(super) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
         move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;

@@ -841,13 +841,7 @@ mod tests {
     #[test]
     fn the_capital_search_and_the_word_split_equal_the_plain_loops() {
         // Every byte value at every offset of a chunk, and random texts.
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::detect::tests::xorshift(0x9E37_79B9_7F4A_7C15);
         let mut texts: Vec<Vec<u8>> = Vec::new();
         for b in 0..=255u8 {
             for at in 0..17 {

@@ -638,13 +638,7 @@ mod tests {
             Validator::ThTnin,
             Validator::EuVat,
         ];
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::detect::tests::xorshift(0x2545_F491_4F6C_DD1D);
         for v in all {
             let min = min_digits(v);
             assert!(min > 0, "{v:?}");
@@ -652,7 +646,7 @@ mod tests {
                 let n = (next() % min as u64) as usize;
                 let mut m = Vec::new();
                 for i in 0..n {
-                    if i > 0 && next() % 4 == 0 {
+                    if i > 0 && next().is_multiple_of(4) {
                         m.push(b" -./"[(next() % 4) as usize]);
                     }
                     m.push(b'0' + (next() % 10) as u8);
