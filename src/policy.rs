@@ -305,8 +305,9 @@ impl Policy {
             .map_or(ErrorAction::Block, |p| p.on_error)
     }
 
-    /// Builds now what the policy otherwise builds on first use (built-in regexes, pre-check
-    /// DFAs): a proxy calls this once per VM so memory is allocated up front and no request
+    /// Builds now what the policy otherwise builds on first use (pre-check DFAs, and the
+    /// built-in regexes a search can reach: not those of detectors whose DFAs find the whole
+    /// match): a proxy calls this once per VM so memory is allocated up front and no request
     /// pays for a first use. `compile` stays cheap for tools that check or test policies.
     pub fn prepare(&self) {
         self.inner.detectors.prepare();

@@ -193,9 +193,9 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             Policy::compile(&manifest).map_err(|e| located("policy", e))?
         }
     };
-    // A VM builds every lazily compiled matcher now, at configuration: its memory is then
-    // allocated up front (the soak checks RSS is flat after warm-up) and no request pays for
-    // a first use.
+    // A VM builds every lazily compiled matcher a search can use now, at configuration: its
+    // memory is then allocated up front (the soak checks RSS is flat after warm-up) and no
+    // request pays for a first use.
     policy.prepare();
     let scopes = raw.scopes.unwrap_or_default();
     let scope_header = scopes.header.map(|h| h.to_ascii_lowercase());
