@@ -836,8 +836,8 @@ impl Detectors {
     }
 
     /// Builds every lazily built DFA, and the regexes that searches use. A detector whose
-    /// DFAs find its match ([`Detector::dfas_find_the_match`]) does not build its regex: a VM
-    /// holds 52 regexes fewer (each with its NFAs and engines; issue 7's Envoy RSS).
+    /// DFAs find its match ([`Detector::dfas_find_the_match`]) does not build its regex, with
+    /// its NFAs and engines (52 of the built-in 137; `prepare_builds_the_regexes_searches_use`).
     pub(crate) fn prepare(&self) {
         for d in &self.list {
             let _ = d.dfa.get();
@@ -2753,9 +2753,11 @@ mod tests {
 
     #[test]
     fn dfa_matches_are_the_regex_matches() {
-        // Every built-in detector whose match is taken from its DFAs finds, at every offset of
-        // texts made of its own examples' bytes and the bytes numbers are written with, exactly
-        // the match its regex finds.
+        // Every built-in detector whose match is taken from its DFAs (its regex is then never
+        // built in a VM) finds, at every offset of texts made of its own examples' bytes, the
+        // bytes numbers are written with and what a hostile body would put between them
+        // (digits of other scripts, Unicode spaces and joiners, invalid UTF-8), exactly the
+        // match its regex finds.
         let detectors = Detectors::compile(&[], 0.0).expect("compile");
         let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
         let mut next = xorshift(0x2545_f491_4f6c_dd1d);
@@ -2771,18 +2773,39 @@ mod tests {
                 .iter()
                 .find(|p| *p.id == *d.id)
                 .expect("in pack");
-            let mut alphabet: Vec<u8> = b"0123456789 -./()+:aZ_".to_vec();
-            alphabet.extend(spec.example.as_deref().unwrap_or("").bytes());
+            let mut alphabet: Vec<&[u8]> = b"0123456789 -./()+:aZ_"
+                .chunks(1)
+                .chain(spec.example.as_deref().unwrap_or("").as_bytes().chunks(1))
+                .collect();
+            let hostile: [&[u8]; 8] = [
+                "\u{0663}".as_bytes(), // Arabic-Indic three
+                "\u{FF13}".as_bytes(), // fullwidth three
+                "\u{00A0}".as_bytes(), // no-break space
+                "\u{200B}".as_bytes(), // zero-width space
+                "\u{00E9}".as_bytes(), // a letter outside ASCII
+                b"\xFF",               // never UTF-8
+                b"\xC3",               // a lead byte without its continuation
+                b"\x80",               // a continuation byte alone
+            ];
+            alphabet.extend(hostile);
             let example = spec.example.clone().unwrap_or_default().into_bytes();
             for _ in 0..3_000 {
                 let len = (next() % 48) as usize;
                 let mut text: Vec<u8> = (0..len)
-                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .flat_map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .copied()
                     .collect();
                 if next().is_multiple_of(3) {
-                    // Its example, whole, somewhere in the text.
+                    // Its example somewhere in the text: whole, or with one byte replaced by a
+                    // hostile one (a digit of another script where an ASCII digit was).
+                    let mut example = example.clone();
+                    if !example.is_empty() && next().is_multiple_of(2) {
+                        let i = (next() as usize) % example.len();
+                        let with = hostile[(next() % hostile.len() as u64) as usize];
+                        example.splice(i..=i, with.iter().copied());
+                    }
                     let at = (next() as usize) % (text.len() + 1);
-                    text.splice(at..at, example.iter().copied());
+                    text.splice(at..at, example);
                 }
                 for at in 0..=text.len() {
                     let input = regex_automata::Input::new(&text).range(at..);
