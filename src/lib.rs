@@ -24,6 +24,7 @@ mod error;
 mod inspect;
 mod json;
 mod jsonpath;
+mod matcher;
 mod policy;
 mod route;
 mod stream;

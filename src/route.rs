@@ -6,7 +6,7 @@
 //! inspect requests). [`normalize`] is applied to the request path and, at compile time, to the
 //! literal parts of every matcher, so both sides are in the same form.
 
-use regex::Regex;
+use crate::matcher::{self, Matcher};
 
 use crate::error::PolicyError;
 use crate::manifest::RouteMatch;
@@ -17,7 +17,7 @@ enum PathMatch {
     Exact(String),
     Prefix(String),
     Template(Vec<TemplatePart>),
-    Regex(Regex),
+    Regex(Matcher),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -91,16 +91,18 @@ impl RouteMatcher {
             }
             PathMatch::Template(parts)
         } else if let Some(r) = &m.regex {
-            let re = regex::RegexBuilder::new(&format!("^(?:{r})$"))
-                .case_insensitive(!case_sensitive)
-                .size_limit(1 << 20)
-                .build()
-                .map_err(|e| {
-                    PolicyError::new(
-                        format!("{loc}.regex"),
-                        format!("invalid regex: {}", e.to_string().replace('\n', " ")),
-                    )
-                })?;
+            let options = matcher::Options {
+                utf8: true,
+                case_insensitive: !case_sensitive,
+                size_limit: 1 << 20,
+                cache_capacity: 2 << 20,
+            };
+            let re = Matcher::new(&format!("^(?:{r})$"), options).map_err(|e| {
+                PolicyError::new(
+                    format!("{loc}.regex"),
+                    format!("invalid regex: {}", e.to_string().replace('\n', " ")),
+                )
+            })?;
             PathMatch::Regex(re)
         } else {
             PathMatch::Any
@@ -159,7 +161,8 @@ impl RouteMatcher {
             PathMatch::Template(parts) => template_matches(parts, path),
             // Normalised paths have no trailing slash; a regex written with one still matches.
             PathMatch::Regex(re) => {
-                re.is_match(path) || (path != "/" && re.is_match(&format!("{path}/")))
+                re.is_match(path.as_bytes())
+                    || (path != "/" && re.is_match(format!("{path}/").as_bytes()))
             }
         }
     }

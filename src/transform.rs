@@ -14,6 +14,7 @@ use sha2::Sha256;
 
 use crate::error::PolicyError;
 use crate::manifest::{ActionDetail, ActionKind, ActionSpec, KeySpec};
+use crate::matcher::{self, Matcher};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -429,26 +430,33 @@ impl Detokenizer {
     /// Replaces every token in `text` by its plaintext; returns the text and how many were
     /// replaced. Tokens that do not decrypt are left as they are and counted in the error list.
     pub fn detokenize_text(&self, text: &str) -> (String, usize, Vec<TransformError>) {
-        static TOKEN: once_cell::sync::Lazy<regex::Regex> = once_cell::sync::Lazy::new(|| {
-            regex::Regex::new(r"tok:[A-Za-z0-9-]{1,32}:[A-Za-z0-9_-]{22,}").expect("static regex")
+        static TOKEN: once_cell::sync::Lazy<Matcher> = once_cell::sync::Lazy::new(|| {
+            let options = matcher::Options {
+                utf8: true,
+                ..matcher::Options::bytes(1 << 20, 1 << 20)
+            };
+            Matcher::new(r"tok:[A-Za-z0-9-]{1,32}:[A-Za-z0-9_-]{22,}", options)
+                .expect("static regex")
         });
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         let mut n = 0;
         let mut errors = Vec::new();
-        for m in TOKEN.find_iter(text) {
-            out.push_str(&text[last..m.start()]);
-            match self.detokenize_one(m.as_str()) {
+        // Matches are ASCII and never empty: each search starts where the last match ended.
+        while let Some((start, end)) = TOKEN.find_at(text.as_bytes(), last) {
+            out.push_str(&text[last..start]);
+            let token = &text[start..end];
+            match self.detokenize_one(token) {
                 Ok(plain) => {
                     out.push_str(&String::from_utf8_lossy(&plain));
                     n += 1;
                 }
                 Err(e) => {
-                    out.push_str(m.as_str());
+                    out.push_str(token);
                     errors.push(e);
                 }
             }
-            last = m.end();
+            last = end;
         }
         out.push_str(&text[last..]);
         (out, n, errors)

@@ -28,7 +28,7 @@ use keywords::KeywordSearch;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use regex::bytes::{Regex, RegexBuilder};
+use crate::matcher::{self, Matcher};
 use regex_automata::dfa::Automaton;
 
 type DenseDfa = regex_automata::dfa::dense::DFA<Vec<u32>>;
@@ -186,7 +186,7 @@ pub(crate) struct Detector {
     key_hints: HashSet<String, FxBuild>,
     negative_key_hints: HashSet<String, FxBuild>,
     context: Vec<Vec<u8>>,
-    value_regex: Option<Regex>,
+    value_regex: Option<Matcher>,
     parent_hints: HashSet<String, FxBuild>,
     allow: HashSet<Vec<u8>>,
     negative_context: Vec<Vec<u8>>,
@@ -452,22 +452,18 @@ fn normalized(key: &str) -> String {
     s
 }
 
-fn compile_regex(pattern: &str, anchored: bool) -> Result<Regex, String> {
+fn compile_regex(pattern: &str, anchored: bool) -> Result<Matcher, String> {
     let p = if anchored {
         format!("^(?:{pattern})$")
     } else {
         pattern.to_string()
     };
-    RegexBuilder::new(&p)
-        .size_limit(4 << 20)
-        .dfa_size_limit(8 << 20)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(limit) => {
-                format!("regex is too large (compiled size exceeds {limit} bytes)")
-            }
-            other => format!("invalid regex: {}", other.to_string().replace('\n', " ")),
-        })
+    Matcher::new(&p, matcher::Options::bytes(4 << 20, 8 << 20)).map_err(|e| match e {
+        matcher::Error::TooBig(limit) => {
+            format!("regex is too large (compiled size exceeds {limit} bytes)")
+        }
+        other => format!("invalid regex: {}", other.to_string().replace('\n', " ")),
+    })
 }
 
 impl Detectors {
@@ -552,7 +548,7 @@ impl Detectors {
                 Some(p) => {
                     let r = compile_regex(p, false)
                         .map_err(|m| PolicyError::new(format!("{loc}.pattern"), m))?;
-                    if d.group >= r.captures_len() {
+                    if d.group >= r.groups() {
                         return Err(PolicyError::new(
                             format!("{loc}.group"),
                             format!("the pattern has no capture group {}", d.group),
@@ -1070,8 +1066,6 @@ impl Detectors {
         if d.regex.is_none() {
             return;
         }
-        // Capture locations are allocated when a search first needs them (most find nothing).
-        let mut caps: Option<regex::bytes::CaptureLocations> = None;
         // A word-bounded detector searches only the words of its length (all of them held).
         let words = words.filter(|_| d.word_len.is_some());
         let min_len = d
@@ -1080,7 +1074,7 @@ impl Detectors {
             .unwrap_or(1);
         // The leftmost match at or after `at`, searched in `text[..end]` (the bytes past `end`
         // can only matter to a pattern that looks around, which numeric ones do not).
-        let search = |caps: &mut Option<regex::bytes::CaptureLocations>, at: usize, end: usize| {
+        let search = |at: usize, end: usize| {
             let hay = &text[..end];
             if let Some(dfa) = d.dfa.get() {
                 let input = regex_automata::Input::new(hay).range(at..).earliest(true);
@@ -1098,16 +1092,14 @@ impl Detectors {
             // (`dfas_find_the_match`; `prepare` has built it then).
             let re = d.regex.get()?;
             if d.group > 0 {
-                let locs = caps.get_or_insert_with(|| re.capture_locations());
                 return re
-                    .captures_read_at(locs, hay, at)
-                    .map(|m| match locs.get(d.group) {
-                        Some((s, e)) => (m.start(), m.end(), s, e),
-                        None => (m.start(), m.end(), m.end(), m.end()),
+                    .captures_at(hay, at, d.group)
+                    .map(|((ms, me), g)| match g {
+                        Some((s, e)) => (ms, me, s, e),
+                        None => (ms, me, me, me),
                     });
             }
-            re.find_at(hay, at)
-                .map(|m| (m.start(), m.end(), m.start(), m.end()))
+            re.find_at(hay, at).map(|(s, e)| (s, e, s, e))
         };
         // For a numeric pattern: the span being searched, and where the next one is looked for.
         let numeric = d.numeric_min_len.is_some() || words.is_some();
@@ -1162,7 +1154,7 @@ impl Detectors {
         let mut retry_budget = 4 * text.len() + 4096;
         while pos <= text.len() {
             let found = if !numeric {
-                search(&mut caps, pos, text.len())
+                search(pos, text.len())
             } else {
                 // Every match lies inside one numeric span: search them in order.
                 let mut found = None;
@@ -1187,7 +1179,7 @@ impl Detectors {
                             || e - at > 64
                             || count_digits(&text[at..e]) >= d.span_min_digits)
                     {
-                        found = search(&mut caps, at, e);
+                        found = search(at, e);
                         if found.is_some() {
                             break;
                         }
@@ -1417,8 +1409,8 @@ impl Detector {
 #[derive(Debug)]
 enum PatternRegex {
     None,
-    Ready(Regex),
-    Lazy(Box<(String, OnceLock<Option<Regex>>)>),
+    Ready(Matcher),
+    Lazy(Box<(String, OnceLock<Option<Matcher>>)>),
 }
 
 impl PatternRegex {
@@ -1430,7 +1422,7 @@ impl PatternRegex {
         matches!(self, PatternRegex::None)
     }
 
-    fn get(&self) -> Option<&Regex> {
+    fn get(&self) -> Option<&Matcher> {
         match self {
             PatternRegex::None => None,
             PatternRegex::Ready(r) => Some(r),
@@ -2403,6 +2395,116 @@ mod tests {
         }
     }
 
+    /// `pattern` as the `regex` crate compiles it for bytes, with the limits `compile_regex` sets:
+    /// the reference [`Matcher`]'s searches are compared with.
+    fn regex_crate(pattern: &str) -> regex::bytes::Regex {
+        regex::bytes::RegexBuilder::new(pattern)
+            .size_limit(4 << 20)
+            .dfa_size_limit(8 << 20)
+            .build()
+            .expect("pattern")
+    }
+
+    /// Every built-in pattern searches as the `regex` crate searched it before [`Matcher`]
+    /// replaced it: the same match and group from every offset of the detector table's texts,
+    /// the examples, and random texts of the bytes numbers and words are written with, hostile
+    /// ones included (digits of other scripts, Unicode spaces, accented letters next to word
+    /// boundaries, invalid UTF-8), with an example spliced in.
+    #[test]
+    fn matchers_search_as_the_regex_crate_did() {
+        #[derive(Deserialize)]
+        struct Row {
+            text: String,
+        }
+        #[derive(Deserialize)]
+        struct Table {
+            case: Vec<Row>,
+        }
+        let table: Table =
+            toml::from_str(include_str!("../../tests/data/detectors.toml")).expect("table");
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        let mut fixed: Vec<Vec<u8>> = table
+            .case
+            .into_iter()
+            .map(|r| r.text.into_bytes())
+            .collect();
+        fixed.extend(
+            pack.detector
+                .iter()
+                .filter_map(|d| d.example.clone().map(String::into_bytes)),
+        );
+        let hostile: [&[u8]; 9] = [
+            "\u{0663}".as_bytes(),
+            "\u{FF13}".as_bytes(),
+            "\u{00A0}".as_bytes(),
+            "\u{200B}".as_bytes(),
+            "\u{00E9}".as_bytes(),
+            "\u{00DF}".as_bytes(),
+            b"\xFF",
+            b"\xC3",
+            b"\x80",
+        ];
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut searches = 0usize;
+        for spec in &pack.detector {
+            let Some(pattern) = spec.pattern.as_deref() else {
+                continue;
+            };
+            let (m, re) = (
+                compile_regex(pattern, false).expect("compiles"),
+                regex_crate(pattern),
+            );
+            assert_eq!(m.groups(), re.captures_len(), "{}", spec.id);
+            let mut locs = re.capture_locations();
+            let example = spec.example.clone().unwrap_or_default().into_bytes();
+            let mut alphabet: Vec<&[u8]> = b"0123456789 -./()+:@aZ_x\n".chunks(1).collect();
+            alphabet.extend(example.chunks(1));
+            alphabet.extend(hostile);
+            let mut texts: Vec<Vec<u8>> = (0..40)
+                .map(|_| {
+                    let len = (next() % 40) as usize;
+                    let mut t: Vec<u8> = (0..len)
+                        .flat_map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                        .copied()
+                        .collect();
+                    let mut e = example.clone();
+                    if !e.is_empty() && next().is_multiple_of(2) {
+                        let i = (next() as usize) % e.len();
+                        e.splice(
+                            i..=i,
+                            hostile[(next() % hostile.len() as u64) as usize]
+                                .iter()
+                                .copied(),
+                        );
+                    }
+                    let at = (next() as usize) % (t.len() + 1);
+                    t.splice(at..at, e);
+                    t
+                })
+                .collect();
+            texts.extend(fixed.iter().filter(|t| re.is_match(t)).cloned());
+            for text in &texts {
+                assert_eq!(m.is_match(text), re.is_match(text), "{}: {text:?}", spec.id);
+                for at in 0..=text.len() {
+                    let want = re
+                        .captures_read_at(&mut locs, text, at)
+                        .map(|x| ((x.start(), x.end()), locs.get(spec.group)));
+                    let got = m.captures_at(text, at, spec.group);
+                    assert_eq!(
+                        got,
+                        want,
+                        "{} at {at} in {:?}",
+                        spec.id,
+                        String::from_utf8_lossy(text)
+                    );
+                    assert_eq!(m.find_at(text, at), want.map(|w| w.0), "{}", spec.id);
+                    searches += 1;
+                }
+            }
+        }
+        assert!(searches > 100_000, "{searches}");
+    }
+
     /// The byte-at-a-time `max_run` the span walk replaced: the reference it is tested against.
     fn max_run_reference(text: &[u8]) -> usize {
         let (mut best, mut chain, mut seg, mut clean, mut seps) =
@@ -2489,7 +2591,7 @@ mod tests {
         for d in &pack.detector {
             if let Some(p) = &d.pattern {
                 let r = compile_regex(p, false).unwrap_or_else(|e| panic!("{}: {e}", d.id));
-                assert!(d.group < r.captures_len(), "{}: no group {}", d.id, d.group);
+                assert!(d.group < r.groups(), "{}: no group {}", d.id, d.group);
             }
         }
         let policy = Detectors::compile(&[], 0.5).expect("compile");
@@ -2763,7 +2865,7 @@ mod tests {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for d in &detectors.list {
-            let (Some(SmallDfa::Regex(dre)), Some(re), 0) = (d.dfa.get(), d.regex.get(), d.group)
+            let (Some(SmallDfa::Regex(dre)), false, 0) = (d.dfa.get(), d.regex.is_none(), d.group)
             else {
                 continue;
             };
@@ -2773,6 +2875,8 @@ mod tests {
                 .iter()
                 .find(|p| *p.id == *d.id)
                 .expect("in pack");
+            // The reference: the `regex` crate's search of the pattern (a VM builds neither).
+            let re = regex_crate(spec.pattern.as_deref().expect("pattern"));
             let mut alphabet: Vec<&[u8]> = b"0123456789 -./()+:aZ_"
                 .chunks(1)
                 .chain(spec.example.as_deref().unwrap_or("").as_bytes().chunks(1))

@@ -1,0 +1,424 @@
+//! A compiled regular expression, assembled from `regex-automata`'s engines without its meta
+//! regex (the `regex` crate is one): a lazy DFA forward and in reverse for the match, a bounded
+//! backtracker or a PikeVM when the lazy DFA cannot answer and for capture groups.
+//!
+//! Why not the `regex` crate: its meta regex picks among many strategies, and the code that
+//! builds them is most of what a Wasm module pays at load. Envoy's V8 compiles every function of
+//! a module with TurboFan, and the freed compile memory stays in the sidecar. Measured on a
+//! no-op proxy-wasm filter in Envoy 1.40 (docs/BENCHMARKS.md, "Session 16"): these engines add
+//! 23 MB of RSS to it, the meta regex another 20 MB. Searches are the meta regex's, engine for
+//! engine: leftmost-first, the same syntax and Unicode, the match from the lazy DFAs, and the
+//! same fallbacks when the lazy DFA quits (a Unicode word boundary before a non-ASCII byte) or
+//! gives up (its cache cleared too often). A test compares every search with the `regex`
+//! crate's on the built-in pack and hostile texts.
+
+use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+
+use regex_automata::hybrid;
+use regex_automata::nfa::thompson::{self, backtrack::BoundedBacktracker, pikevm::PikeVM};
+use regex_automata::util::captures::Captures;
+use regex_automata::util::pool::Pool;
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, Match, MatchKind, PatternID};
+
+/// How a pattern is read and how large it may grow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    /// Matches UTF-8 text only (a route's path), as `regex::Regex` does; otherwise any bytes,
+    /// as `regex::bytes::Regex` does.
+    pub(crate) utf8: bool,
+    pub(crate) case_insensitive: bool,
+    /// The largest NFA, in bytes (the `regex` crate's `size_limit`).
+    pub(crate) size_limit: usize,
+    /// The most memory each lazy DFA's cache may use (the `regex` crate's `dfa_size_limit`).
+    pub(crate) cache_capacity: usize,
+}
+
+impl Options {
+    /// A detector's pattern over a body's bytes.
+    pub(crate) fn bytes(size_limit: usize, cache_capacity: usize) -> Options {
+        Options {
+            utf8: false,
+            case_insensitive: false,
+            size_limit,
+            cache_capacity,
+        }
+    }
+}
+
+/// Why a pattern was refused; displayed as the `regex` crate displays its errors.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Error {
+    /// The pattern does not parse (the parser's message, with its position).
+    Syntax(String),
+    /// The compiled pattern would exceed the size limit, in bytes.
+    TooBig(usize),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Syntax(m) => f.write_str(m),
+            Error::TooBig(limit) => {
+                write!(f, "Compiled regex exceeds size limit of {limit} bytes.")
+            }
+        }
+    }
+}
+
+type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+/// One search's mutable state. A pool hands one to each thread; a Wasm VM has one.
+struct Cache {
+    /// The forward and the reverse lazy DFA's.
+    hybrid: Option<(hybrid::dfa::Cache, hybrid::dfa::Cache)>,
+    pikevm: thompson::pikevm::Cache,
+    backtrack: thompson::backtrack::Cache,
+    captures: Captures,
+}
+
+/// Where a match or a group is in the text searched: `start..end`.
+pub(crate) type Span = (usize, usize);
+
+/// A compiled pattern. Shared by every search of a policy; searches take a cache from its pool.
+pub(crate) struct Matcher {
+    engines: Box<Engines>,
+    /// Groups of the pattern, group 0 (the whole match) included.
+    groups: usize,
+    pool: Pool<Cache, CacheFn>,
+}
+
+struct Engines {
+    /// `None` when the lazy DFA could not be built (its cache capacity too small for the
+    /// pattern): every search then runs the backtracker or the PikeVM.
+    hybrid: Option<LazyDfas>,
+    pikevm: PikeVM,
+    backtrack: BoundedBacktracker,
+}
+
+impl fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Matcher")
+            .field("groups", &self.groups)
+            .field("lazy_dfa", &self.engines.hybrid.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Matcher {
+    /// Compiles `pattern` (the `regex` crate's syntax).
+    pub(crate) fn new(pattern: &str, o: Options) -> Result<Matcher, Error> {
+        let syntax = syntax::Config::new()
+            .utf8(o.utf8)
+            .case_insensitive(o.case_insensitive);
+        let hir = syntax::parse_with(pattern, &syntax).map_err(|e| Error::Syntax(e.to_string()))?;
+        let nfa_error = |e: thompson::BuildError| match e.size_limit() {
+            Some(limit) => Error::TooBig(limit),
+            None => Error::Syntax(e.to_string()),
+        };
+        let base = thompson::Config::new()
+            .utf8(o.utf8)
+            .nfa_size_limit(Some(o.size_limit))
+            .shrink(false);
+        let nfa = thompson::Compiler::new()
+            .configure(base.clone())
+            .build_from_hir(&hir)
+            .map_err(nfa_error)?;
+        let nfarev = thompson::Compiler::new()
+            .configure(
+                base.which_captures(thompson::WhichCaptures::None)
+                    .reverse(true),
+            )
+            .build_from_hir(&hir)
+            .map_err(nfa_error)?;
+        let pikevm = PikeVM::builder()
+            .configure(PikeVM::config().match_kind(MatchKind::LeftmostFirst))
+            .build_from_nfa(nfa.clone())
+            .map_err(|e| Error::Syntax(e.to_string()))?;
+        let backtrack = BoundedBacktracker::builder()
+            .build_from_nfa(nfa.clone())
+            .map_err(|e| Error::Syntax(e.to_string()))?;
+        let groups = nfa.group_info().group_len(PatternID::ZERO);
+        let dfa = hybrid::dfa::Config::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            // Quits at a non-ASCII byte next to a Unicode word boundary: the PikeVM answers.
+            .unicode_word_boundary(true)
+            .cache_capacity(o.cache_capacity)
+            .skip_cache_capacity_check(false)
+            // Gives up when its cache thrashes (a hostile text): the PikeVM answers.
+            .minimum_cache_clear_count(Some(3))
+            .minimum_bytes_per_state(Some(10));
+        let fwd = hybrid::dfa::Builder::new()
+            .configure(dfa.clone())
+            .build_from_nfa(nfa);
+        let rev = hybrid::dfa::Builder::new()
+            .configure(dfa.match_kind(MatchKind::All))
+            .build_from_nfa(nfarev);
+        let hybrid = match (fwd, rev) {
+            (Ok(fwd), Ok(rev)) => Some(LazyDfas { fwd, rev }),
+            _ => None,
+        };
+        let create: CacheFn = {
+            let (h, p, b) = (hybrid.clone(), pikevm.clone(), backtrack.clone());
+            Box::new(move || Cache {
+                hybrid: h
+                    .as_ref()
+                    .map(|h| (h.fwd.create_cache(), h.rev.create_cache())),
+                pikevm: p.create_cache(),
+                backtrack: b.create_cache(),
+                captures: p.create_captures(),
+            })
+        };
+        Ok(Matcher {
+            engines: Box::new(Engines {
+                hybrid,
+                pikevm,
+                backtrack,
+            }),
+            groups,
+            pool: Pool::new(create),
+        })
+    }
+
+    /// Groups of the pattern, the whole match (group 0) included: `captures_len` of `regex`.
+    pub(crate) fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// The leftmost-first match starting at or after `at` (bytes before `at` are context for
+    /// look-behind, as in `regex`'s `find_at`).
+    pub(crate) fn find_at(&self, hay: &[u8], at: usize) -> Option<Span> {
+        let input = Input::new(hay).range(at..);
+        let mut cache = self.pool.get();
+        self.find(&mut cache, &input).map(|m| (m.start(), m.end()))
+    }
+
+    /// The match as [`Matcher::find_at`] finds it, and where capture group `group` matched in
+    /// it (`None`: the group did not take part).
+    pub(crate) fn captures_at(
+        &self,
+        hay: &[u8],
+        at: usize,
+        group: usize,
+    ) -> Option<(Span, Option<Span>)> {
+        let input = Input::new(hay).range(at..);
+        let mut cache = self.pool.get();
+        let m = self.find(&mut cache, &input)?;
+        if group == 0 {
+            return Some(((m.start(), m.end()), Some((m.start(), m.end()))));
+        }
+        // The groups of that match, from an anchored search of its span (the meta regex's way:
+        // the surrounding bytes still count for look-around).
+        let span = input.span(m.start()..m.end()).anchored(Anchored::Yes);
+        let c = &mut *cache;
+        if self.backtrack_fits(&span) {
+            if self
+                .engines
+                .backtrack
+                .try_captures(&mut c.backtrack, span.clone(), &mut c.captures)
+                .is_err()
+            {
+                self.engines
+                    .pikevm
+                    .captures(&mut c.pikevm, span, &mut c.captures);
+            }
+        } else {
+            self.engines
+                .pikevm
+                .captures(&mut c.pikevm, span, &mut c.captures);
+        }
+        let g = c.captures.get_group(group).map(|s| (s.start, s.end));
+        Some(((m.start(), m.end()), g))
+    }
+
+    /// Whether the pattern matches anywhere in `hay`.
+    pub(crate) fn is_match(&self, hay: &[u8]) -> bool {
+        let input = Input::new(hay).earliest(true);
+        let mut cache = self.pool.get();
+        let c = &mut *cache;
+        if let (Some(h), Some(hc)) = (&self.engines.hybrid, c.hybrid.as_mut()) {
+            if let Ok(found) = h.fwd.try_search_fwd(&mut hc.0, &input) {
+                return found.is_some();
+            }
+        }
+        self.find_nofail(c, &input).is_some()
+    }
+
+    fn find(&self, c: &mut Cache, input: &Input<'_>) -> Option<Match> {
+        if let (Some(h), Some(hc)) = (&self.engines.hybrid, c.hybrid.as_mut()) {
+            if let Ok(found) = h.try_search(hc, input) {
+                return found;
+            }
+        }
+        self.find_nofail(c, input)
+    }
+
+    /// The search engines that always answer: the backtracker on short texts, else the PikeVM.
+    fn find_nofail(&self, c: &mut Cache, input: &Input<'_>) -> Option<Match> {
+        if self.backtrack_fits(input) {
+            if let Ok(found) = self
+                .engines
+                .backtrack
+                .try_find(&mut c.backtrack, input.clone())
+            {
+                return found;
+            }
+        }
+        self.engines.pikevm.find(&mut c.pikevm, input.clone())
+    }
+
+    /// The meta regex's rule: the backtracker only where its visited set holds the search, and
+    /// not for an earliest search of a long text (others stop sooner).
+    fn backtrack_fits(&self, input: &Input<'_>) -> bool {
+        !(input.get_earliest() && input.haystack().len() > 128)
+            && input.get_span().len() <= self.engines.backtrack.max_haystack_len()
+    }
+}
+
+/// A lazy DFA for the end of the leftmost-first match, and one in reverse for its start:
+/// `hybrid::regex::Regex`'s search, with caches a pool can create.
+#[derive(Clone)]
+struct LazyDfas {
+    fwd: hybrid::dfa::DFA,
+    rev: hybrid::dfa::DFA,
+}
+
+impl LazyDfas {
+    /// `Err` when either DFA quits or gives up: the caller asks an engine that always answers.
+    fn try_search(
+        &self,
+        (fc, rc): &mut (hybrid::dfa::Cache, hybrid::dfa::Cache),
+        input: &Input<'_>,
+    ) -> Result<Option<Match>, ()> {
+        let Some(end) = self.fwd.try_search_fwd(fc, input).map_err(drop)? else {
+            return Ok(None);
+        };
+        let end = end.offset();
+        if input.start() == end {
+            return Ok(Some(Match::must(0, end..end)));
+        }
+        if input.get_anchored().is_anchored() || self.fwd.get_nfa().is_always_start_anchored() {
+            return Ok(Some(Match::must(0, input.start()..end)));
+        }
+        // The longest match ending at `end` that starts inside the search: the reverse DFA runs
+        // anchored at `end`, back to the search's start.
+        let back = input
+            .clone()
+            .span(input.start()..end)
+            .anchored(Anchored::Yes)
+            .earliest(false);
+        match self.rev.try_search_rev(rc, &back).map_err(drop)? {
+            Some(start) => Ok(Some(Match::must(0, start.offset()..end))),
+            None => Err(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oracle(p: &str) -> regex::bytes::Regex {
+        regex::bytes::RegexBuilder::new(p)
+            .size_limit(4 << 20)
+            .dfa_size_limit(8 << 20)
+            .build()
+            .expect("pattern")
+    }
+
+    fn matcher(p: &str) -> Matcher {
+        Matcher::new(p, Options::bytes(4 << 20, 8 << 20)).expect("pattern")
+    }
+
+    /// Every search at every offset agrees with the `regex` crate: matches, groups, is_match.
+    fn agree(p: &str, texts: &[&[u8]]) {
+        let (re, m) = (oracle(p), matcher(p));
+        assert_eq!(m.groups(), re.captures_len(), "{p}");
+        let mut locs = re.capture_locations();
+        for text in texts {
+            assert_eq!(m.is_match(text), re.is_match(text), "{p} is_match {text:?}");
+            for at in 0..=text.len() {
+                let want = re.find_at(text, at).map(|x| (x.start(), x.end()));
+                assert_eq!(m.find_at(text, at), want, "{p} find_at {at} in {text:?}");
+                for g in 0..re.captures_len() {
+                    let want = re
+                        .captures_read_at(&mut locs, text, at)
+                        .map(|x| ((x.start(), x.end()), locs.get(g)));
+                    assert_eq!(m.captures_at(text, at, g), want, "{p} group {g} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn searches_are_the_regex_crates() {
+        let texts: &[&[u8]] = &[
+            b"",
+            b"mail bob@example.com or ann@x.org",
+            b"caf\xc3\xa9 4111 1111 1111 1111 \xff end",
+            "Stra\u{df}e 12, M\u{fc}nchen \u{661}\u{662}\u{663}".as_bytes(),
+            b"\xc3 lone \x80 bytes 123-45-6789",
+        ];
+        for p in [
+            r"[a-z]+@[a-z]+\.[a-z]{2,}",
+            r"\b\d{3}-\d{2}-\d{4}\b",
+            r"\b(\w+)\s+(\d+)\b",
+            r"(?i)m(ü|u)nchen",
+            r"(\d{4})[ -]?(\d{4})[ -]?(\d{4})[ -]?(\d{4})",
+            r"(a)|(b)|(\d)",
+            r"\B\w{2}\B",
+            r"^\S+",
+            r"x*",
+            r"(?-u:\xff)",
+        ] {
+            agree(p, texts);
+        }
+    }
+
+    /// A text that makes the lazy DFA thrash gives up to the PikeVM, with the same answer.
+    #[test]
+    fn a_thrashing_lazy_dfa_falls_back() {
+        let p = r"[01]*1[01]{12}";
+        let mut state = 7u64;
+        let text: Vec<u8> = (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                b'0' + (state & 1) as u8
+            })
+            .collect();
+        let (re, m) = (
+            oracle(p),
+            Matcher::new(p, Options::bytes(4 << 20, 64 << 10)).expect("p"),
+        );
+        assert!(
+            m.engines.hybrid.is_some(),
+            "the lazy DFA is built, and thrashes"
+        );
+        for at in [0, 1, 5000, 19_990] {
+            assert_eq!(
+                m.find_at(&text, at),
+                re.find_at(&text, at).map(|x| (x.start(), x.end()))
+            );
+        }
+    }
+
+    #[test]
+    fn errors_read_as_the_regex_crates() {
+        let bad = String::from("(");
+        let e = Matcher::new(&bad, Options::bytes(4 << 20, 8 << 20)).unwrap_err();
+        match regex::bytes::Regex::new(&bad).unwrap_err() {
+            regex::Error::Syntax(s) => assert_eq!(e.to_string(), s),
+            other => panic!("{other:?}"),
+        }
+        let e = Matcher::new(r"\w{1000}", Options::bytes(1 << 16, 8 << 20)).unwrap_err();
+        let want = regex::bytes::RegexBuilder::new(r"\w{1000}")
+            .size_limit(1 << 16)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.to_string(), want.to_string());
+        assert_eq!(e, Error::TooBig(1 << 16));
+    }
+}
