@@ -83,10 +83,20 @@ pub(crate) type Span = (usize, usize);
 
 /// A compiled pattern. Shared by every search of a policy; searches take a cache from its pool.
 pub(crate) struct Matcher {
-    engines: Box<Engines>,
     /// Groups of the pattern, group 0 (the whole match) included.
     groups: usize,
-    pool: Pool<Cache, CacheFn>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A pattern that is only an alternation of 3,000 literals or more (a list of codes, ids,
+    /// words), searched as the meta regex searches it: by Aho-Corasick, leftmost-first, with no
+    /// NFA (which could exceed the size limit, and whose lazy DFA would thrash).
+    Literals(aho_corasick::AhoCorasick),
+    Automata {
+        engines: Box<Engines>,
+        pool: Pool<Cache, CacheFn>,
+    },
 }
 
 struct Engines {
@@ -99,10 +109,15 @@ struct Engines {
 
 impl fmt::Debug for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let engine = match &self.kind {
+            Kind::Literals(_) => "aho-corasick",
+            Kind::Automata { engines, .. } if engines.hybrid.is_some() => "lazy dfa",
+            Kind::Automata { .. } => "pikevm",
+        };
         f.debug_struct("Matcher")
             .field("groups", &self.groups)
-            .field("lazy_dfa", &self.engines.hybrid.is_some())
-            .finish_non_exhaustive()
+            .field("engine", &engine)
+            .finish()
     }
 }
 
@@ -113,6 +128,16 @@ impl Matcher {
             .utf8(o.utf8)
             .case_insensitive(o.case_insensitive);
         let hir = syntax::parse_with(pattern, &syntax).map_err(|e| Error::Syntax(e.to_string()))?;
+        if let Some(literals) = alternation_literals(&hir) {
+            let ac = aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(literals)
+                .map_err(|e| Error::Syntax(e.to_string()))?;
+            return Ok(Matcher {
+                groups: 1,
+                kind: Kind::Literals(ac),
+            });
+        }
         let nfa_error = |e: thompson::BuildError| match e.size_limit() {
             Some(limit) => Error::TooBig(limit),
             None => Error::Syntax(e.to_string()),
@@ -171,13 +196,15 @@ impl Matcher {
             })
         };
         Ok(Matcher {
-            engines: Box::new(Engines {
-                hybrid,
-                pikevm,
-                backtrack,
-            }),
             groups,
-            pool: Pool::new(create),
+            kind: Kind::Automata {
+                engines: Box::new(Engines {
+                    hybrid,
+                    pikevm,
+                    backtrack,
+                }),
+                pool: Pool::new(create),
+            },
         })
     }
 
@@ -190,8 +217,12 @@ impl Matcher {
     /// look-behind, as in `regex`'s `find_at`).
     pub(crate) fn find_at(&self, hay: &[u8], at: usize) -> Option<Span> {
         let input = Input::new(hay).range(at..);
-        let mut cache = self.pool.get();
-        self.find(&mut cache, &input).map(|m| (m.start(), m.end()))
+        match &self.kind {
+            Kind::Literals(ac) => literal_find(ac, hay, at),
+            Kind::Automata { engines, pool } => engines
+                .find(&mut pool.get(), &input)
+                .map(|m| (m.start(), m.end())),
+        }
     }
 
     /// The match as [`Matcher::find_at`] finds it, and where capture group `group` matched in
@@ -202,9 +233,16 @@ impl Matcher {
         at: usize,
         group: usize,
     ) -> Option<(Span, Option<Span>)> {
+        let (engines, pool) = match &self.kind {
+            Kind::Literals(ac) => {
+                let m = literal_find(ac, hay, at)?;
+                return Some((m, (group == 0).then_some(m)));
+            }
+            Kind::Automata { engines, pool } => (engines, pool),
+        };
         let input = Input::new(hay).range(at..);
-        let mut cache = self.pool.get();
-        let m = self.find(&mut cache, &input)?;
+        let mut cache = pool.get();
+        let m = engines.find(&mut cache, &input)?;
         if group == 0 {
             return Some(((m.start(), m.end()), Some((m.start(), m.end()))));
         }
@@ -212,19 +250,13 @@ impl Matcher {
         // the surrounding bytes still count for look-around).
         let span = input.span(m.start()..m.end()).anchored(Anchored::Yes);
         let c = &mut *cache;
-        if self.backtrack_fits(&span) {
-            if self
-                .engines
+        if !(engines.backtrack_fits(&span)
+            && engines
                 .backtrack
                 .try_captures(&mut c.backtrack, span.clone(), &mut c.captures)
-                .is_err()
-            {
-                self.engines
-                    .pikevm
-                    .captures(&mut c.pikevm, span, &mut c.captures);
-            }
-        } else {
-            self.engines
+                .is_ok())
+        {
+            engines
                 .pikevm
                 .captures(&mut c.pikevm, span, &mut c.captures);
         }
@@ -234,19 +266,25 @@ impl Matcher {
 
     /// Whether the pattern matches anywhere in `hay`.
     pub(crate) fn is_match(&self, hay: &[u8]) -> bool {
+        let (engines, pool) = match &self.kind {
+            Kind::Literals(ac) => return literal_find(ac, hay, 0).is_some(),
+            Kind::Automata { engines, pool } => (engines, pool),
+        };
         let input = Input::new(hay).earliest(true);
-        let mut cache = self.pool.get();
+        let mut cache = pool.get();
         let c = &mut *cache;
-        if let (Some(h), Some(hc)) = (&self.engines.hybrid, c.hybrid.as_mut()) {
+        if let (Some(h), Some(hc)) = (&engines.hybrid, c.hybrid.as_mut()) {
             if let Ok(found) = h.fwd.try_search_fwd(&mut hc.0, &input) {
                 return found.is_some();
             }
         }
-        self.find_nofail(c, &input).is_some()
+        engines.find_nofail(c, &input).is_some()
     }
+}
 
+impl Engines {
     fn find(&self, c: &mut Cache, input: &Input<'_>) -> Option<Match> {
-        if let (Some(h), Some(hc)) = (&self.engines.hybrid, c.hybrid.as_mut()) {
+        if let (Some(h), Some(hc)) = (&self.hybrid, c.hybrid.as_mut()) {
             if let Ok(found) = h.try_search(hc, input) {
                 return found;
             }
@@ -257,23 +295,61 @@ impl Matcher {
     /// The search engines that always answer: the backtracker on short texts, else the PikeVM.
     fn find_nofail(&self, c: &mut Cache, input: &Input<'_>) -> Option<Match> {
         if self.backtrack_fits(input) {
-            if let Ok(found) = self
-                .engines
-                .backtrack
-                .try_find(&mut c.backtrack, input.clone())
-            {
+            if let Ok(found) = self.backtrack.try_find(&mut c.backtrack, input.clone()) {
                 return found;
             }
         }
-        self.engines.pikevm.find(&mut c.pikevm, input.clone())
+        self.pikevm.find(&mut c.pikevm, input.clone())
     }
 
     /// The meta regex's rule: the backtracker only where its visited set holds the search, and
     /// not for an earliest search of a long text (others stop sooner).
     fn backtrack_fits(&self, input: &Input<'_>) -> bool {
         !(input.get_earliest() && input.haystack().len() > 128)
-            && input.get_span().len() <= self.engines.backtrack.max_haystack_len()
+            && input.get_span().len() <= self.backtrack.max_haystack_len()
     }
+}
+
+fn literal_find(ac: &aho_corasick::AhoCorasick, hay: &[u8], at: usize) -> Option<Span> {
+    let input = aho_corasick::Input::new(hay).range(at..);
+    ac.find(input).map(|m| (m.start(), m.end()))
+}
+
+/// The literals of a pattern that is an alternation of 3,000 or more plain literals, with no
+/// look-around and no capture group: the meta regex's rule for searching it with Aho-Corasick.
+fn alternation_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::{HirKind, Literal};
+    let props = hir.properties();
+    if !props.look_set().is_empty()
+        || props.explicit_captures_len() > 0
+        || !props.is_alternation_literal()
+    {
+        return None;
+    }
+    let HirKind::Alternation(alts) = hir.kind() else {
+        return None;
+    };
+    if alts.len() < 3000 {
+        return None;
+    }
+    let mut literals = Vec::with_capacity(alts.len());
+    for alt in alts {
+        let mut literal = Vec::new();
+        match alt.kind() {
+            HirKind::Literal(Literal(bytes)) => literal.extend_from_slice(bytes),
+            HirKind::Concat(parts) => {
+                for part in parts {
+                    let HirKind::Literal(Literal(bytes)) = part.kind() else {
+                        return None;
+                    };
+                    literal.extend_from_slice(bytes);
+                }
+            }
+            _ => return None,
+        }
+        literals.push(literal);
+    }
+    Some(literals)
 }
 
 /// A lazy DFA for the end of the leftmost-first match, and one in reverse for its start:
@@ -394,7 +470,7 @@ mod tests {
             Matcher::new(p, Options::bytes(4 << 20, 64 << 10)).expect("p"),
         );
         assert!(
-            m.engines.hybrid.is_some(),
+            matches!(&m.kind, Kind::Automata { engines, .. } if engines.hybrid.is_some()),
             "the lazy DFA is built, and thrashes"
         );
         for at in [0, 1, 5000, 19_990] {
@@ -402,6 +478,129 @@ mod tests {
                 m.find_at(&text, at),
                 re.find_at(&text, at).map(|x| (x.start(), x.end()))
             );
+        }
+        assert_eq!(m.is_match(&text), re.is_match(&text));
+        let p = r"([01]*)1[01]{12}";
+        let (re, m) = (
+            oracle(p),
+            Matcher::new(p, Options::bytes(4 << 20, 64 << 10)).expect("p"),
+        );
+        let mut locs = re.capture_locations();
+        for at in [0, 7, 19_000] {
+            let want = re
+                .captures_read_at(&mut locs, &text, at)
+                .map(|x| ((x.start(), x.end()), locs.get(1)));
+            assert_eq!(m.captures_at(&text, at, 1), want);
+        }
+    }
+
+    /// Routes match UTF-8 paths, case-insensitively when asked: as `regex::RegexBuilder` did,
+    /// with Unicode case folding (`ß`, the Kelvin sign) and empty matches that never split a
+    /// character.
+    #[test]
+    fn utf8_and_case_insensitive_searches_are_the_regex_crates() {
+        let texts = [
+            "",
+            "Straße STRASSE strasse",
+            "\u{212A}elvin kelvin K",
+            "aé\u{661}x",
+            "/V2/Orders/Ä",
+        ];
+        for (p, ci) in [
+            (r"(?i)straße", false),
+            ("k", true),
+            (r"x*", false),
+            (r"\w+", true),
+            (r"^/v[0-9]+/orders/ä$", true),
+            (r"(é|e)(\d)?", true),
+        ] {
+            let re = regex::RegexBuilder::new(p)
+                .case_insensitive(ci)
+                .size_limit(1 << 20)
+                .build()
+                .expect("pattern");
+            let options = Options {
+                utf8: true,
+                case_insensitive: ci,
+                ..Options::bytes(1 << 20, 2 << 20)
+            };
+            let m = Matcher::new(p, options).expect("pattern");
+            let mut locs = re.capture_locations();
+            for text in texts {
+                assert_eq!(m.is_match(text.as_bytes()), re.is_match(text), "{p} {text}");
+                for (at, _) in text.char_indices().chain([(text.len(), ' ')]) {
+                    let want = re.find_at(text, at).map(|x| (x.start(), x.end()));
+                    assert_eq!(
+                        m.find_at(text.as_bytes(), at),
+                        want,
+                        "{p} at {at} in {text}"
+                    );
+                    for g in 0..re.captures_len() {
+                        let want = re
+                            .captures_read_at(&mut locs, text, at)
+                            .map(|x| ((x.start(), x.end()), locs.get(g)));
+                        assert_eq!(m.captures_at(text.as_bytes(), at, g), want, "{p} {g}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Long texts take the other engines: an earliest search past 128 bytes skips the
+    /// backtracker, a Unicode word boundary before non-ASCII bytes makes the lazy DFA quit, and
+    /// a match longer than the backtracker holds has its groups found by the PikeVM.
+    #[test]
+    fn long_texts_take_the_fallback_engines_with_the_same_answers() {
+        let text = format!("{} 123-45-6789", "é".repeat(100));
+        let p = r"\b\d{3}-\d{2}-\d{4}\b";
+        let (re, m) = (oracle(p), matcher(p));
+        assert_eq!(m.is_match(text.as_bytes()), re.is_match(text.as_bytes()));
+        assert_eq!(
+            m.find_at(text.as_bytes(), 3),
+            re.find_at(text.as_bytes(), 3).map(|x| (x.start(), x.end()))
+        );
+        let mut long = b"x".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 200_000));
+        long.extend(b"b tail");
+        let p = r"(a+)(b)";
+        let (re, m) = (oracle(p), matcher(p));
+        let mut locs = re.capture_locations();
+        for g in 0..3 {
+            let want = re
+                .captures_read_at(&mut locs, &long, 0)
+                .map(|x| ((x.start(), x.end()), locs.get(g)));
+            assert_eq!(m.captures_at(&long, 0, g), want, "group {g}");
+        }
+    }
+
+    /// A custom class listing thousands of literals (ids, code names) compiles as it did with
+    /// the `regex` crate, which searches it with Aho-Corasick and builds no NFA; with fewer
+    /// than 3,000 it is an automaton as any pattern. Both search as the `regex` crate does.
+    #[test]
+    fn large_literal_alternations_compile_and_search_as_before() {
+        let mut next = crate::detect::tests::xorshift(0x5eed);
+        let mut word = || -> String {
+            (0..8)
+                .map(|_| (b'a' + (next() % 26) as u8) as char)
+                .collect()
+        };
+        for n in [2_000, 12_561] {
+            let words: Vec<String> = (0..n).map(|_| word()).collect();
+            let p = words.join("|");
+            let (re, m) = (oracle(&p), matcher(&p));
+            assert_eq!(matches!(m.kind, Kind::Literals(_)), n >= 3000);
+            assert_eq!(m.groups(), re.captures_len());
+            let text = format!("id {} and {}{} end", words[7], words[n - 1], words[3]);
+            for at in 0..=text.len() {
+                let want = re
+                    .find_at(text.as_bytes(), at)
+                    .map(|x| (x.start(), x.end()));
+                assert_eq!(m.find_at(text.as_bytes(), at), want, "{n} at {at}");
+                let c = m.captures_at(text.as_bytes(), at, 0);
+                assert_eq!(c.map(|c| c.0), want);
+            }
+            assert!(m.is_match(text.as_bytes()));
+            assert!(!m.is_match(b"0123 none here"));
         }
     }
 

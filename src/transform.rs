@@ -433,7 +433,7 @@ impl Detokenizer {
         static TOKEN: once_cell::sync::Lazy<Matcher> = once_cell::sync::Lazy::new(|| {
             let options = matcher::Options {
                 utf8: true,
-                ..matcher::Options::bytes(1 << 20, 1 << 20)
+                ..matcher::Options::bytes(10 << 20, 2 << 20)
             };
             Matcher::new(r"tok:[A-Za-z0-9-]{1,32}:[A-Za-z0-9_-]{22,}", options)
                 .expect("static regex")

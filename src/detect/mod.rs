@@ -2163,7 +2163,7 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     // The analyses take a parsed pattern; the tests write patterns.
@@ -2386,7 +2386,7 @@ mod tests {
 
     /// A deterministic xorshift64 stream for the differential tests (of `detect` and its
     /// modules).
-    pub(super) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
         move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
