@@ -392,10 +392,12 @@ impl LazyDfas {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn oracle(p: &str) -> regex::bytes::Regex {
+    /// `p` as the `regex` crate compiles it for bytes, with the limits detectors use: the
+    /// reference a [`Matcher`]'s searches are compared with.
+    pub(crate) fn oracle(p: &str) -> regex::bytes::Regex {
         regex::bytes::RegexBuilder::new(p)
             .size_limit(4 << 20)
             .dfa_size_limit(8 << 20)

@@ -2395,23 +2395,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// `pattern` as the `regex` crate compiles it for bytes, with the limits `compile_regex` sets:
-    /// the reference [`Matcher`]'s searches are compared with.
-    fn regex_crate(pattern: &str) -> regex::bytes::Regex {
-        regex::bytes::RegexBuilder::new(pattern)
-            .size_limit(4 << 20)
-            .dfa_size_limit(8 << 20)
-            .build()
-            .expect("pattern")
-    }
-
-    /// Every built-in pattern searches as the `regex` crate searched it before [`Matcher`]
-    /// replaced it: the same match and group from every offset of the detector table's texts,
-    /// the examples, and random texts of the bytes numbers and words are written with, hostile
-    /// ones included (digits of other scripts, Unicode spaces, accented letters next to word
-    /// boundaries, invalid UTF-8), with an example spliced in.
-    #[test]
-    fn matchers_search_as_the_regex_crate_did() {
+    /// The texts of the detector table (`tests/data/detectors.toml`) and the built-in pack's
+    /// examples.
+    fn table_and_examples() -> Vec<String> {
         #[derive(Deserialize)]
         struct Row {
             text: String,
@@ -2423,16 +2409,23 @@ pub(crate) mod tests {
         let table: Table =
             toml::from_str(include_str!("../../tests/data/detectors.toml")).expect("table");
         let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
-        let mut fixed: Vec<Vec<u8>> = table
-            .case
+        let mut texts: Vec<String> = table.case.into_iter().map(|r| r.text).collect();
+        texts.extend(pack.detector.iter().filter_map(|d| d.example.clone()));
+        texts
+    }
+
+    /// Every built-in pattern searches as the `regex` crate searched it before [`Matcher`]
+    /// replaced it: the same match and group from every offset of the detector table's texts,
+    /// the examples, and random texts of the bytes numbers and words are written with, hostile
+    /// ones included (digits of other scripts, Unicode spaces, accented letters next to word
+    /// boundaries, invalid UTF-8), with an example spliced in.
+    #[test]
+    fn matchers_search_as_the_regex_crate_did() {
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        let fixed: Vec<Vec<u8>> = table_and_examples()
             .into_iter()
-            .map(|r| r.text.into_bytes())
+            .map(String::into_bytes)
             .collect();
-        fixed.extend(
-            pack.detector
-                .iter()
-                .filter_map(|d| d.example.clone().map(String::into_bytes)),
-        );
         let hostile: [&[u8]; 9] = [
             "\u{0663}".as_bytes(),
             "\u{FF13}".as_bytes(),
@@ -2452,7 +2445,7 @@ pub(crate) mod tests {
             };
             let (m, re) = (
                 compile_regex(pattern, false).expect("compiles"),
-                regex_crate(pattern),
+                crate::matcher::tests::oracle(pattern),
             );
             assert_eq!(m.groups(), re.captures_len(), "{}", spec.id);
             let mut locs = re.capture_locations();
@@ -2786,19 +2779,7 @@ pub(crate) mod tests {
         assert!(required_infixes("(?:ab)?[0-9]+").is_empty());
         // Every text of the detector table and every example that a built-in detector's
         // pattern matches holds one of that detector's infixes.
-        #[derive(Deserialize)]
-        struct Row {
-            text: String,
-        }
-        #[derive(Deserialize)]
-        struct Table {
-            case: Vec<Row>,
-        }
-        let table: Table =
-            toml::from_str(include_str!("../../tests/data/detectors.toml")).expect("table");
-        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
-        let mut texts: Vec<String> = table.case.into_iter().map(|r| r.text).collect();
-        texts.extend(pack.detector.iter().filter_map(|d| d.example.clone()));
+        let texts = table_and_examples();
         let detectors = Detectors::compile(&[], 0.0).expect("compile");
         let mut checked = 0;
         for d in detectors.list.iter().filter(|d| !d.infixes.is_empty()) {
@@ -2876,7 +2857,7 @@ pub(crate) mod tests {
                 .find(|p| *p.id == *d.id)
                 .expect("in pack");
             // The reference: the `regex` crate's search of the pattern (a VM builds neither).
-            let re = regex_crate(spec.pattern.as_deref().expect("pattern"));
+            let re = crate::matcher::tests::oracle(spec.pattern.as_deref().expect("pattern"));
             let mut alphabet: Vec<&[u8]> = b"0123456789 -./()+:aZ_"
                 .chunks(1)
                 .chain(spec.example.as_deref().unwrap_or("").as_bytes().chunks(1))
