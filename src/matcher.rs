@@ -216,11 +216,10 @@ impl Matcher {
     /// The leftmost-first match starting at or after `at` (bytes before `at` are context for
     /// look-behind, as in `regex`'s `find_at`).
     pub(crate) fn find_at(&self, hay: &[u8], at: usize) -> Option<Span> {
-        let input = Input::new(hay).range(at..);
         match &self.kind {
             Kind::Literals(ac) => literal_find(ac, hay, at),
             Kind::Automata { engines, pool } => engines
-                .find(&mut pool.get(), &input)
+                .find(&mut pool.get(), &Input::new(hay).range(at..))
                 .map(|m| (m.start(), m.end())),
         }
     }

@@ -556,3 +556,18 @@ fn keywords_across_the_cuts_of_the_keyword_walk() {
         }
     }
 }
+
+#[test]
+fn unicode_word_boundaries_beside_non_ascii_text_by_the_megabyte() {
+    // `date_of_birth.text` has a Unicode `\b`: its lazy DFA quits at the first non-ASCII byte
+    // and the backtracker or the PikeVM searches instead (src/matcher.rs). Accented text with
+    // the detector's keyword and near-miss dates keeps every search on that path; the date
+    // after a megabyte of it is still found, within the budget.
+    let misses = "née à Zürich, born on 99/99/1990; ".repeat(30_000);
+    let quiet = format!("birthday {}", "Ångström éà ".repeat(80_000));
+    for (name, text) in [("misses.txt", misses), ("quiet.txt", quiet)] {
+        let body = format!("{text} date of birth: 1990-04-12");
+        let results = run(name, body.as_bytes(), Duration::from_secs(5));
+        assert_redacted(&results[1], &["1990-04-12"], name);
+    }
+}
