@@ -193,9 +193,10 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             Policy::compile(&manifest).map_err(|e| located("policy", e))?
         }
     };
-    // A VM builds every lazily compiled matcher a search can use now, at configuration: its
-    // memory is then allocated up front (the soak checks RSS is flat after warm-up) and no
-    // request pays for a first use.
+    // A VM builds every lazily compiled matcher a search can use now, at configuration, so no
+    // request pays for a first use. Search caches (the lazy DFAs' states) are still made on a
+    // matcher's first search and grow up to their capacity; the soak checks RSS is flat after
+    // warm-up.
     policy.prepare();
     let scopes = raw.scopes.unwrap_or_default();
     let scope_header = scopes.header.map(|h| h.to_ascii_lowercase());
