@@ -11,6 +11,8 @@
 //! context words can raise.
 
 pub(crate) mod catalog;
+#[cfg(test)]
+mod dfa_build;
 mod eth;
 mod keywords;
 mod mask;
@@ -31,7 +33,8 @@ use std::sync::{Arc, OnceLock};
 use crate::matcher::{self, Matcher};
 use regex_automata::dfa::Automaton;
 
-type DenseDfa = regex_automata::dfa::dense::DFA<Vec<u32>>;
+/// A built-in dense DFA, read from the bytes `build.rs` determinised (see [`builtin_dfa`]).
+type DenseDfa = regex_automata::dfa::dense::DFA<&'static [u32]>;
 use serde::Deserialize;
 
 use crate::error::PolicyError;
@@ -1431,8 +1434,7 @@ impl PatternRegex {
     }
 }
 
-/// A detector's DFAs, built on first use: determinising costs ~0.1-0.6 ms per pattern, which
-/// would otherwise add to every policy compile (and to every Envoy VM start).
+/// A detector's DFAs, read on first use from the bytes `build.rs` determinised.
 #[derive(Debug, Default)]
 struct DfaSlot(Option<Box<(String, OnceLock<Option<SmallDfa>>)>>);
 
@@ -1464,35 +1466,54 @@ impl DfaSlot {
 
     fn get(&self) -> Option<&SmallDfa> {
         let (pattern, cell) = &**self.0.as_ref()?;
-        cell.get_or_init(|| small_dfa(pattern)).as_ref()
+        cell.get_or_init(|| builtin_dfa(pattern)).as_ref()
     }
 }
 
-/// Dense DFAs of `pattern` with the regex crate's syntax (Unicode on, matching bytes), when
-/// they are small: their language is the regex's, so "no match" from them is "no match" from
-/// the regex, and (leftmost-first, like the regex) the match they find is the regex's.
-fn small_dfa(pattern: &str) -> Option<SmallDfa> {
-    use regex_automata::{dfa::dense, nfa::thompson, util::syntax};
-    let config = || {
-        dense::Config::new()
-            .dfa_size_limit(Some(64 << 10))
-            .determinize_size_limit(Some(256 << 10))
-    };
-    let both = regex_automata::dfa::regex::Builder::new()
-        .dense(config())
-        .syntax(syntax::Config::new().utf8(false))
-        .thompson(thompson::Config::new().utf8(false))
-        .build(pattern);
-    if let Ok(re) = both {
-        return Some(SmallDfa::Regex(Box::new(re)));
-    }
-    dense::Builder::new()
-        .configure(config())
-        .syntax(syntax::Config::new().utf8(false))
-        .thompson(thompson::Config::new().utf8(false))
-        .build(pattern)
-        .ok()
-        .map(|f| SmallDfa::Forward(Box::new(f)))
+/// Where a DFA's bytes are in [`builtin_dfa_bytes`].
+type Span = (usize, usize);
+
+// `BUILTIN_DFAS_LEN` and `BUILTIN_DFA_INDEX`, written by `build.rs`.
+include!(concat!(env!("OUT_DIR"), "/builtin_dfas.rs"));
+
+/// Every built-in DFA, deflated (`build.rs`).
+static BUILTIN_DFAS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/builtin_dfas.bin"));
+
+/// The built-in DFAs' bytes, inflated once per process (per VM in Envoy) at an address a DFA
+/// can be read at (a multiple of 8). `None` if they do not inflate, which a test rules out.
+fn builtin_dfa_bytes() -> Option<&'static [u8]> {
+    use std::io::Read;
+    static BYTES: OnceLock<Option<(Vec<u8>, usize)>> = OnceLock::new();
+    let (buf, at) = BYTES
+        .get_or_init(|| {
+            let mut buf = vec![0u8; BUILTIN_DFAS_LEN + 7];
+            let at = buf.as_ptr().align_offset(8);
+            let mut z = flate2::bufread::ZlibDecoder::new(BUILTIN_DFAS);
+            z.read_exact(buf.get_mut(at..at + BUILTIN_DFAS_LEN)?).ok()?;
+            Some((buf, at))
+        })
+        .as_ref()?;
+    buf.get(*at..*at + BUILTIN_DFAS_LEN)
+}
+
+/// The dense DFAs `build.rs` determinised for a built-in `pattern` without keywords, with the
+/// regex crate's syntax (Unicode on, matching bytes), when they are small: their language is
+/// the regex's, so "no match" from them is "no match" from the regex, and (leftmost-first,
+/// like the regex) the match they find is the regex's. `None` for a pattern it has none of,
+/// and if the bytes do not read back (another `regex-automata`: a test rules it out).
+fn builtin_dfa(pattern: &str) -> Option<SmallDfa> {
+    use regex_automata::dfa::dense::DFA;
+    let (_, entry) = BUILTIN_DFA_INDEX.iter().find(|(p, _)| *p == pattern)?;
+    let ((fs, fe), rev) = (*entry)?;
+    let bytes = builtin_dfa_bytes()?;
+    let read = |s: usize, e: usize| Some(DFA::from_bytes(bytes.get(s..e)?).ok()?.0);
+    let forward = read(fs, fe)?;
+    Some(match rev {
+        Some((rs, re)) => SmallDfa::Regex(Box::new(
+            DfaRegex::builder().build_from_dfas(forward, read(rs, re)?),
+        )),
+        None => SmallDfa::Forward(Box::new(forward)),
+    })
 }
 
 /// The bytes numbers are written with: digits and `+ ( ) - . /` and space.
@@ -2832,6 +2853,47 @@ pub(crate) mod tests {
                 d.id
             );
         }
+    }
+
+    /// The DFAs embedded at build time are what `regex-automata` builds now for every built-in
+    /// pattern without keywords (the same crate version: the bytes are equal), and every one
+    /// reads back, so no built-in detector loses its DFA to a version or alignment mismatch.
+    #[test]
+    fn embedded_dfas_are_the_ones_regex_automata_builds() {
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        let bytes = builtin_dfa_bytes().expect("the embedded DFAs inflate");
+        let (mut checked, mut patterns) = (0, HashSet::new());
+        for d in &pack.detector {
+            let Some(pattern) = d.pattern.as_deref().filter(|_| d.keywords.is_empty()) else {
+                continue;
+            };
+            patterns.insert(pattern);
+            let (_, entry) = BUILTIN_DFA_INDEX
+                .iter()
+                .find(|(p, _)| *p == pattern)
+                .unwrap_or_else(|| panic!("{}: not embedded", d.id));
+            let built = dfa_build::dfas(pattern);
+            let embedded = entry.map(|((fs, fe), rev)| {
+                (
+                    bytes[fs..fe].to_vec(),
+                    rev.map(|(rs, re)| bytes[rs..re].to_vec()),
+                )
+            });
+            assert!(built == embedded, "{}: embedded DFAs differ", d.id);
+            let read = builtin_dfa(pattern);
+            match &built {
+                None => assert!(read.is_none(), "{}", d.id),
+                Some((_, None)) => assert!(matches!(read, Some(SmallDfa::Forward(_))), "{}", d.id),
+                Some((_, Some(_))) => assert!(matches!(read, Some(SmallDfa::Regex(_))), "{}", d.id),
+            }
+            checked += usize::from(built.is_some());
+        }
+        assert_eq!(
+            BUILTIN_DFA_INDEX.len(),
+            patterns.len(),
+            "one entry per pattern"
+        );
+        assert!(checked >= 45, "{checked} built-in detectors with DFAs");
     }
 
     #[test]
