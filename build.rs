@@ -75,7 +75,7 @@ fn builtin_dfas(pack: &toml::Value, out_dir: &std::path::Path) {
     let rs = format!(
         "/// Bytes of every DFA, inflated.\nconst BUILTIN_DFAS_LEN: usize = {};\n\
          /// Per built-in pattern without keywords: where its forward DFA is in the inflated \
-         bytes, and its reverse one (`None`: too large to build).\n\
+         bytes, and its reverse one (`None`: not built, over the size limits).\n\
          #[allow(clippy::type_complexity)]\n\
          static BUILTIN_DFA_INDEX: &[(&str, Option<(Span, Option<Span>)>)] = {index};\n",
         blob.len()
