@@ -2034,12 +2034,18 @@ impl Shape {
     fn punct(&mut self, text: &[u8]) -> [usize; 3] {
         *self.punct.get_or_insert_with(|| {
             let mut c = [0; 3];
-            for i in memchr::memchr3_iter(b':', b'-', b'.', text) {
-                c[match text[i] {
-                    b':' => 0,
-                    b'-' => 1,
-                    _ => 2,
-                }] += 1;
+            let mut count = |b: u8| match b {
+                b':' => c[0] += 1,
+                b'-' => c[1] += 1,
+                b'.' => c[2] += 1,
+                _ => {}
+            };
+            // Most texts are short and hold several of these: a plain loop costs less there
+            // than a `memchr3` call for each one found (session 18).
+            if text.len() <= SHORT_TEXT {
+                text.iter().for_each(|&b| count(b));
+            } else {
+                memchr::memchr3_iter(b':', b'-', b'.', text).for_each(|i| count(text[i]));
             }
             c
         })
@@ -2095,14 +2101,20 @@ impl Shape {
 /// Counting them instead let most prose through (any text with two dots).
 fn mac_separators(text: &[u8]) -> bool {
     let sep_at = |i: usize| matches!(text.get(i), Some(b':' | b'-'));
-    memchr::memchr3_iter(b':', b'-', b'.', text).any(|p| {
-        if text[p] == b'.' {
-            text.get(p + 5) == Some(&b'.')
-        } else {
-            (1..5).all(|k| sep_at(p + 3 * k))
-        }
-    })
+    let at = |p: usize| match text[p] {
+        b'.' => text.get(p + 5) == Some(&b'.'),
+        b':' | b'-' => (1..5).all(|k| sep_at(p + 3 * k)),
+        _ => false,
+    };
+    if text.len() <= SHORT_TEXT {
+        (0..text.len()).any(at)
+    } else {
+        memchr::memchr3_iter(b':', b'-', b'.', text).any(at)
+    }
 }
+
+/// Texts up to this long are searched for a few bytes with a plain loop, not `memchr`.
+const SHORT_TEXT: usize = 64;
 
 /// The longest chain (see [`Shape::max_run`]) in one numeric span; `glued_left`/`glued_right`:
 /// a letter or `_` touches its first/last segment, which then does not count.
@@ -2216,6 +2228,61 @@ pub(crate) mod tests {
     }
     fn pattern_min_len(p: &str) -> usize {
         super::pattern_min_len(parse_hir(p).as_ref())
+    }
+
+    /// The punctuation counts and the MAC separator check take a plain loop in short texts
+    /// and `memchr3` in longer ones: both equal what `memchr3` alone gave, on either side of
+    /// [`SHORT_TEXT`].
+    #[test]
+    fn punctuation_counts_and_mac_separators_equal_the_memchr_search() {
+        let old_punct = |text: &[u8]| {
+            let mut c = [0; 3];
+            for i in memchr::memchr3_iter(b':', b'-', b'.', text) {
+                c[match text[i] {
+                    b':' => 0,
+                    b'-' => 1,
+                    _ => 2,
+                }] += 1;
+            }
+            c
+        };
+        let old_mac = |text: &[u8]| {
+            let sep_at = |i: usize| matches!(text.get(i), Some(b':' | b'-'));
+            memchr::memchr3_iter(b':', b'-', b'.', text).any(|p| {
+                if text[p] == b'.' {
+                    text.get(p + 5) == Some(&b'.')
+                } else {
+                    (1..5).all(|k| sep_at(p + 3 * k))
+                }
+            })
+        };
+        let mut next = xorshift(0xC0FF_EE12_3456_789B);
+        let pieces: [&[u8]; 9] = [
+            b"00:1a:2b:3c:4d:5e",
+            b"001a.2b3c.4d5e",
+            b"fe80::1",
+            b"10.0.0.1",
+            b"-",
+            b":",
+            b".",
+            b"ab",
+            b"\xff",
+        ];
+        let mut found = [0usize; 2];
+        for _ in 0..20_000 {
+            let mut t = Vec::new();
+            let want = (next() % (2 * SHORT_TEXT as u64 + 8)) as usize;
+            while t.len() < want {
+                t.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            t.truncate(want);
+            let mut shape = Shape::new(&t);
+            assert_eq!(shape.punct(&t), old_punct(&t), "{t:?}");
+            assert_eq!(mac_separators(&t), old_mac(&t), "{t:?}");
+            found[usize::from(t.len() <= SHORT_TEXT)] += usize::from(old_mac(&t));
+        }
+        // Both paths saw MACs.
+        assert!(found.iter().all(|&n| n > 100), "{found:?}");
     }
 
     /// `eu_vat.near` is `eu_vat` for the four states whose label must be right before the

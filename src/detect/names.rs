@@ -206,18 +206,43 @@ const PARTICLES: &[&str] = &[
     "la", "le", "ten", "ter", "van", "von", "y", "zu",
 ];
 
-/// Whether `word` (lower case) is a line of `list` (sorted by bytes, one name per line).
+/// Whether `word` (lower case) is a line of `list` (sorted by bytes, one name per line): a
+/// binary search over the bytes, each probe walking back to its line's start and comparing
+/// forward. Lines are short: a `memchr` call for each end and a `memcmp` cost more than the
+/// walk (~2,300 instructions a word against ~1,300 on the corpus, session 18).
 fn listed(list: &str, word: &str) -> bool {
-    let bytes = list.as_bytes();
+    let (bytes, word) = (list.as_bytes(), word.as_bytes());
     let (mut lo, mut hi) = (0, bytes.len());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let start = memchr::memrchr(b'\n', &bytes[..mid]).map_or(0, |p| p + 1);
-        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |p| start + p);
-        match bytes[start..end].cmp(word.as_bytes()) {
-            std::cmp::Ordering::Equal => return true,
-            std::cmp::Ordering::Less => lo = end + 1,
-            std::cmp::Ordering::Greater => hi = start,
+        let mut start = mid;
+        while start > 0 && bytes[start - 1] != b'\n' {
+            start -= 1;
+        }
+        // The line against `word`, byte by byte.
+        let mut k = 0;
+        while start + k < bytes.len()
+            && bytes[start + k] != b'\n'
+            && k < word.len()
+            && bytes[start + k] == word[k]
+        {
+            k += 1;
+        }
+        let line_ended = bytes.get(start + k).is_none_or(|&b| b == b'\n');
+        let line_less = match (line_ended, k == word.len()) {
+            (true, true) => return true,
+            (true, false) => true,
+            (false, true) => false,
+            (false, false) => bytes[start + k] < word[k],
+        };
+        if line_less {
+            let mut end = start + k;
+            while end < bytes.len() && bytes[end] != b'\n' {
+                end += 1;
+            }
+            lo = end + 1;
+        } else {
+            hi = start;
         }
     }
     false
@@ -834,8 +859,24 @@ mod tests {
                 assert!(!listed(list, &format!("{l}\u{1}")), "{l}");
             }
         }
-        assert!(!listed(GIVEN, ""));
-        assert!(!listed(GIVEN, "\u{10FFFF}"));
+        // A word between two lines, before the first or after the last is not; a line's
+        // prefix only when it is a line too.
+        for list in [GIVEN, SURNAMES, CJK_SURNAMES] {
+            let lines: std::collections::HashSet<&str> = list.lines().collect();
+            for l in list.lines() {
+                let cut = l.char_indices().last().map_or(0, |(i, _)| i);
+                assert_eq!(listed(list, &l[..cut]), lines.contains(&l[..cut]), "{l}");
+            }
+            for w in [
+                "",
+                "\u{1}",
+                "a",
+                "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+                "\u{10FFFF}",
+            ] {
+                assert_eq!(listed(list, w), lines.contains(w), "{w:?}");
+            }
+        }
     }
 
     #[test]
