@@ -420,8 +420,23 @@ pub(crate) fn given_surname(text: &[u8], s: usize, e: usize) -> bool {
         && is_surname(last)
         && !one_of(FIRST_STOP, first)
         && !one_of(LAST_STOP, last)
-        && !(ws.len() == 2 && COLOUR_NAMES.contains(&lower(&ws.join(" ")).as_str()))
+        && !(ws.len() == 2 && colour_name(first, last))
         && !in_place(text, s, e)
+}
+
+/// Whether `first last`, lower-cased, is one of [`COLOUR_NAMES`] (compared word by word: no
+/// string is built for a check that most names fail).
+fn colour_name(first: &str, last: &str) -> bool {
+    with_lower(first, |f| {
+        with_lower(last, |l| {
+            COLOUR_NAMES.iter().any(|c| {
+                c.len() == f.len() + 1 + l.len()
+                    && c.starts_with(f)
+                    && c.ends_with(l)
+                    && c.as_bytes().get(f.len()) == Some(&b' ')
+            })
+        })
+    })
 }
 
 /// After a greeting, a header or under a role key: one word that is a listed given name
@@ -843,6 +858,48 @@ mod tests {
     fn lines_sorted(list: &str) -> bool {
         let lines: Vec<&str> = list.lines().collect();
         lines.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes())
+    }
+
+    #[test]
+    fn colour_names_are_found_as_when_the_words_were_joined() {
+        let words = [
+            "Rose",
+            "ROSE",
+            "rose",
+            "Gold",
+            "Navy",
+            "Blue",
+            "Sky",
+            "Earl",
+            "Grey",
+            "Gray",
+            "Ruby",
+            "Red",
+            "Jet",
+            "Black",
+            "Maria",
+            "Garcia",
+            "Sterling",
+            "Silver",
+            "Ådne",
+            "Ölçer",
+            "O’Brien",
+            "Rose’",
+            "",
+        ];
+        let mut seen = 0;
+        for a in words {
+            for b in words {
+                let joined = COLOUR_NAMES.contains(&lower(&[a, b].join(" ")).as_str());
+                assert_eq!(colour_name(a, b), joined, "{a} {b}");
+                seen += usize::from(joined);
+            }
+        }
+        assert!(seen >= 8, "{seen}");
+        for c in COLOUR_NAMES {
+            let (a, b) = c.split_once(' ').unwrap_or_default();
+            assert!(colour_name(&a.to_uppercase(), b), "{c}");
+        }
     }
 
     #[test]
