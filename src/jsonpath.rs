@@ -353,8 +353,8 @@ mod tests {
         let mut values: Vec<usize> = (0..2000).collect();
         values.extend(
             (1..20)
-                .map(|p| 10usize.pow(p))
-                .flat_map(|v| [v - 1, v, v + 1]),
+                .filter_map(|p| 10usize.checked_pow(p))
+                .flat_map(|v| [v - 1, v, v.saturating_add(1)]),
         );
         values.push(usize::MAX);
         for i in values {
@@ -371,9 +371,14 @@ mod tests {
             let plain = key
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-            if !key_looks_like_value(key) {
-                assert_eq!(s.starts_with('.'), plain, "{key}");
-            }
+            let before = if key_looks_like_value(key) {
+                "[<key>]".to_string()
+            } else if plain {
+                format!(".{key}")
+            } else {
+                format!("['{}']", key.replace('\'', "\\'"))
+            };
+            assert_eq!(s, before, "{key}");
         }
     }
 

@@ -424,8 +424,8 @@ pub(crate) fn given_surname(text: &[u8], s: usize, e: usize) -> bool {
         && !in_place(text, s, e)
 }
 
-/// Whether `first last`, lower-cased, is one of [`COLOUR_NAMES`] (compared word by word: no
-/// string is built for a check that most names fail).
+/// Whether `first last`, lower-cased, is one of [`COLOUR_NAMES`], compared word by word: for
+/// ASCII words of up to 32 bytes (nearly all) no string is built for a check most names fail.
 fn colour_name(first: &str, last: &str) -> bool {
     with_lower(first, |f| {
         with_lower(last, |l| {
