@@ -258,13 +258,9 @@ pub(crate) fn push_key(s: &mut String, key: &str, found: Option<&str>) {
     } else if key_looks_like_value(key) {
         s.push_str("[<key>]");
     } else if !key.is_empty()
-        && if key.is_ascii() {
-            key.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        } else {
-            key.chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-        }
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
     {
         s.push('.');
         s.push_str(key);
