@@ -698,12 +698,17 @@ const MAX_RUN: usize = 5;
 /// (`Nnamdi James Smith`, `Hans Peter Stiebitz`). A run that names a place is skipped whole
 /// ([`place_run`]); a run of more than [`MAX_RUN`] words is searched from each word in turn,
 /// each candidate reported as itself; a word glued to an address or identifier ends a run. One pass over the text; words and their boundaries are Unicode letters, so
-/// quotes, dashes and marks around a name do not hide it.
+/// quotes, dashes and marks around a name do not hide it. A text where no first word can end
+/// before a separator ([`may_hold_pair`]) has no run, and is not walked.
+pub(crate) fn name_candidates(text: &[u8], found: impl FnMut(usize, usize, usize, usize) -> bool) {
+    if may_hold_pair(text) {
+        every_run(text, found);
+    }
+}
+
+/// [`name_candidates`] without its first check.
 #[allow(clippy::needless_range_loop)] // `starts` and `ends` are read in pairs
-pub(crate) fn name_candidates(
-    text: &[u8],
-    mut found: impl FnMut(usize, usize, usize, usize) -> bool,
-) {
+fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> bool) {
     let name_word = |s: usize, e: usize| {
         e > s
             && !glued(text, e)
@@ -806,6 +811,17 @@ pub(crate) fn name_candidates(
         }
         i = run_end;
     }
+}
+
+/// Whether `text` may hold a run of two name words: a separator ([`separator_at`]) right after
+/// a lower-case ASCII letter or the last byte of a character beyond U+007F, where a first
+/// word ([`capitalised`]: its last letter lower case) would end. Most texts without one (ids,
+/// tokens, base64, hashes, timestamps) have no separator at all, and are passed over at
+/// `memchr` speed instead of word by word at each capital.
+fn may_hold_pair(text: &[u8]) -> bool {
+    memchr::memchr3_iter(b' ', 0xC2, 0xE2, text).any(|p| {
+        p > 0 && matches!(text[p - 1], b'a'..=b'z' | 0x80..=0xBF) && separator_at(text, p).is_some()
+    })
 }
 
 /// Whether `b` may start a word of a name: an ASCII capital, or the lead byte of a character
@@ -1042,6 +1058,89 @@ mod tests {
             false
         });
         all
+    }
+
+    /// A text that fails `may_hold_pair` has no candidate: random texts of name words, particles,
+    /// initials, separators (` `, `\u{a0}`, `\u{202f}`), apostrophes,
+    /// words ending beyond ASCII, capitals, digits and glue.
+    #[test]
+    fn a_text_without_a_separator_after_a_lower_case_letter_has_no_candidate() {
+        const PIECES: &[&str] = &[
+            "Maria",
+            "José",
+            "Garcia",
+            "Müller",
+            "Łukasz",
+            "ÉLODIE",
+            "Zoë",
+            "O'Brien",
+            "O’Neil",
+            "Hans-Peter",
+            "de",
+            "van",
+            "D.",
+            "API",
+            "x",
+            "é",
+            "ß",
+            "山田",
+            " ",
+            " ",
+            " ",
+            "\u{a0}",
+            "\u{202f}",
+            "'",
+            "’",
+            "-",
+            ".",
+            ",",
+            "_",
+            "@",
+            "7",
+            "\n",
+            "A",
+            "a",
+        ];
+        let mut next = crate::detect::tests::xorshift(0x4e61_6d65_5061_6972);
+        let (mut with_candidates, mut skipped) = (0, 0);
+        for _ in 0..100_000 {
+            let n = (next() % 8) as usize;
+            // Half the pieces a word and a space, so that runs of words are common.
+            let text: String = (0..n)
+                .map(|_| {
+                    let piece = PIECES[(next() % PIECES.len() as u64) as usize];
+                    if next() & 1 == 0 {
+                        format!("{piece} ")
+                    } else {
+                        piece.to_string()
+                    }
+                })
+                .collect();
+            let mut any = false;
+            every_run(text.as_bytes(), |_, _, _, _| {
+                any = true;
+                false
+            });
+            if !may_hold_pair(text.as_bytes()) {
+                assert!(!any, "{text:?}");
+                skipped += 1;
+            }
+            with_candidates += usize::from(any);
+        }
+        // Both kinds of text were made, many times.
+        assert!(
+            with_candidates > 5_000 && skipped > 5_000,
+            "{with_candidates} {skipped}"
+        );
+        for text in [
+            "José Garcia",
+            "Zoë\u{a0}Müller",
+            "Łukasz\u{202f}Nowak",
+            "Maria de Vries",
+        ] {
+            assert!(may_hold_pair(text.as_bytes()), "{text:?}");
+            assert!(!candidates(text).is_empty(), "{text:?}");
+        }
     }
 
     #[test]
