@@ -191,7 +191,10 @@ pub(crate) struct Detector {
     context: Vec<Vec<u8>>,
     value_regex: Option<Matcher>,
     parent_hints: HashSet<String, FxBuild>,
-    allow: HashSet<Vec<u8>>,
+    /// Values that are not findings, lower case (compared with the match in ASCII lower case).
+    allow: HashSet<Vec<u8>, FxBuild>,
+    /// The longest of `allow`: a longer match is not in it.
+    allow_longest: usize,
     negative_context: Vec<Vec<u8>>,
     joiners: Vec<u8>,
     match_digits: [usize; 2],
@@ -698,6 +701,12 @@ impl Detectors {
                     .iter()
                     .map(|a| a.to_lowercase().into_bytes())
                     .collect(),
+                allow_longest: d
+                    .allow
+                    .iter()
+                    .map(|a| a.to_lowercase().len())
+                    .max()
+                    .unwrap_or(0),
                 negative_context: d
                     .negative_context
                     .iter()
@@ -1316,7 +1325,7 @@ impl Detectors {
                 return None;
             }
         }
-        if !d.allow.is_empty() && d.allow.contains(&value.to_ascii_lowercase()) {
+        if d.allows(value) {
             return None;
         }
         let mut confidence = d.confidence;
@@ -1382,7 +1391,7 @@ impl Detectors {
                     continue;
                 }
             }
-            if !d.allow.is_empty() && d.allow.contains(&value.to_ascii_lowercase()) {
+            if d.allows(value) {
                 continue;
             }
             if d.confidence >= min_confidence {
@@ -1399,6 +1408,12 @@ impl Detectors {
 }
 
 impl Detector {
+    /// Whether `value`, in ASCII lower case, is one of the `allow` values. A value of up to 64
+    /// bytes is lower-cased on the stack; one longer than every allowed value is not looked up.
+    fn allows(&self, value: &[u8]) -> bool {
+        allowed(&self.allow, self.allow_longest, value)
+    }
+
     /// Whether the searches of this detector never reach its regex: its pattern has forward and
     /// reverse DFAs ([`SmallDfa::Regex`]), which find the leftmost-first match the regex would,
     /// and the detector reports the whole match (no capture group). The regex is then built
@@ -2007,6 +2022,23 @@ fn custom_to_pack(c: &ClassSpec) -> Result<PackDetector, PolicyError> {
     })
 }
 
+/// [`Detector::allows`]: whether `value` in ASCII lower case is in `allow`, whose longest value
+/// has `longest` bytes.
+fn allowed(allow: &HashSet<Vec<u8>, FxBuild>, longest: usize, value: &[u8]) -> bool {
+    if allow.is_empty() || value.len() > longest {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..value.len()) {
+        Some(lower) => {
+            lower.copy_from_slice(value);
+            lower.make_ascii_lowercase();
+            allow.contains(&*lower)
+        }
+        None => allow.contains(&value.to_ascii_lowercase()),
+    }
+}
+
 fn count_digits(text: &[u8]) -> usize {
     // Written to auto-vectorise: no early exit, no branches.
     text.iter()
@@ -2193,15 +2225,22 @@ fn next_token_start(text: &[u8], from: usize) -> usize {
 
 /// Whether context word `word` (lower case) occurs in `text[from..to]`, ignoring ASCII case,
 /// starting a word: "itin" in "awaiting" or "nir" in "souvenir" is no context.
+///
+/// Only the places holding the word's first byte (in either ASCII case) are compared.
 fn has_context_word(text: &[u8], from: usize, to: usize, word: &[u8]) -> bool {
-    !word.is_empty()
-        && to.saturating_sub(from) >= word.len()
-        && (from..=to - word.len()).any(|i| {
-            text[i..i + word.len()].eq_ignore_ascii_case(word)
-                && !(i > 0
-                    && word[0].is_ascii_alphanumeric()
-                    && text[i - 1].is_ascii_alphanumeric())
-        })
+    let Some(&first) = word.first() else {
+        return false;
+    };
+    if to.saturating_sub(from) < word.len() {
+        return false;
+    }
+    let starts = &text[from..=to - word.len()];
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, starts).any(|k| {
+        let i = from + k;
+        text[i..i + word.len()].eq_ignore_ascii_case(word)
+            && !(i > 0 && first.is_ascii_alphanumeric() && text[i - 1].is_ascii_alphanumeric())
+    })
 }
 
 /// Whether `haystack` contains `needle` (given in lower case), ignoring ASCII case.
@@ -2233,6 +2272,80 @@ pub(crate) mod tests {
     /// The punctuation counts and the MAC separator check take a plain loop in short texts
     /// and `memchr3` in longer ones: both equal what `memchr3` alone gave, on either side of
     /// [`SHORT_TEXT`].
+    /// The context-word search looks only where the word's first byte is; the allow-list lookup
+    /// lower-cases on the stack and skips values longer than every allowed one. Both are
+    /// compared with the plain scans they replaced, on random texts of letters in both cases,
+    /// digits, separators and bytes beyond ASCII, around 64 bytes and the longest allowed value.
+    #[test]
+    fn context_words_and_allowed_values_are_found_as_by_the_plain_scans() {
+        fn context_reference(text: &[u8], from: usize, to: usize, word: &[u8]) -> bool {
+            !word.is_empty()
+                && to.saturating_sub(from) >= word.len()
+                && (from..=to - word.len()).any(|i| {
+                    text[i..i + word.len()].eq_ignore_ascii_case(word)
+                        && !(i > 0
+                            && word[0].is_ascii_alphanumeric()
+                            && text[i - 1].is_ascii_alphanumeric())
+                })
+        }
+        const ALPHABET: &[u8] = b"aAbBcCzZ09 -:#_\xc3\xa9\xc3\x89";
+        const WORDS: &[&[u8]] = &[
+            b"a",
+            b"ab",
+            b"tel",
+            b"bca",
+            b"#",
+            b"9a",
+            b"-",
+            b"\xc3\xa9",
+            b"\xc3\x89b",
+            b"zz",
+            b"",
+        ];
+        let allow: HashSet<Vec<u8>, FxBuild> = [&b"ab"[..], b"tel", b"\xc3\xa9a", &[b'b'; 70]]
+            .iter()
+            .map(|a| a.to_vec())
+            .collect();
+        let longest = allow.iter().map(Vec::len).max().unwrap_or(0);
+        let mut next = xorshift(0xC0_47E7_7A11_0E5D);
+        let (mut found, mut allowed_seen) = (0, 0);
+        for round in 0..100_000 {
+            let len = (next() % 80) as usize;
+            let mut text: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            if round % 7 == 0 {
+                // A long run of one letter, in either case: allowed at 70 bytes only.
+                text = vec![if round % 2 == 0 { b'b' } else { b'B' }; 60 + (next() % 15) as usize];
+            }
+            let word = WORDS[(next() % WORDS.len() as u64) as usize];
+            let to = (next() as usize) % (text.len() + 1);
+            let from = (next() as usize) % (to + 1);
+            let want = context_reference(&text, from, to, word);
+            assert_eq!(
+                has_context_word(&text, from, to, word),
+                want,
+                "{text:?} {word:?}"
+            );
+            found += usize::from(want);
+            // A slice of the text, or an allowed value (or one byte short or over) in some case.
+            let variants: [&[u8]; 6] = [b"AB", b"tEl", b"TE", b"\xc3\xa9A", b"\xc3\x89a", b"abc"];
+            let value = match round % 3 {
+                0 => &text[from..to],
+                1 => variants[(next() % 6) as usize],
+                _ => &text[..text.len().min(69 + (next() % 3) as usize)],
+            };
+            let want = allow.contains(&value.to_ascii_lowercase());
+            assert_eq!(allowed(&allow, longest, value), want, "{value:?}");
+            assert!(!allowed(&HashSet::default(), 0, value));
+            allowed_seen += usize::from(want);
+        }
+        assert!(
+            found > 5_000 && allowed_seen > 5_000,
+            "{found} {allowed_seen}"
+        );
+    }
+
     #[test]
     fn punctuation_counts_and_mac_separators_equal_the_memchr_search() {
         let old_punct = |text: &[u8]| {
