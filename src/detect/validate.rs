@@ -369,23 +369,31 @@ fn iban_length(country: &[u8]) -> Option<usize> {
         .map(|(_, n)| *n)
 }
 
-fn compact(m: &[u8]) -> Vec<u8> {
-    m.iter().copied().filter(|b| *b != b' ').collect()
-}
+/// At least the longest IBAN of `iban_length`'s table (ISO 13616 allows 34 characters).
+const IBAN_MAX: usize = 34;
 
 fn iban(m: &[u8]) -> bool {
-    let s = compact(m);
-    s.len() >= 4 && iban_length(&s[..2]) == Some(s.len()) && iban_mod97(&s)
+    // The bytes but spaces, on the stack: a longer string is no IBAN.
+    let mut buf = [0u8; IBAN_MAX];
+    let mut n = 0;
+    for &b in m.iter().filter(|b| **b != b' ') {
+        let Some(slot) = buf.get_mut(n) else {
+            return false;
+        };
+        *slot = b;
+        n += 1;
+    }
+    let s = &buf[..n];
+    s.len() >= 4 && iban_length(&s[..2]) == Some(s.len()) && iban_mod97(s)
 }
 
-/// ISO 7064 mod 97-10 over an IBAN-shaped string (country, check digits, BBAN).
+/// ISO 7064 mod 97-10 over an IBAN-shaped string (country, check digits, BBAN), spaces
+/// ignored: the bytes after the first four, then those four.
 fn iban_mod97(m: &[u8]) -> bool {
-    let s = compact(m);
-    if s.len() < 5 || !s.iter().all(u8::is_ascii_alphanumeric) {
-        return false;
-    }
+    let mut head = [0u8; 4];
+    let mut n = 0usize;
     let mut rem: u32 = 0;
-    for &b in s[4..].iter().chain(&s[..4]) {
+    let mut step = |b: u8| -> bool {
         let v = match b {
             b'0'..=b'9' => u32::from(b - b'0'),
             b'A'..=b'Z' => u32::from(b - b'A') + 10,
@@ -397,21 +405,36 @@ fn iban_mod97(m: &[u8]) -> bool {
         } else {
             (rem * 10 + v) % 97
         };
+        true
+    };
+    for &b in m.iter().filter(|b| **b != b' ') {
+        if n < 4 {
+            head[n] = b;
+        } else if !step(b) {
+            return false;
+        }
+        n += 1;
     }
-    rem == 1
+    n >= 5 && head.iter().all(|&b| step(b)) && rem == 1
 }
 
 fn ipv4(m: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(m) else {
         return false;
     };
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 4
-        && parts.iter().all(|p| {
-            !p.is_empty() && p.len() <= 3 && (p.len() == 1 || !p.starts_with('0')) && p.parse::<u8>().is_ok()
-        })
-        // 0.0.0.0 and x.0.0.0 forms are masks/placeholders far more often than addresses.
-        && !s.starts_with("0.")
+    let mut parts = 0;
+    for p in s.split('.') {
+        parts += 1;
+        let octet = !p.is_empty()
+            && p.len() <= 3
+            && (p.len() == 1 || !p.starts_with('0'))
+            && p.parse::<u8>().is_ok();
+        if parts > 4 || !octet {
+            return false;
+        }
+    }
+    // 0.0.0.0 and x.0.0.0 forms are masks/placeholders far more often than addresses.
+    parts == 4 && !s.starts_with("0.")
 }
 
 fn ipv6(m: &[u8]) -> bool {
@@ -435,12 +458,16 @@ fn mac(m: &[u8]) -> bool {
         return m.len() == 14;
     }
     // Consistent separator, and not all-zero / all-ff placeholders? Those are real MACs, keep.
-    let seps: Vec<u8> = m
-        .iter()
-        .copied()
-        .filter(|b| *b == b':' || *b == b'-')
-        .collect();
-    seps.len() == 5 && seps.iter().all(|s| *s == seps[0])
+    let mut seps = m.iter().filter(|b| matches!(b, b':' | b'-'));
+    let first = seps.next();
+    let mut n = usize::from(first.is_some());
+    for s in seps {
+        if Some(s) != first {
+            return false;
+        }
+        n += 1;
+    }
+    n == 5
 }
 
 fn email(m: &[u8]) -> bool {
@@ -590,6 +617,135 @@ fn date(m: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod before {
+        //! The validators as they were, allocating: the references of
+        //! `the_validators_on_the_stack_equal_the_allocating_ones`.
+        use super::super::iban_length;
+
+        fn compact(m: &[u8]) -> Vec<u8> {
+            m.iter().copied().filter(|b| *b != b' ').collect()
+        }
+
+        pub(super) fn iban(m: &[u8]) -> bool {
+            let s = compact(m);
+            s.len() >= 4 && iban_length(&s[..2]) == Some(s.len()) && iban_mod97(&s)
+        }
+
+        pub(super) fn iban_mod97(m: &[u8]) -> bool {
+            let s = compact(m);
+            if s.len() < 5 || !s.iter().all(u8::is_ascii_alphanumeric) {
+                return false;
+            }
+            let mut rem: u32 = 0;
+            for &b in s[4..].iter().chain(&s[..4]) {
+                let v = match b {
+                    b'0'..=b'9' => u32::from(b - b'0'),
+                    b'A'..=b'Z' => u32::from(b - b'A') + 10,
+                    b'a'..=b'z' => u32::from(b - b'a') + 10,
+                    _ => return false,
+                };
+                rem = if v >= 10 {
+                    (rem * 100 + v) % 97
+                } else {
+                    (rem * 10 + v) % 97
+                };
+            }
+            rem == 1
+        }
+
+        pub(super) fn ipv4(m: &[u8]) -> bool {
+            let Ok(s) = std::str::from_utf8(m) else {
+                return false;
+            };
+            let parts: Vec<&str> = s.split('.').collect();
+            parts.len() == 4
+                && parts.iter().all(|p| {
+                    !p.is_empty()
+                        && p.len() <= 3
+                        && (p.len() == 1 || !p.starts_with('0'))
+                        && p.parse::<u8>().is_ok()
+                })
+                && !s.starts_with("0.")
+        }
+
+        pub(super) fn mac(m: &[u8]) -> bool {
+            if m.contains(&b'.') {
+                return m.len() == 14;
+            }
+            let seps: Vec<u8> = m
+                .iter()
+                .copied()
+                .filter(|b| *b == b':' || *b == b'-')
+                .collect();
+            seps.len() == 5 && seps.iter().all(|s| *s == seps[0])
+        }
+    }
+
+    /// Random strings over each validator's alphabet (valid values with bytes changed, cut,
+    /// doubled and spaced), and no IBAN of the table is longer than `IBAN_MAX`.
+    #[test]
+    fn the_validators_on_the_stack_equal_the_allocating_ones() {
+        let longest = (b'A'..=b'Z')
+            .flat_map(|a| (b'A'..=b'Z').map(move |b| [a, b]))
+            .filter_map(|c| iban_length(&c))
+            .max();
+        assert!(longest.is_some_and(|l| l <= IBAN_MAX), "{longest:?}");
+        let seeds: [&[u8]; 8] = [
+            b"DE89 3704 0044 0532 0130 00",
+            b"GB82WEST12345698765432",
+            b"MT84MALT011000012345MTLCAST001S",
+            b"192.168.0.1",
+            b"10.0.0.255",
+            b"00:1a:2b:3c:4d:5e",
+            b"00-1A-2B-3C-4D-5E",
+            b"001a.2b3c.4d5e",
+        ];
+        const BYTES: &[u8] = b"0123456789AZaz .:-%\xff";
+        let mut next = crate::detect::tests::xorshift(0x7A11_DA7E_5EED_0001);
+        let (mut ok, mut total) = ([0usize; 4], 0);
+        for round in 0..200_000 {
+            let mut v = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % (v.len() + 1);
+                match next() % 4 {
+                    0 if at < v.len() => v[at] = BYTES[(next() % BYTES.len() as u64) as usize],
+                    1 if at < v.len() => {
+                        v.remove(at);
+                    }
+                    2 => v.insert(at, BYTES[(next() % BYTES.len() as u64) as usize]),
+                    _ => v = [&v[..], &v[..]].concat(),
+                }
+            }
+            type Check = fn(&[u8]) -> bool;
+            let pairs: [(Check, Check); 4] = [
+                (iban, before::iban),
+                (iban_mod97, before::iban_mod97),
+                (ipv4, before::ipv4),
+                (mac, before::mac),
+            ];
+            for (k, (new, old)) in pairs.iter().enumerate() {
+                let want = old(&v);
+                assert_eq!(new(&v), want, "{k} {:?}", String::from_utf8_lossy(&v));
+                ok[k] += usize::from(want);
+            }
+            total += 1;
+        }
+        // Short strings around the five characters mod 97 needs (`0001` is 1 mod 97).
+        for n in 0..100_000u32 {
+            for v in [
+                format!("{n:04}"),
+                format!("{n:05}"),
+                format!("{:03} {}", n % 1000, n % 10),
+            ] {
+                let v = v.as_bytes();
+                assert_eq!(iban_mod97(v), before::iban_mod97(v), "{v:?}");
+                assert_eq!(iban(v), before::iban(v), "{v:?}");
+            }
+        }
+        // Each validator both accepted and rejected many of them.
+        assert!(ok.iter().all(|&n| n > 2_000 && n < total - 2_000), "{ok:?}");
+    }
 
     /// `min_digits` lets the numeric-span filter skip spans: a validator must never accept a
     /// value with fewer digits than it says (random digit strings with separators, one digit
