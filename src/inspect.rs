@@ -233,7 +233,33 @@ impl Policy {
                     });
                 }
                 _ => {
+                    // A redaction does not depend on the value: reuse the last one, before
+                    // its text is made again.
+                    let same = action.kind() == ActionKind::Redact && c.site != Site::JsonKey;
+                    let reused = match &last_redaction {
+                        Some((act, class, site, levels, t))
+                            if same
+                                && std::ptr::eq(*act, action)
+                                && *class == c.class
+                                && *site == c.site
+                                && *levels == c.levels =>
+                        {
+                            Some(t.clone())
+                        }
+                        _ => None,
+                    };
+                    let reusing = reused.is_some();
+                    if let Some(text) = reused {
+                        edits.push(Edit {
+                            start: c.start,
+                            end: c.end,
+                            text,
+                            drop: false,
+                        });
+                    }
                     let replacement = match action {
+                        // Its edit is made: nothing to compute.
+                        _ if reusing => Ok(None),
                         Action::Drop => {
                             Action::redact().replacement(class_name, value, &self.inner.keys)
                         }
@@ -251,32 +277,15 @@ impl Policy {
                                 keys_replaced += 1;
                                 text = format!("{text}#{keys_replaced}");
                             }
-                            // A redaction does not depend on the value: reuse the last one.
-                            let same =
-                                action.kind() == ActionKind::Redact && c.site != Site::JsonKey;
-                            let text = match &last_redaction {
-                                Some((act, class, site, levels, t))
-                                    if same
-                                        && std::ptr::eq(*act, action)
-                                        && *class == c.class
-                                        && *site == c.site
-                                        && *levels == c.levels =>
-                                {
-                                    t.clone()
-                                }
-                                _ => {
-                                    let t: Rc<[u8]> = Rc::from(encode(&text, c.site, c.levels));
-                                    if same {
-                                        last_redaction =
-                                            Some((action, c.class, c.site, c.levels, t.clone()));
-                                    }
-                                    t
-                                }
-                            };
+                            let t: Rc<[u8]> = Rc::from(encode(&text, c.site, c.levels));
+                            if same {
+                                last_redaction =
+                                    Some((action, c.class, c.site, c.levels, t.clone()));
+                            }
                             edits.push(Edit {
                                 start: c.start,
                                 end: c.end,
-                                text,
+                                text: t,
                                 drop: false,
                             })
                         }

@@ -321,7 +321,7 @@ fn fill_class(placeholder: &str, class: &str) -> String {
     const SLOT: &str = "{class}";
     let mut out = String::with_capacity(placeholder.len() + class.len());
     let mut rest = placeholder;
-    while let Some(i) = rest.find('{') {
+    while let Some(i) = memchr::memchr(b'{', rest.as_bytes()) {
         out.push_str(&rest[..i]);
         match rest[i..].strip_prefix(SLOT) {
             Some(after) => {
