@@ -76,6 +76,9 @@ struct Cache {
     pikevm: thompson::pikevm::Cache,
     backtrack: thompson::backtrack::Cache,
     captures: Captures,
+    /// The split's lazy DFAs' ([`Split`]), and where the prefix's matches end.
+    split: Option<(hybrid::dfa::Cache, hybrid::dfa::Cache)>,
+    prefix_ends: Vec<usize>,
 }
 
 /// Where a match or a group is in the text searched: `start..end`.
@@ -105,6 +108,9 @@ struct Engines {
     hybrid: Option<LazyDfas>,
     pikevm: PikeVM,
     backtrack: BoundedBacktracker,
+    /// For a pattern that ends with its only group: where the group starts, without the
+    /// backtracker, when the match splits only one way.
+    split: Option<Split>,
 }
 
 impl fmt::Debug for Matcher {
@@ -152,7 +158,8 @@ impl Matcher {
             .map_err(nfa_error)?;
         let nfarev = thompson::Compiler::new()
             .configure(
-                base.which_captures(thompson::WhichCaptures::None)
+                base.clone()
+                    .which_captures(thompson::WhichCaptures::None)
                     .reverse(true),
             )
             .build_from_hir(&hir)
@@ -165,6 +172,7 @@ impl Matcher {
             .build_from_nfa(nfa.clone())
             .map_err(|e| Error::Syntax(e.to_string()))?;
         let groups = nfa.group_info().group_len(PatternID::ZERO);
+        let split = Split::new(&hir, base.clone(), o.cache_capacity);
         let dfa = hybrid::dfa::Config::new()
             .match_kind(MatchKind::LeftmostFirst)
             // Quits at a non-ASCII byte next to a Unicode word boundary: the PikeVM answers.
@@ -186,6 +194,7 @@ impl Matcher {
         };
         let create: CacheFn = {
             let (h, p, b) = (hybrid.clone(), pikevm.clone(), backtrack.clone());
+            let s = split.clone();
             Box::new(move || Cache {
                 hybrid: h
                     .as_ref()
@@ -193,6 +202,10 @@ impl Matcher {
                 pikevm: p.create_cache(),
                 backtrack: b.create_cache(),
                 captures: p.create_captures(),
+                split: s
+                    .as_ref()
+                    .map(|s| (s.prefix.create_cache(), s.group.create_cache())),
+                prefix_ends: Vec::new(),
             })
         };
         Ok(Matcher {
@@ -202,6 +215,7 @@ impl Matcher {
                     hybrid,
                     pikevm,
                     backtrack,
+                    split,
                 }),
                 pool: Pool::new(create),
             },
@@ -245,10 +259,15 @@ impl Matcher {
         if group == 0 {
             return Some(((m.start(), m.end()), Some((m.start(), m.end()))));
         }
+        let c = &mut *cache;
+        if let (1, Some(split), Some(sc)) = (group, &engines.split, c.split.as_mut()) {
+            if let Some(k) = split.group_start(sc, &mut c.prefix_ends, hay, m.start(), m.end()) {
+                return Some(((m.start(), m.end()), Some((k, m.end()))));
+            }
+        }
         // The groups of that match, from an anchored search of its span (the meta regex's way:
         // the surrounding bytes still count for look-around).
         let span = input.span(m.start()..m.end()).anchored(Anchored::Yes);
-        let c = &mut *cache;
         if !(engines.backtrack_fits(&span)
             && engines
                 .backtrack
@@ -351,6 +370,117 @@ fn alternation_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     Some(literals)
 }
 
+/// A pattern `P(G)` whose only group ends it: where the group starts in a match, from two lazy
+/// DFAs instead of the backtracker (~20,000 instructions a call for `person_name.context`'s
+/// pattern, whose prefix is an alternation of a hundred words). `P` read forward from the
+/// match's start gives every place a prefix can end; `G` read in reverse from the match's end,
+/// every place the group can start. Where exactly one place is both, the leftmost-first match
+/// the backtracker would choose splits there, since it is some split of the match: the group
+/// starts there. Where there are several (`(a|ab)(b?c)` on `abc`), which one the pattern's
+/// priorities choose is the backtracker's question, and it answers it.
+#[derive(Clone)]
+struct Split {
+    /// `P`, anchored, every match reported (`MatchKind::All`).
+    prefix: hybrid::dfa::DFA,
+    /// `G` in reverse, anchored, every match reported.
+    group: hybrid::dfa::DFA,
+}
+
+impl Split {
+    /// `None` unless the pattern is a concatenation ending with group 1, its only group; or
+    /// when either DFA cannot be built.
+    fn new(hir: &regex_syntax::hir::Hir, base: thompson::Config, capacity: usize) -> Option<Split> {
+        use regex_syntax::hir::{Hir, HirKind};
+        let HirKind::Concat(parts) = hir.kind() else {
+            return None;
+        };
+        let (last, prefix) = parts.split_last()?;
+        let HirKind::Capture(group) = last.kind() else {
+            return None;
+        };
+        if group.index != 1 || hir.properties().explicit_captures_len() != 1 {
+            return None;
+        }
+        let base = base.which_captures(thompson::WhichCaptures::None);
+        let dfa = hybrid::dfa::Config::new()
+            .match_kind(MatchKind::All)
+            .unicode_word_boundary(true)
+            .cache_capacity(capacity)
+            .skip_cache_capacity_check(false)
+            .minimum_cache_clear_count(Some(3))
+            .minimum_bytes_per_state(Some(10));
+        let build = |hir: &Hir, reverse: bool| {
+            let nfa = thompson::Compiler::new()
+                .configure(base.clone().reverse(reverse))
+                .build_from_hir(hir)
+                .ok()?;
+            hybrid::dfa::Builder::new()
+                .configure(dfa.clone())
+                .build_from_nfa(nfa)
+                .ok()
+        };
+        Some(Split {
+            prefix: build(&Hir::concat(prefix.to_vec()), false)?,
+            group: build(&group.sub, true)?,
+        })
+    }
+
+    /// Where group 1 starts in the match `ms..me` of `hay`, when only one split of the match
+    /// is a prefix then a group; `None` when there are several (or none) or a DFA quits or
+    /// gives up: the backtracker then answers.
+    fn group_start(
+        &self,
+        (pc, gc): &mut (hybrid::dfa::Cache, hybrid::dfa::Cache),
+        ends: &mut Vec<usize>,
+        hay: &[u8],
+        ms: usize,
+        me: usize,
+    ) -> Option<usize> {
+        let input = Input::new(hay).span(ms..me).anchored(Anchored::Yes);
+        // Where a prefix starting at `ms` ends, in increasing order. A lazy DFA reports a match
+        // one byte late: the state after `hay[at]` says whether one ended at `at`.
+        ends.clear();
+        let p = &self.prefix;
+        let mut sid = p.start_state_forward(pc, &input).ok()?;
+        for at in ms..=me {
+            sid = match hay.get(at) {
+                Some(&b) => p.next_state(pc, sid, b).ok()?,
+                None => p.next_eoi_state(pc, sid).ok()?,
+            };
+            if sid.is_match() {
+                ends.push(at);
+            } else if sid.is_dead() {
+                break;
+            } else if sid.is_quit() {
+                return None;
+            }
+        }
+        // Where a group ending at `me` starts, decreasing, checked against the prefix's ends:
+        // none is left to meet below the first of them. The state after `hay[at - 1]` (or the
+        // end of the text) says whether one starts at `at`.
+        let first = *ends.first()?;
+        let g = &self.group;
+        let mut sid = g.start_state_reverse(gc, &input).ok()?;
+        let mut found = None;
+        for at in (first..=me).rev() {
+            sid = match at.checked_sub(1) {
+                Some(before) => g.next_state(gc, sid, hay[before]).ok()?,
+                None => g.next_eoi_state(gc, sid).ok()?,
+            };
+            if sid.is_match() {
+                if ends.binary_search(&at).is_ok() && found.replace(at).is_some() {
+                    return None;
+                }
+            } else if sid.is_dead() {
+                break;
+            } else if sid.is_quit() {
+                return None;
+            }
+        }
+        found
+    }
+}
+
 /// A lazy DFA for the end of the leftmost-first match, and one in reverse for its start:
 /// `hybrid::regex::Regex`'s search, with caches a pool can create.
 #[derive(Clone)]
@@ -451,6 +581,75 @@ pub(crate) mod tests {
         ] {
             agree(p, texts);
         }
+    }
+
+    /// A pattern ending with its only group has the group's start from two lazy DFAs when the
+    /// match splits one way, and from the backtracker when it splits several ways: the same
+    /// groups as the `regex` crate's either way, at every offset.
+    #[test]
+    fn a_group_ending_the_pattern_starts_where_the_only_split_is() {
+        let texts: &[&[u8]] = &[
+            b"",
+            b"abc xabcx ab abbc",
+            b"123-45 12345 9-",
+            b"to: Jan xto: Ann\tto:\t  Bo_b to:",
+            "Dear \u{c9}mile, dear \u{df}x".as_bytes(),
+            b"aaa b a",
+            b"\xff\xc3to: Zo\xc3",
+        ];
+        let patterns = [
+            // ambiguous: `a` then `bc`, or `ab` then `c` (the first, by priority)
+            r"(?:a|ab)(b?c)",
+            // one split (`123-` then `45`); `12345` splits five ways
+            r"[0-9]+-?([0-9]*)",
+            r"a*(a*)",
+            r"(?-u:\b)(?:to|cc):\s*([A-Z]\w*)",
+            r"(?i:dear) (\p{Lu}\w+)",
+            r"ab()",
+            r"x?(\w+\b)",
+            r"b(a)",
+        ];
+        for p in patterns {
+            let m = matcher(p);
+            let Kind::Automata { engines, .. } = &m.kind else {
+                panic!("{p}");
+            };
+            assert!(engines.split.is_some(), "{p} ends with its only group");
+            agree(p, texts);
+        }
+        for p in [r"(a)b", r"(a)(b)", r"(?:(a)|b)", r"x(a|(b))"] {
+            let Kind::Automata { engines, .. } = &matcher(p).kind else {
+                panic!("{p}");
+            };
+            assert!(engines.split.is_none(), "{p}");
+        }
+        // Which matches the DFAs split, and which they leave to the backtracker.
+        let start = |p: &str, hay: &[u8]| {
+            let m = matcher(p);
+            let Kind::Automata { engines, pool } = &m.kind else {
+                panic!("{p}");
+            };
+            let (s, e) = m.find_at(hay, 0).expect("a match");
+            let c = &mut *pool.get();
+            let split = engines.split.as_ref().expect("split");
+            split.group_start(
+                c.split.as_mut().expect("caches"),
+                &mut c.prefix_ends,
+                hay,
+                s,
+                e,
+            )
+        };
+        assert_eq!(start(r"(?:a|ab)(b?c)", b"abc"), None);
+        assert_eq!(start(r"(?:a|ab)(b?c)", b"abbc"), Some(2));
+        assert_eq!(start(r"[0-9]+-?([0-9]*)", b"123-45"), Some(4));
+        assert_eq!(start(r"[0-9]+-?([0-9]*)", b"12345"), None);
+        assert_eq!(start(r"ab()", b"xab"), Some(3));
+        assert_eq!(start(r"x?(\w+\b)", b"ab cd"), Some(0));
+        assert_eq!(
+            start(r"(?-u:\b)(?:to|cc):\s*([A-Z]\w*)", b"cc: to: Jan"),
+            Some(8)
+        );
     }
 
     /// A text that makes the lazy DFA thrash gives up to the PikeVM, with the same answer.
