@@ -2040,9 +2040,15 @@ fn allowed(allow: &HashSet<Vec<u8>, FxBuild>, longest: usize, value: &[u8]) -> b
 }
 
 fn count_digits(text: &[u8]) -> usize {
-    // Written to auto-vectorise: no early exit, no branches.
-    text.iter()
-        .map(|b| usize::from(b.wrapping_sub(b'0') < 10))
+    // Written to auto-vectorise: no early exit, no branches, and byte-wide sums (a chunk of
+    // 255 bytes cannot overflow one), 16 bytes to a step in SSE2 and Wasm SIMD.
+    text.chunks(255)
+        .map(|c| {
+            let n = c
+                .iter()
+                .fold(0u8, |n, b| n + u8::from(b.wrapping_sub(b'0') < 10));
+            usize::from(n)
+        })
         .sum()
 }
 
@@ -2065,19 +2071,18 @@ impl Shape {
 
     fn punct(&mut self, text: &[u8]) -> [usize; 3] {
         *self.punct.get_or_insert_with(|| {
+            // As `count_digits`: byte-wide sums over chunks, without branches.
             let mut c = [0; 3];
-            let mut count = |b: u8| match b {
-                b':' => c[0] += 1,
-                b'-' => c[1] += 1,
-                b'.' => c[2] += 1,
-                _ => {}
-            };
-            // Most texts are short and hold several of these: a plain loop costs less there
-            // than a `memchr3` call for each one found (session 18).
-            if text.len() <= SHORT_TEXT {
-                text.iter().for_each(|&b| count(b));
-            } else {
-                memchr::memchr3_iter(b':', b'-', b'.', text).for_each(|i| count(text[i]));
+            for chunk in text.chunks(255) {
+                let (mut colons, mut dashes, mut dots) = (0u8, 0u8, 0u8);
+                for &b in chunk {
+                    colons += u8::from(b == b':');
+                    dashes += u8::from(b == b'-');
+                    dots += u8::from(b == b'.');
+                }
+                c[0] += usize::from(colons);
+                c[1] += usize::from(dashes);
+                c[2] += usize::from(dots);
             }
             c
         })
@@ -2113,12 +2118,7 @@ impl Shape {
     fn passes(&mut self, text: &[u8], gate: Gate) -> bool {
         match gate {
             Gate::Ipv4 => self.punct(text)[2] >= 3,
-            Gate::Iban => text.windows(4).any(|w| {
-                w[0].is_ascii_uppercase()
-                    && w[1].is_ascii_uppercase()
-                    && w[2].is_ascii_digit()
-                    && w[3].is_ascii_digit()
-            }),
+            Gate::Iban => iban_start(text),
             Gate::Ipv6 => {
                 let [colons, _, _] = self.punct(text);
                 colons >= 7 || (colons >= 2 && text.windows(2).any(|w| w == b"::"))
@@ -2128,25 +2128,41 @@ impl Shape {
     }
 }
 
+/// Whether `text` has two upper-case letters then two digits (`DE89`), as every IBAN starts.
+fn iban_start(text: &[u8]) -> bool {
+    let upper = |b: u8| b.wrapping_sub(b'A') < 26;
+    let digit = |b: u8| b.wrapping_sub(b'0') < 10;
+    any_window::<4>(text, |w| {
+        upper(w[0]) & upper(w[1]) & digit(w[2]) & digit(w[3])
+    })
+}
+
 /// Whether `text` has the separators of a MAC address where a MAC has them: five of `:`/`-`
 /// three bytes apart (`00:1a:2b:3c:4d:5e`), or two dots five bytes apart (`001a.2b3c.4d5e`).
 /// Counting them instead let most prose through (any text with two dots).
 fn mac_separators(text: &[u8]) -> bool {
-    let sep_at = |i: usize| matches!(text.get(i), Some(b':' | b'-'));
-    let at = |p: usize| match text[p] {
-        b'.' => text.get(p + 5) == Some(&b'.'),
-        b':' | b'-' => (1..5).all(|k| sep_at(p + 3 * k)),
-        _ => false,
-    };
-    if text.len() <= SHORT_TEXT {
-        (0..text.len()).any(at)
-    } else {
-        memchr::memchr3_iter(b':', b'-', b'.', text).any(at)
-    }
+    let sep = |b: u8| (b == b':') | (b == b'-');
+    any_window::<6>(text, |w| (w[0] == b'.') & (w[5] == b'.'))
+        || any_window::<13>(text, |w| {
+            sep(w[0]) & sep(w[3]) & sep(w[6]) & sep(w[9]) & sep(w[12])
+        })
 }
 
-/// Texts up to this long are searched for a few bytes with a plain loop, not `memchr`.
-const SHORT_TEXT: usize = 64;
+/// Whether `test` holds for some `N` bytes in a row of `text`. Without an early exit inside a
+/// block of 64 windows, and with `&`, not `&&`, in the tests, the loop compiles to SIMD: a
+/// plain `windows(N).any(...)` took a branch for every byte.
+#[inline(always)]
+fn any_window<const N: usize>(text: &[u8], test: impl Fn(&[u8; N]) -> bool) -> bool {
+    let Some(windows) = (text.len() + 1).checked_sub(N) else {
+        return false;
+    };
+    (0..windows).step_by(64).any(|block| {
+        let end = windows.min(block + 64);
+        text[block..end + N - 1].windows(N).fold(false, |hit, w| {
+            hit | w.first_chunk::<N>().is_some_and(&test)
+        })
+    })
+}
 
 /// The longest chain (see [`Shape::max_run`]) in one numeric span; `glued_left`/`glued_right`:
 /// a letter or `_` touches its first/last segment, which then does not count.
@@ -2269,9 +2285,6 @@ pub(crate) mod tests {
         super::pattern_min_len(parse_hir(p).as_ref())
     }
 
-    /// The punctuation counts and the MAC separator check take a plain loop in short texts
-    /// and `memchr3` in longer ones: both equal what `memchr3` alone gave, on either side of
-    /// [`SHORT_TEXT`].
     /// The context-word search looks only where the word's first byte is; the allow-list lookup
     /// lower-cases on the stack and skips values longer than every allowed one. Both are
     /// compared with the plain scans they replaced, on random texts of letters in both cases,
@@ -2346,8 +2359,11 @@ pub(crate) mod tests {
         );
     }
 
+    /// The digit and punctuation counts, and the IBAN and MAC window gates, are branch-free
+    /// loops in blocks (of 255 bytes, of 64 windows): each equals the plain search it replaced
+    /// on random texts of the pieces they look for, from empty to past three blocks.
     #[test]
-    fn punctuation_counts_and_mac_separators_equal_the_memchr_search() {
+    fn shape_counts_and_window_gates_equal_the_plain_searches() {
         let old_punct = |text: &[u8]| {
             let mut c = [0; 3];
             for i in memchr::memchr3_iter(b':', b'-', b'.', text) {
@@ -2369,8 +2385,17 @@ pub(crate) mod tests {
                 }
             })
         };
+        let old_iban = |text: &[u8]| {
+            text.windows(4).any(|w| {
+                w[0].is_ascii_uppercase()
+                    && w[1].is_ascii_uppercase()
+                    && w[2].is_ascii_digit()
+                    && w[3].is_ascii_digit()
+            })
+        };
+        let old_digits = |text: &[u8]| text.iter().filter(|b| b.is_ascii_digit()).count();
         let mut next = xorshift(0xC0FF_EE12_3456_789B);
-        let pieces: [&[u8]; 9] = [
+        let pieces: [&[u8]; 15] = [
             b"00:1a:2b:3c:4d:5e",
             b"001a.2b3c.4d5e",
             b"fe80::1",
@@ -2380,22 +2405,42 @@ pub(crate) mod tests {
             b".",
             b"ab",
             b"\xff",
+            b"DE8",
+            b"9",
+            b"Z",
+            b"@[/",
+            b"0123456789",
+            b"                                                  ",
         ];
-        let mut found = [0usize; 2];
-        for _ in 0..20_000 {
+        let (mut macs, mut ibans) = ([0usize; 2], [0usize; 2]);
+        for round in 0..40_000 {
             let mut t = Vec::new();
-            let want = (next() % (2 * SHORT_TEXT as u64 + 8)) as usize;
+            let want = match round % 50 {
+                // Long texts of digits, past a byte-wide sum's 255.
+                0 => 600 + (next() % 200) as usize,
+                _ => (next() % 200) as usize,
+            };
             while t.len() < want {
                 t.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
             }
             t.truncate(want);
             let mut shape = Shape::new(&t);
+            assert_eq!(shape.digits, old_digits(&t), "{t:?}");
             assert_eq!(shape.punct(&t), old_punct(&t), "{t:?}");
             assert_eq!(mac_separators(&t), old_mac(&t), "{t:?}");
-            found[usize::from(t.len() <= SHORT_TEXT)] += usize::from(old_mac(&t));
+            assert_eq!(iban_start(&t), old_iban(&t), "{t:?}");
+            // Texts of one block of windows and of more both hold MACs and IBAN starts.
+            macs[usize::from(t.len() <= 64)] += usize::from(old_mac(&t));
+            ibans[usize::from(t.len() <= 64)] += usize::from(old_iban(&t));
         }
-        // Both paths saw MACs.
-        assert!(found.iter().all(|&n| n > 100), "{found:?}");
+        assert!(
+            macs.iter().chain(&ibans).all(|&n| n > 100),
+            "{macs:?} {ibans:?}"
+        );
+        for n in [255, 256, 511, 100_000] {
+            assert_eq!(count_digits(&vec![b'7'; n]), n);
+            assert_eq!(Shape::new(&vec![b'.'; n]).punct(&vec![b'.'; n]), [0, 0, n]);
+        }
     }
 
     /// `eu_vat.near` is `eu_vat` for the four states whose label must be right before the
