@@ -20,10 +20,18 @@
 //! are not computed: their spans are searched by every detector, as before. Spans longer than
 //! [`MAX_SHAPE_LEN`] likewise. The map's hasher is seeded per policy: its keys come from
 //! request bodies, so a fixed hash would let a client precompute colliding shapes.
+//!
+//! The hasher is foldhash's (what `hashbrown` uses by default), seeded from the operating
+//! system's randomness through std's `RandomState` (WASI `random_get` in a VM): foldhash's own
+//! seed is made of addresses and the clock, and addresses in a Wasm VM are the same in every
+//! run. SipHash, before it, cost ~9 M instructions per corpus pass for a 32-byte key.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Mutex, OnceLock};
+
+use foldhash::fast::SeedableRandomState;
+use foldhash::SharedSeed;
 
 use regex_automata::dfa::Automaton;
 use regex_automata::util::{primitives::StateID, start};
@@ -138,7 +146,7 @@ pub(crate) const SHAPE_STEPS: u64 = 6_000_000;
 #[derive(Debug)]
 struct Memo {
     /// Shape -> (the detectors decided for it, those of them that may match).
-    map: HashMap<ShapeKey, (DetectorMask, DetectorMask), RandomState>,
+    map: HashMap<ShapeKey, (DetectorMask, DetectorMask), SeedableRandomState>,
     steps_left: u64,
 }
 
@@ -152,11 +160,24 @@ impl Default for ShapeCache {
     fn default() -> Self {
         ShapeCache {
             memo: Mutex::new(Memo {
-                map: HashMap::default(),
+                map: HashMap::with_hasher(seeded()),
                 steps_left: SHAPE_STEPS,
             }),
         }
     }
+}
+
+/// 64 random bits from std's `RandomState`: SipHash, keyed from the operating system's
+/// randomness, of nothing.
+fn random_u64() -> u64 {
+    std::hash::RandomState::new().build_hasher().finish()
+}
+
+/// A hasher seeded with fresh randomness, over a process-wide seed drawn once the same way.
+fn seeded() -> SeedableRandomState {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(random_u64()));
+    SeedableRandomState::with_seed(random_u64(), shared)
 }
 
 impl ShapeCache {
@@ -207,5 +228,23 @@ impl ShapeCache {
             .lock()
             .map(|m| (m.map.len(), m.steps_left))
             .unwrap_or((0, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each memo's hasher has its own random seed: a shape hashes differently in two of them
+    /// (a fixed seed, foldhash's `FixedState` or a seed of addresses in a Wasm VM, would hash
+    /// it the same and let a client precompute collisions).
+    #[test]
+    fn each_memo_hashes_with_its_own_random_seed() {
+        let key = shape_key(b"2024-05-12 10", 0, 13).expect("short");
+        let hashes: Vec<u64> = (0..8).map(|_| seeded().hash_one(key)).collect();
+        for (i, h) in hashes.iter().enumerate() {
+            assert!(!hashes[..i].contains(h), "{hashes:x?}");
+        }
+        assert_ne!(random_u64(), random_u64());
     }
 }
