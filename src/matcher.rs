@@ -378,6 +378,10 @@ fn alternation_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
 /// the backtracker would choose splits there, since it is some split of the match: the group
 /// starts there. Where there are several (`(a|ab)(b?c)` on `abc`), which one the pattern's
 /// priorities choose is the backtracker's question, and it answers it.
+///
+/// Bounded: a match whose prefix can end in more than [`SPLIT_ENDS`] places goes to the
+/// backtracker or the PikeVM as before (the ends are held, and `password:` then a megabyte of
+/// spaces would hold a million), and each DFA's cache is at most [`SPLIT_CACHE`].
 #[derive(Clone)]
 struct Split {
     /// `P`, anchored, every match reported (`MatchKind::All`).
@@ -405,7 +409,7 @@ impl Split {
         let dfa = hybrid::dfa::Config::new()
             .match_kind(MatchKind::All)
             .unicode_word_boundary(true)
-            .cache_capacity(capacity)
+            .cache_capacity(capacity.min(SPLIT_CACHE))
             .skip_cache_capacity_check(false)
             .minimum_cache_clear_count(Some(3))
             .minimum_bytes_per_state(Some(10));
@@ -439,15 +443,22 @@ impl Split {
         let input = Input::new(hay).span(ms..me).anchored(Anchored::Yes);
         // Where a prefix starting at `ms` ends, in increasing order. A lazy DFA reports a match
         // one byte late: the state after `hay[at]` says whether one ended at `at`.
+        // The caches count the bytes searched (`search_update`): a lazy DFA gives up (`Err`)
+        // when it has cleared its cache three times with fewer than 10 bytes per state.
         ends.clear();
         let p = &self.prefix;
         let mut sid = p.start_state_forward(pc, &input).ok()?;
+        pc.search_start(ms);
         for at in ms..=me {
+            pc.search_update(at);
             sid = match hay.get(at) {
                 Some(&b) => p.next_state(pc, sid, b).ok()?,
                 None => p.next_eoi_state(pc, sid).ok()?,
             };
             if sid.is_match() {
+                if ends.len() == SPLIT_ENDS {
+                    return None;
+                }
                 ends.push(at);
             } else if sid.is_dead() {
                 break;
@@ -459,10 +470,13 @@ impl Split {
         // none is left to meet below the first of them. The state after `hay[at - 1]` (or the
         // end of the text) says whether one starts at `at`.
         let first = *ends.first()?;
+        pc.search_finish(me);
         let g = &self.group;
         let mut sid = g.start_state_reverse(gc, &input).ok()?;
         let mut found = None;
+        gc.search_start(me);
         for at in (first..=me).rev() {
+            gc.search_update(at);
             sid = match at.checked_sub(1) {
                 Some(before) => g.next_state(gc, sid, hay[before]).ok()?,
                 None => g.next_eoi_state(gc, sid).ok()?,
@@ -477,9 +491,15 @@ impl Split {
                 return None;
             }
         }
+        gc.search_finish(first);
         found
     }
 }
+
+/// The most places a prefix may end for [`Split`] to look for the group.
+const SPLIT_ENDS: usize = 64;
+/// The most memory each of [`Split`]'s lazy DFAs' caches may use.
+const SPLIT_CACHE: usize = 1 << 20;
 
 /// A lazy DFA for the end of the leftmost-first match, and one in reverse for its start:
 /// `hybrid::regex::Regex`'s search, with caches a pool can create.
@@ -606,6 +626,7 @@ pub(crate) mod tests {
             r"(?-u:\b)(?:to|cc):\s*([A-Z]\w*)",
             r"(?i:dear) (\p{Lu}\w+)",
             r"ab()",
+            r"a\b()",
             r"x?(\w+\b)",
             r"b(a)",
         ];
@@ -645,6 +666,18 @@ pub(crate) mod tests {
         assert_eq!(start(r"[0-9]+-?([0-9]*)", b"123-45"), Some(4));
         assert_eq!(start(r"[0-9]+-?([0-9]*)", b"12345"), None);
         assert_eq!(start(r"ab()", b"xab"), Some(3));
+        assert_eq!(start(r"a\b()", b"xa a"), Some(2));
+        assert_eq!(start(r"a\b()", b"ab a"), Some(4));
+        // A prefix that can end in more than SPLIT_ENDS places leaves the match to the other
+        // engines, with the same groups; a long group does not.
+        let p = r"(?-u:\b)(?:to|cc):\s*([A-Z]\w*)";
+        let long = format!("to:{}Jan", " ".repeat(SPLIT_ENDS));
+        assert_eq!(start(p, long.as_bytes()), None);
+        let short = format!("to:{}Jan", " ".repeat(SPLIT_ENDS - 1));
+        assert_eq!(start(p, short.as_bytes()), Some(SPLIT_ENDS + 2));
+        let token = format!("to: J{}", "a".repeat(100_000));
+        assert_eq!(start(p, token.as_bytes()), Some(4));
+        agree(p, &[long.as_bytes(), short.as_bytes()]);
         assert_eq!(start(r"x?(\w+\b)", b"ab cd"), Some(0));
         assert_eq!(
             start(r"(?-u:\b)(?:to|cc):\s*([A-Z]\w*)", b"cc: to: Jan"),

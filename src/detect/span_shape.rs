@@ -21,10 +21,13 @@
 //! [`MAX_SHAPE_LEN`] likewise. The map's hasher is seeded per policy: its keys come from
 //! request bodies, so a fixed hash would let a client precompute colliding shapes.
 //!
-//! The hasher is foldhash's (what `hashbrown` uses by default), seeded from the operating
-//! system's randomness through std's `RandomState` (WASI `random_get` in a VM): foldhash's own
-//! seed is made of addresses and the clock, and addresses in a Wasm VM are the same in every
-//! run. SipHash, before it, cost ~9 M instructions per corpus pass for a 32-byte key.
+//! The hasher is foldhash's (what `hashbrown` uses by default), seeded through std's
+//! `RandomState`, whose keys come from the operating system's randomness (WASI `random_get` in
+//! a VM): foldhash's own seed is made of addresses and the clock, and addresses in a Wasm VM
+//! are the same in every run. foldhash is not a keyed PRF like SipHash: it resists collisions
+//! precomputed without the seed, not a client that probes the memo's timing to find some. The
+//! memo's bounds hold either way: at most [`MAX_SHAPES`] keys, so a lookup compares at most
+//! that many. SipHash cost ~9 M instructions per corpus pass for a 32-byte key.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -167,15 +170,17 @@ impl Default for ShapeCache {
     }
 }
 
-/// 64 random bits from std's `RandomState`: SipHash, keyed from the operating system's
-/// randomness, of nothing.
+/// 64 unpredictable bits from std's `RandomState`: SipHash of nothing, under keys drawn from
+/// the operating system's randomness once per thread (each `RandomState` adds one to a key).
 fn random_u64() -> u64 {
     std::hash::RandomState::new().build_hasher().finish()
 }
 
-/// A hasher seeded with fresh randomness, over a process-wide seed drawn once the same way.
+/// foldhash's shared seed for every memo of the process, drawn once by [`random_u64`].
+static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+
+/// A hasher with a seed of its own, over the process's shared seed.
 fn seeded() -> SeedableRandomState {
-    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
     let shared = SHARED.get_or_init(|| SharedSeed::from_u64(random_u64()));
     SeedableRandomState::with_seed(random_u64(), shared)
 }
@@ -246,5 +251,9 @@ mod tests {
             assert!(!hashes[..i].contains(h), "{hashes:x?}");
         }
         assert_ne!(random_u64(), random_u64());
+        // The shared seed is not foldhash's fixed one.
+        let fixed = SeedableRandomState::with_seed(1, SharedSeed::global_fixed());
+        let ours = SeedableRandomState::with_seed(1, SHARED.get().expect("drawn"));
+        assert_ne!(fixed.hash_one(key), ours.hash_one(key));
     }
 }
