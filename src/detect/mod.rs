@@ -399,9 +399,10 @@ impl std::hash::Hasher for FxHasher {
 
 pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
-/// At most this many keyword positions are kept per body (32 bytes each). A body with more
-/// (8 MiB of `@`) saturates: every keyword-gated detector then runs on every value, which
-/// costs time but never misses.
+/// At most this many keyword positions are kept per body (32 bytes each). In a body with more
+/// (8 MiB of `@`, a JSON-RPC log of 100,000 `0x` values) the detectors of the keywords past
+/// the limit saturate: they run on every value, which costs time but never misses. The others
+/// still wait for their keywords.
 const MAX_KEYWORD_HITS: usize = 1 << 16;
 
 /// Keyword occurrences found by one prefilter pass over a whole body.
@@ -409,22 +410,20 @@ const MAX_KEYWORD_HITS: usize = 1 << 16;
 pub(crate) struct KeywordHits {
     /// (start, end, detectors), sorted by start.
     hits: Vec<(usize, usize, DetectorMask)>,
-    /// Set when there were too many to keep: the detectors every text must then run.
-    saturated: Option<DetectorMask>,
+    /// The detectors of the keyword occurrences past [`MAX_KEYWORD_HITS`]: every text must
+    /// run them.
+    saturated: DetectorMask,
 }
 
 impl KeywordHits {
     /// The detectors triggered by keywords lying wholly inside `start..end`.
     pub(crate) fn within(&self, start: usize, end: usize) -> DetectorMask {
-        if let Some(all) = self.saturated {
-            return all;
-        }
         let first = self.hits.partition_point(|h| h.0 < start);
         self.hits[first..]
             .iter()
             .take_while(|h| h.0 < end)
             .filter(|h| h.1 <= end)
-            .fold(DetectorMask::EMPTY, |m, h| m | h.2)
+            .fold(self.saturated, |m, h| m | h.2)
     }
 }
 
@@ -925,23 +924,23 @@ impl Detectors {
     /// One prefilter pass over a whole body: where the keywords of the `enabled` detectors are.
     pub(crate) fn keyword_hits(&self, body: &[u8], enabled: DetectorMask) -> KeywordHits {
         let mut hits = Vec::new();
-        let mut saturated = None;
+        let mut saturated = DetectorMask::EMPTY;
         let gated = self.keyword_gated | self.support_gated;
         if enabled.meets(gated) {
+            let wanted = enabled & gated;
             self.keywords_for(enabled)
-                .for_each(body, enabled & gated, |s, e, owner| {
+                .for_each(body, wanted, |s, e, owner| {
                     if owner.meets(enabled) {
                         if hits.len() == MAX_KEYWORD_HITS {
-                            saturated = Some(enabled & gated);
-                            return false;
+                            saturated |= owner & enabled;
+                            // Once every detector wanted is saturated, the rest of the
+                            // pass cannot add one.
+                            return (wanted & !saturated).any();
                         }
                         hits.push((s, e, owner & enabled));
                     }
                     true
                 });
-        }
-        if saturated.is_some() {
-            hits = Vec::new();
         }
         hits.sort_unstable_by_key(|h| h.0);
         KeywordHits { hits, saturated }
@@ -1028,20 +1027,31 @@ impl Detectors {
                 m.remove(i);
             }
         }
-        if m.meets(self.need_run[0]) {
-            m &= !needing_more(&self.need_run, shape.max_run(text));
-        }
-        let mut passed = m;
-        // The numeric spans, found once for every numeric detector (a text with more than
-        // fit here has each detector find them as it goes, holding nothing). Found only for
-        // a text that has numeric detectors left.
         let Scratch {
             spans: span_buf,
             words: word_buf,
             hold,
         } = scratch;
+        // Whether `span_buf` holds every numeric span of the text, found by `max_run`.
+        let mut walked = false;
+        if m.meets(self.need_run[0]) {
+            let (run, kept) = shape.max_run_keeping(text, span_buf, *hold);
+            m &= !needing_more(&self.need_run, run);
+            walked = kept;
+        }
+        let mut passed = m;
+        // The numeric spans, found once for every numeric detector (a text with more than
+        // fit here has each detector find them as it goes, holding nothing). Found only for
+        // a text that has numeric detectors left.
         let spans = if passed.meets(self.numeric) {
-            let mut held = held_numeric_spans(text, span_buf, *hold);
+            let mut held = if walked {
+                for sp in span_buf.iter_mut() {
+                    sp.digits = count_digits(&text[sp.start as usize..sp.end as usize]) as u32;
+                }
+                Some(span_buf.as_mut_slice())
+            } else {
+                held_numeric_spans(text, span_buf, *hold)
+            };
             if let Some(held) = held.as_deref_mut() {
                 // A numeric detector without a span long enough, with digits enough, and of
                 // a shape it can match, has nothing to search.
@@ -2082,7 +2092,6 @@ fn count_digits(text: &[u8]) -> usize {
 /// Cheap facts about a text: the digit count up front (vectorised), the rest on demand.
 struct Shape {
     digits: usize,
-    run: Option<usize>,
     /// Counts of `:`, `-` and `.`.
     punct: Option<[usize; 3]>,
 }
@@ -2091,7 +2100,6 @@ impl Shape {
     fn new(text: &[u8]) -> Shape {
         Shape {
             digits: count_digits(text),
-            run: None,
             punct: None,
         }
     }
@@ -2122,24 +2130,49 @@ impl Shape {
     ///
     /// A chain lies inside one numeric span (any other byte ends it), so only the spans are
     /// walked, and only those longer than the best chain so far.
-    fn max_run(&mut self, text: &[u8]) -> usize {
+    ///
+    /// The spans walked are kept in `spans` as [`held_numeric_spans`] holds them, without
+    /// their digit counts: `true` when all of them are there (at most `hold`, and offsets fit
+    /// a `u32`), so the numeric detectors need not walk the text for them again.
+    fn max_run_keeping(
+        &self,
+        text: &[u8],
+        spans: &mut Vec<NumericSpan>,
+        hold: usize,
+    ) -> (usize, bool) {
+        spans.clear();
+        let mut kept = u32::try_from(text.len()).is_ok();
         if self.digits == 0 {
-            return 0;
+            return (0, kept);
         }
-        *self.run.get_or_insert_with(|| {
-            let glued = |b: u8| b.is_ascii_alphabetic() || b == b'_';
-            let mut best = 0;
-            let mut from = 0;
-            while let Some((s, e)) = next_numeric_span(text, from) {
-                from = e;
-                if e - s > best {
-                    let left = s > 0 && glued(text[s - 1]);
-                    let right = text.get(e).is_some_and(|&b| glued(b));
-                    best = best.max(span_run(&text[s..e], left, right));
-                }
+        let glued = |b: u8| b.is_ascii_alphabetic() || b == b'_';
+        let mut best = 0;
+        let mut from = 0;
+        while let Some((s, e)) = next_numeric_span(text, from) {
+            from = e;
+            if kept && spans.len() < hold {
+                // In range: the text's length fits a u32.
+                spans.push(NumericSpan {
+                    start: s as u32,
+                    end: e as u32,
+                    digits: 0,
+                    may: DetectorMask::EMPTY,
+                });
+            } else {
+                kept = false;
             }
-            best
-        })
+            if e - s > best {
+                let left = s > 0 && glued(text[s - 1]);
+                let right = text.get(e).is_some_and(|&b| glued(b));
+                best = best.max(span_run(&text[s..e], left, right));
+            }
+        }
+        (best, kept)
+    }
+
+    #[cfg(test)]
+    fn max_run(&self, text: &[u8]) -> usize {
+        self.max_run_keeping(text, &mut Vec::new(), MAX_HELD).0
     }
 
     fn passes(&mut self, text: &[u8], gate: Gate) -> bool {
@@ -2924,13 +2957,24 @@ pub(crate) mod tests {
             let text: Vec<u8> = (0..len)
                 .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
                 .collect();
-            let mut shape = Shape::new(&text);
+            let shape = Shape::new(&text);
             assert_eq!(
                 shape.max_run(&text),
                 max_run_reference(&text),
                 "{:?}",
                 String::from_utf8_lossy(&text)
             );
+            // The spans it keeps are the ones the numeric detectors hold, when they all fit.
+            let hold = (next() % 6) as usize;
+            let (mut kept, mut held) = (Vec::new(), Vec::new());
+            let (_, all) = shape.max_run_keeping(&text, &mut kept, hold);
+            let want = held_numeric_spans(&text, &mut held, hold);
+            assert_eq!(all, want.is_some(), "{text:?} {hold}");
+            if let Some(want) = want {
+                let ends =
+                    |v: &[NumericSpan]| v.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>();
+                assert_eq!(ends(&kept), ends(want), "{text:?}");
+            }
             for from in 0..=text.len() {
                 assert_eq!(
                     memchr_digit(&text, from),
@@ -3178,9 +3222,65 @@ pub(crate) mod tests {
                 }
             }
         }
-        // `0x` (eth_address), `2A`/`2B` (fr_nir.corsica), `)9`/`) 9` (phone.br) as keywords;
-        // eth_address.one_case, support-gated, checks `0x` itself.
-        assert!(checked >= 4 && as_keywords >= 3, "{checked} {as_keywords}");
+        // `0x` (both eth_address detectors), `2A`/`2B` (fr_nir.corsica), `)9`/`) 9` (phone.br)
+        // as keywords: at threshold 0, nothing is support-gated.
+        assert!(checked >= 4 && as_keywords >= 4, "{checked} {as_keywords}");
+        // At 0.5, eth_address.one_case (0.3) is: its keyword bit stands for its context words,
+        // so it checks `0x` itself, and a context word without `0x` is not enough.
+        let d = Detectors::compile(&[], 0.5).expect("compile");
+        let one = d.list.iter().position(|x| &*x.id == "eth_address.one_case");
+        let one = one.expect("eth_address.one_case");
+        assert!(d.support_gated.has(one) && !d.keyword_gated.has(one));
+        assert_eq!(d.list[one].infixes.len(), 1);
+        let mut out = Vec::new();
+        let want = Wanted {
+            enabled: DetectorMask::bit(one),
+            keywords: None,
+            min_confidence: 0.5,
+        };
+        let hex = "de709f2102306220921060314715629080e2fb77";
+        for (text, found) in [
+            (format!("wallet 0x{hex}"), 1),
+            (format!("wallet 1x{hex}"), 0),
+        ] {
+            out.clear();
+            d.scan(
+                text.as_bytes(),
+                KeyCtx::default(),
+                want,
+                &mut Scratch::default(),
+                &mut out,
+            );
+            assert_eq!(out.len(), found, "{text}");
+        }
+    }
+
+    /// Past `MAX_KEYWORD_HITS`, only the detectors of the keywords reported after the limit
+    /// run on every text: a flood of `0x` saturates `eth_address` (and the detectors of the
+    /// keywords the pass reports after the two-byte ones, `dear `), while `email`, whose `@` the
+    /// pass reports first, still waits for one.
+    #[test]
+    fn a_keyword_flood_saturates_only_its_own_detectors() {
+        let d = Detectors::compile(&[], 0.5).expect("compile");
+        let id = |name: &str| d.list.iter().position(|x| &*x.id == name).expect(name);
+        let (eth, email, name) = (id("eth_address"), id("email"), id("person_name.context"));
+        let all = DetectorMask::first(d.list.len());
+        let flood = "0x1 ".repeat(MAX_KEYWORD_HITS + 10);
+        let body = format!("ada@example.com, dear Jan {flood} the end");
+        let hits = d.keyword_hits(body.as_bytes(), all);
+        let at = |text: &str| {
+            let s = body.find(text).expect(text);
+            hits.within(s, s + text.len())
+        };
+        assert!(at("0x1").has(eth));
+        assert!(at("the end").has(eth), "saturated");
+        assert!(!at("the end").has(email));
+        assert!(at("ada@example.com").has(email));
+        assert!(at("dear Jan").has(name) && !at("dear Jan").has(email));
+        // A flood of every keyword's detectors stops the pass: all saturated.
+        let hits = d.keyword_hits(flood.as_bytes(), DetectorMask::bit(eth));
+        assert_eq!(hits.within(0, 0), DetectorMask::bit(eth));
+        assert_eq!(hits.hits.len(), MAX_KEYWORD_HITS);
     }
 
     /// A detector gated by a literal its pattern requires finds what it found when it searched
