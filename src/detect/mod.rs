@@ -1571,11 +1571,31 @@ fn builtin_dfa(pattern: &str) -> Option<SmallDfa> {
 
 /// The bytes numbers are written with: digits and `+ ( ) - . /` and space.
 fn is_numeric_byte(b: u8) -> bool {
-    matches!(
-        b,
-        b'0'..=b'9' | b' ' | b'(' | b')' | b'+' | b'-' | b'.' | b'/'
-    )
+    BYTE_CLASS[usize::from(b)] & NUMERIC_BYTE != 0
 }
+
+/// Classes of a byte for the tests the per-byte loops make (numeric spans, words): one load
+/// and a mask, not a chain of range comparisons.
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if matches!(
+            b,
+            b'0'..=b'9' | b' ' | b'(' | b')' | b'+' | b'-' | b'.' | b'/'
+        ) {
+            table[i] |= NUMERIC_BYTE;
+        }
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            table[i] |= WORD_BYTE;
+        }
+        i += 1;
+    }
+    table
+};
+const NUMERIC_BYTE: u8 = 1;
+const WORD_BYTE: u8 = 2;
 
 /// The first maximal run of [`is_numeric_byte`] bytes at or after `from` that holds a digit,
 /// as `(start, end)`; it starts no earlier than `from`.
@@ -2267,8 +2287,9 @@ fn span_run(span: &[u8], glued_left: bool, glued_right: bool) -> usize {
     best
 }
 
+/// ASCII letters and digits, and `_`.
 fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    BYTE_CLASS[usize::from(b)] & WORD_BYTE != 0
 }
 
 fn boundary_ok(text: &[u8], s: usize, e: usize, boundary: Boundary, joiners: &[u8]) -> bool {
@@ -2944,6 +2965,19 @@ pub(crate) mod tests {
         }
         close(&mut best, &mut chain, &mut seg, &mut clean);
         best
+    }
+
+    /// The byte-class table answers as the range comparisons it replaced, for every byte.
+    #[test]
+    fn the_byte_class_table_is_the_comparisons() {
+        for b in 0..=255u8 {
+            let numeric = matches!(
+                b,
+                b'0'..=b'9' | b' ' | b'(' | b')' | b'+' | b'-' | b'.' | b'/'
+            );
+            assert_eq!(is_numeric_byte(b), numeric, "{b}");
+            assert_eq!(is_word(b), b.is_ascii_alphanumeric() || b == b'_', "{b}");
+        }
     }
 
     #[test]
