@@ -300,8 +300,9 @@ fn numeric_spans_by_the_million() {
 #[test]
 fn context_word_storms_and_tiny_nested_documents() {
     // Context words of the low-confidence detectors are keywords now: a body made of them
-    // saturates the keyword positions (every gated detector then runs on every value: slower,
-    // never a miss) and must stay bounded; the PESEL after each one is still found.
+    // saturates the keyword positions (the detectors of the keywords past the limit then run
+    // on every value: slower, never a miss) and must stay bounded; the PESEL after each one is
+    // still found.
     let storm = "phone pesel nhs: cell 44051401359 ".repeat(150_000);
     let r = run(
         "context.txt",
