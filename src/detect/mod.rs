@@ -367,6 +367,24 @@ fn need_table(list: &[Detector], need: impl Fn(&Detector) -> usize) -> Vec<Detec
         .collect()
 }
 
+/// Adds `bit` to the detectors keyword `k` triggers (matched in any ASCII case or exactly),
+/// listing the keyword if it is new.
+fn add_keyword(
+    (keywords, owners, any_case): &mut (Vec<String>, Vec<DetectorMask>, Vec<bool>),
+    k: String,
+    case: bool,
+    bit: DetectorMask,
+) {
+    match (0..keywords.len()).find(|&p| keywords[p] == k && any_case[p] == case) {
+        Some(pos) => owners[pos] |= bit,
+        None => {
+            keywords.push(k);
+            owners.push(bit);
+            any_case.push(case);
+        }
+    }
+}
+
 /// The detectors of `table` (see [`need_table`]) that need more than `n`.
 fn needing_more(table: &[DetectorMask], n: usize) -> DetectorMask {
     table.get(n).copied().unwrap_or(DetectorMask::EMPTY)
@@ -530,9 +548,8 @@ impl Detectors {
             ));
         }
         let mut list = Vec::with_capacity(specs.len());
-        let mut keywords: Vec<String> = Vec::new();
-        let mut keyword_owner: Vec<DetectorMask> = Vec::new();
-        let mut keyword_any_case: Vec<bool> = Vec::new();
+        // Keywords, the detectors each triggers, and whether it matches in any ASCII case.
+        let mut keyword_table: (Vec<String>, Vec<DetectorMask>, Vec<bool>) = Default::default();
         let mut hinted_keys: HashSet<String, FxBuild> = HashSet::default();
         let mut keyword_gated = DetectorMask::EMPTY;
         let mut support_gated = DetectorMask::EMPTY;
@@ -592,16 +609,7 @@ impl Detectors {
                     d.keywords.clone()
                 };
                 for k in listed {
-                    match (0..keywords.len())
-                        .find(|&p| keywords[p] == k && keyword_any_case[p] == any_case)
-                    {
-                        Some(pos) => keyword_owner[pos] |= bit,
-                        None => {
-                            keywords.push(k);
-                            keyword_owner.push(bit);
-                            keyword_any_case.push(any_case);
-                        }
-                    }
+                    add_keyword(&mut keyword_table, k, any_case, bit);
                 }
             }
             if d.pattern.is_some() && d.keywords.is_empty() && d.confidence < min_confidence {
@@ -609,14 +617,7 @@ impl Detectors {
                 for k in d.context.iter().flat_map(|w| case_variants(w)) {
                     // Lower-cased as `accept` compares context words; matched in any ASCII
                     // case, as there (see `case_variants` for the other letters).
-                    match (0..keywords.len()).find(|&p| keywords[p] == k && keyword_any_case[p]) {
-                        Some(pos) => keyword_owner[pos] |= bit,
-                        None => {
-                            keywords.push(k);
-                            keyword_owner.push(bit);
-                            keyword_any_case.push(true);
-                        }
-                    }
+                    add_keyword(&mut keyword_table, k, true, bit);
                 }
                 for h in &d.key_hints {
                     *support_hints.entry(normalized(h)).or_default() |= bit;
@@ -665,16 +666,7 @@ impl Detectors {
                 Some(list) if !list.is_empty() && !support_gated.has(i) => {
                     keyword_gated |= bit;
                     for k in list {
-                        let at =
-                            (0..keywords.len()).find(|&p| keywords[p] == k && !keyword_any_case[p]);
-                        match at {
-                            Some(pos) => keyword_owner[pos] |= bit,
-                            None => {
-                                keywords.push(k);
-                                keyword_owner.push(bit);
-                                keyword_any_case.push(false);
-                            }
-                        }
+                        add_keyword(&mut keyword_table, k, false, bit);
                     }
                     Vec::new()
                 }
@@ -754,6 +746,7 @@ impl Detectors {
         // The built-in detectors come first in `list`; custom ones after.
         let builtin_count = list.len() - custom.len();
         let absorbable = DetectorMask::first(builtin_count);
+        let (keywords, keyword_owner, keyword_any_case) = keyword_table;
         let keyword_list = (keywords, keyword_owner, keyword_any_case, absorbable);
         let keywords = KeywordSearch::build(
             &keyword_list.0,
