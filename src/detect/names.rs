@@ -3,7 +3,8 @@
 //! licences in `tools/names/SOURCES.md`) checked on capitalised words that the finder
 //! ([`name_candidates`]) or a detector's pattern proposes.
 //!
-//! The lists are sorted text, searched as they are (no index is built: nothing to compile).
+//! The lists are sorted text; the given names and surnames are looked up in hash tables of
+//! their lines built at compile time (nothing is built in a VM).
 //! Three checks, from the weakest context to the strongest:
 //! - [`given_surname`]: two to five capitalised words, anywhere; the first a given name, the
 //!   last a surname ("assigned to Maria Garcia", "Maria Garcia called").
@@ -22,7 +23,7 @@ static CJK_SURNAMES: &str = include_str!("names/cjk_surnames.txt");
 
 /// Given names that are also words capitalised in titles and UI text; as the first word of a
 /// name found without context they are not taken ("May Update", "Will Call").
-const FIRST_STOP: &[&str] = &[
+static FIRST_STOP: WordSet = WordSet::new(&[
     "april",
     "art",
     "august",
@@ -75,13 +76,13 @@ const FIRST_STOP: &[&str] = &[
     "santo",
     "sankt",
     "st",
-];
+]);
 
 /// Words listed as surnames that end team, product and account labels far more often than
 /// names (`Sales Team`, `Premium Plan`, `Root User`). Colours are surnames too (`Brown`,
 /// `White`, `Green`): only the colour names that are two listed words are refused
 /// ([`COLOUR_NAMES`]).
-const LAST_STOP: &[&str] = &[
+static LAST_STOP: WordSet = WordSet::new(&[
     "bot",
     "department",
     "group",
@@ -92,7 +93,7 @@ const LAST_STOP: &[&str] = &[
     "team",
     "tee",
     "user",
-];
+]);
 
 /// Colour, material and product names made of a listed given name and a listed surname.
 const COLOUR_NAMES: &[&str] = &[
@@ -119,30 +120,30 @@ const COLOUR_NAMES: &[&str] = &[
 
 /// Words that start sentences and are also listed as names (`My`, `Case`): after a greeting
 /// or a header they are not taken as the first word of a name.
-const KNOWN_STOP: &[&str] = &[
+static KNOWN_STOP: WordSet = WordSet::new(&[
     "admin", "again", "all", "dr", "frau", "herr", "madame", "monsieur", "mr", "mrs", "ms", "prof",
     "also", "america", "an", "and", "any", "as", "billing", "case", "cloud", "customer", "dear",
     "east", "europe", "everyone", "for", "from", "gold", "good", "guest", "hello", "here", "hi",
     "his", "in", "is", "it", "madam", "my", "no", "north", "not", "now", "of", "on", "our",
     "please", "premium", "root", "sales", "silver", "sir", "so", "south", "standard", "support",
     "team", "thanks", "the", "their", "there", "this", "to", "we", "west", "you", "your",
-];
+]);
 
 /// Place words that are also surnames (`Hill`, `Hall`, `Park`, `Court`): in a run they make
 /// a place only after two words or more (`Jan Smith Lane`); with [`STRONG_PLACE`], the words
 /// after a name that make it a place or an organisation.
-const WEAK_PLACE: &[&str] = &[
+static WEAK_PLACE: WordSet = WordSet::new(&[
     "circle", "close", "court", "damm", "garden", "grove", "hall", "hill", "lane", "memorial",
     "park", "place", "quay", "ring", "row", "town", "trail", "walk", "way", "wharf",
-];
+]);
 
 /// A word after a name that makes it a place, a building or an organisation ("Maria Street").
 fn place_after(word: &str) -> bool {
-    STRONG_PLACE.contains(&word) || WEAK_PLACE.contains(&word)
+    STRONG_PLACE.contains(word) || WEAK_PLACE.contains(word)
 }
 
 /// Words before a name that make it a place ("Rue Victor Hugo", "San Jose", "Via Roma").
-const PLACE_BEFORE: &[&str] = &[
+static PLACE_BEFORE: WordSet = WordSet::new(&[
     "allée",
     "av",
     "avenida",
@@ -197,14 +198,14 @@ const PLACE_BEFORE: &[&str] = &[
     "via",
     "viale",
     "villa",
-];
+]);
 
 /// Lower-case words allowed between the words of a name ("Pieter de Vries", "Ludwig van der
 /// Rohe", "Maria dos Santos").
-const PARTICLES: &[&str] = &[
+static PARTICLES: WordSet = WordSet::new(&[
     "al", "bin", "da", "das", "de", "del", "della", "den", "der", "di", "do", "dos", "du", "e",
     "la", "le", "ten", "ter", "van", "von", "y", "zu",
-];
+]);
 
 /// Whether `word` (lower case) is a line of `list` (sorted by bytes, one name per line): a
 /// binary search over the bytes, each probe walking back to its line's start and comparing
@@ -248,72 +249,168 @@ fn listed(list: &str, word: &str) -> bool {
     false
 }
 
-/// A sorted list of names and, for each two-letter ASCII start (`aa` to `zz`), where its
-/// lines are: a word is searched among the lines of its first two letters (a few hundred
-/// bytes), not in the whole list (~18 probes in the surnames, ~9 in a start's lines).
+/// A list of names (sorted, one per line) and a hash table of its lines, built at compile
+/// time: a word is found in one to a few probes (~70 instructions), where a binary search of
+/// the sorted text took ~9 probes, each walking back to its line's start, and a cache miss
+/// apiece in a 250 KB list. The table is fixed: no input adds to it, so no input makes a
+/// probe sequence longer than the longest one measured at compile time ([`NameList::longest`]).
 struct NameList {
     text: &'static str,
-    /// `at[slot]`: the first line not below the slot's two bytes (`at[27 * (b0 - b'a') + (b1 -
-    /// b'a')]`; `b1` runs to `{`, the byte after `z`, so `at[slot + 1]` ends a start's lines).
-    at: [u32; PREFIX_SLOTS + 1],
+    /// Open addressing, linear probing, about half full. An entry is `(line start + 1) <<
+    /// TAG_BITS | tag` (0: empty), the tag being the low bits of the line's hash: a probe
+    /// compares bytes only when the tags agree.
+    slots: &'static [u32],
 }
 
-const PREFIX_SLOTS: usize = 26 * 27;
+const TAG_BITS: u32 = 14;
+const TAG_MASK: u32 = (1 << TAG_BITS) - 1;
 
-/// The two bytes slot `slot` of [`NameList::at`] stands for.
-const fn slot_bytes(slot: usize) -> [u8; 2] {
-    [b'a' + (slot / 27) as u8, b'a' + (slot % 27) as u8]
+/// FNV-1a over `bytes[start..end]`, then murmur3's finaliser (the slot index is taken from
+/// the high bits, the tag from the low ones).
+const fn name_hash(bytes: &[u8], start: usize, end: usize) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = start;
+    while i < end {
+        h ^= bytes[i] as u32;
+        h = h.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
-/// [`NameList::at`] of a list (sorted by bytes, each line ending in `\n`), at compile time.
-const fn prefix_index(list: &[u8]) -> [u32; PREFIX_SLOTS + 1] {
-    let mut at = [list.len() as u32; PREFIX_SLOTS + 1];
-    let mut slot = 0;
+/// The slot a hash probes first in a table of `len` slots (a power of two).
+const fn first_slot(hash: u32, len: usize) -> usize {
+    (hash >> TAG_BITS) as usize & (len - 1)
+}
+
+/// The hash table of the lines of `list` (each ending in `\n`), at compile time.
+const fn name_slots<const N: usize>(list: &[u8]) -> [u32; N] {
+    assert!(N.is_power_of_two());
+    assert!(list.len() < (1 << (32 - TAG_BITS)) - 1);
+    let mut slots = [0u32; N];
+    let mut used = 0;
     let mut p = 0;
-    while p < list.len() && slot < PREFIX_SLOTS {
+    while p < list.len() {
         let mut e = p;
         while e < list.len() && list[e] != b'\n' {
             e += 1;
         }
-        // Every slot whose bytes the line is not below starts at or before this line.
-        loop {
-            if slot == PREFIX_SLOTS {
-                break;
-            }
-            let b = slot_bytes(slot);
-            let below = list[p] < b[0] || (list[p] == b[0] && (e - p < 2 || list[p + 1] < b[1]));
-            if below {
-                break;
-            }
-            at[slot] = p as u32;
-            slot += 1;
+        let h = name_hash(list, p, e);
+        let mut i = first_slot(h, N);
+        while slots[i] != 0 {
+            i = (i + 1) & (N - 1);
         }
+        slots[i] = ((p as u32 + 1) << TAG_BITS) | (h & TAG_MASK);
+        used += 1;
         p = e + 1;
     }
-    at
+    assert!(8 * used <= 5 * N, "a name table is more than 5/8 full");
+    slots
 }
+
+static GIVEN_SLOTS: [u32; 1 << 15] = name_slots(GIVEN.as_bytes());
+static SURNAME_SLOTS: [u32; 1 << 16] = name_slots(SURNAMES.as_bytes());
 
 static GIVEN_LIST: NameList = NameList {
     text: GIVEN,
-    at: prefix_index(GIVEN.as_bytes()),
+    slots: &GIVEN_SLOTS,
 };
 static SURNAME_LIST: NameList = NameList {
     text: SURNAMES,
-    at: prefix_index(SURNAMES.as_bytes()),
+    slots: &SURNAME_SLOTS,
 };
 
 impl NameList {
-    /// Whether `word` (lower case) is a line: [`listed`] over its start's lines, or over the
-    /// whole list for a word that does not start with two ASCII letters.
+    /// Whether `word` (lower case) is a line.
     fn has(&self, word: &str) -> bool {
-        match word.as_bytes() {
-            [b0 @ b'a'..=b'z', b1 @ b'a'..=b'z', ..] => {
-                let slot = 27 * usize::from(b0 - b'a') + usize::from(b1 - b'a');
-                let (s, e) = (self.at[slot] as usize, self.at[slot + 1] as usize);
-                listed(&self.text[s..e], word)
+        let (text, word) = (self.text.as_bytes(), word.as_bytes());
+        let h = name_hash(word, 0, word.len());
+        let len = self.slots.len();
+        let mut i = first_slot(h, len);
+        loop {
+            let entry = self.slots[i];
+            if entry == 0 {
+                return false;
             }
-            _ => listed(self.text, word),
+            if entry & TAG_MASK == h & TAG_MASK {
+                let at = (entry >> TAG_BITS) as usize - 1;
+                let end = at + word.len();
+                if text.get(at..end) == Some(word) && text.get(end) == Some(&b'\n') {
+                    // Not two lines and the break between them.
+                    return !word.contains(&b'\n');
+                }
+            }
+            i = (i + 1) & (len - 1);
         }
+    }
+
+    /// The most slots a lookup probes, a word in the list or not (the longest run of
+    /// occupied slots, plus the empty one that ends it).
+    #[cfg(test)]
+    fn longest(&self) -> usize {
+        let len = self.slots.len();
+        let empty = self.slots.iter().position(|&e| e == 0).unwrap_or(0);
+        let (mut run, mut longest) = (0, 0);
+        for k in 1..=len {
+            if self.slots[(empty + k) % len] == 0 {
+                run = 0;
+            } else {
+                run += 1;
+                longest = longest.max(run);
+            }
+        }
+        longest + 1
+    }
+}
+
+/// A short list of lower-case words and a hash table of them built at compile time: a
+/// lookup hashes the word and compares it with one word or a few, where `contains` compared
+/// it with each of up to 78.
+struct WordSet {
+    words: &'static [&'static str],
+    /// Open addressing, linear probing: `index + 1` of a word (0: empty), at most half full.
+    slots: [u8; 256],
+}
+
+impl WordSet {
+    const fn new(words: &'static [&'static str]) -> WordSet {
+        assert!(2 * words.len() <= 256);
+        let mut slots = [0u8; 256];
+        let mut k = 0;
+        while k < words.len() {
+            let w = words[k].as_bytes();
+            let mut i = first_slot(name_hash(w, 0, w.len()), 256);
+            while slots[i] != 0 {
+                i = (i + 1) & 255;
+            }
+            slots[i] = k as u8 + 1;
+            k += 1;
+        }
+        WordSet { words, slots }
+    }
+
+    fn contains(&self, word: &str) -> bool {
+        self.contains_bytes(word.as_bytes())
+    }
+
+    fn contains_bytes(&self, word: &[u8]) -> bool {
+        let mut i = first_slot(name_hash(word, 0, word.len()), 256);
+        loop {
+            match self.slots[i] {
+                0 => return false,
+                k if self.words[usize::from(k) - 1].as_bytes() == word => return true,
+                _ => i = (i + 1) & 255,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = &'static str> {
+        self.words.iter().copied()
     }
 }
 
@@ -339,8 +436,8 @@ fn with_lower<R>(word: &str, f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// Whether `word`, lower-cased, is one of `list`'s words.
-fn one_of(list: &[&str], word: &str) -> bool {
-    with_lower(word, |w| list.contains(&w))
+fn one_of(list: &WordSet, word: &str) -> bool {
+    with_lower(word, |w| list.contains(w))
 }
 
 /// Whether `word`, lower-cased, is in `list`; a hyphenated word (`Hans-Peter`) when both
@@ -474,7 +571,7 @@ fn neighbours(text: &[u8], s: usize, e: usize) -> (&str, &str) {
 /// Whether the name at `text[s..e]` is part of a place, a building or an organisation.
 pub(crate) fn in_place(text: &[u8], s: usize, e: usize) -> bool {
     let (before, after) = neighbours(text, s, e);
-    one_of(PLACE_BEFORE, before) || with_lower(after, place_after)
+    one_of(&PLACE_BEFORE, before) || with_lower(after, place_after)
 }
 
 /// Two to five words, the first a given name (not a title word), the last a surname, and no
@@ -487,8 +584,8 @@ pub(crate) fn given_surname(text: &[u8], s: usize, e: usize) -> bool {
     ws.len() >= 2
         && is_given(first)
         && is_surname(last)
-        && !one_of(FIRST_STOP, first)
-        && !one_of(LAST_STOP, last)
+        && !one_of(&FIRST_STOP, first)
+        && !one_of(&LAST_STOP, last)
         && !(ws.len() == 2 && colour_name(first, last))
         && !in_place(text, s, e)
 }
@@ -526,8 +623,8 @@ pub(crate) fn known_name(text: &[u8], s: usize, e: usize) -> bool {
         return false;
     };
     let (first, last) = (ws[0], ws[ws.len() - 1]);
-    !one_of(KNOWN_STOP, first)
-        && !one_of(LAST_STOP, last)
+    !one_of(&KNOWN_STOP, first)
+        && !one_of(&LAST_STOP, last)
         && if ws.len() == 1 {
             is_given(first)
         } else {
@@ -660,7 +757,7 @@ fn glued(text: &[u8], e: usize) -> bool {
 /// Place words that are rarely surnames: anywhere after the first word of a run of
 /// capitalised words, they make it a place or an organisation (`Victor Hugo Street`,
 /// `Madison Square Garden`). The others ([`WEAK_PLACE`]) are surnames too.
-const STRONG_PLACE: &[&str] = &[
+static STRONG_PLACE: WordSet = WordSet::new(&[
     "academy",
     "airport",
     "allee",
@@ -739,18 +836,18 @@ const STRONG_PLACE: &[&str] = &[
     "valley",
     "village",
     "weg",
-];
+]);
 
 /// Whether the run of capitalised words `words` (with the words just before and after it, as
 /// [`neighbours`] gives them) is a place or an organisation rather than a person.
 fn place_run(words: &[&str], before: &str, after: &str) -> bool {
     let n = words.len();
-    one_of(PLACE_BEFORE, before)
+    one_of(&PLACE_BEFORE, before)
         || with_lower(after, place_after)
         || words.iter().enumerate().any(|(k, w)| {
             with_lower(w.trim_end_matches('.'), |w| {
-                (k == 0 && PLACE_BEFORE.contains(&w))
-                    || (k > 0 && STRONG_PLACE.contains(&w))
+                (k == 0 && PLACE_BEFORE.contains(w))
+                    || (k > 0 && STRONG_PLACE.contains(w))
                     || (k > 0 && k + 1 == n && n >= 3 && place_after(w))
             })
         })
@@ -828,8 +925,7 @@ fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> b
                     at = we;
                     break;
                 }
-                let particle =
-                    we - ws <= 5 && PARTICLES.iter().any(|p| p.as_bytes() == &text[ws..we]);
+                let particle = we - ws <= 5 && PARTICLES.contains_bytes(&text[ws..we]);
                 if particles < 2 && particle && !glued(text, we) {
                     particles += 1;
                     q = we;
@@ -1021,21 +1117,58 @@ mod tests {
         }
     }
 
-    /// The search among a start's lines finds what the search of the whole list finds: every
-    /// line, each line cut short or lengthened, random words, and each slot's bounds.
+    /// A word set holds its words and nothing else: each word, each cut short or lengthened,
+    /// the words of the other sets and of the name lists' first lines.
     #[test]
-    fn the_search_among_a_starts_lines_equals_the_search_of_the_list() {
+    fn a_word_set_holds_its_words_only() {
+        let sets = [
+            &FIRST_STOP,
+            &LAST_STOP,
+            &KNOWN_STOP,
+            &WEAK_PLACE,
+            &PLACE_BEFORE,
+            &PARTICLES,
+            &STRONG_PLACE,
+        ];
+        let mut probes: Vec<String> = Vec::new();
+        for set in sets {
+            for w in set.iter() {
+                probes.push(w.to_string());
+                probes.push(format!("{w}s"));
+                probes.push(w.chars().skip(1).collect());
+                probes.push(w.to_uppercase());
+            }
+        }
+        probes.extend(GIVEN.lines().take(3000).map(String::from));
+        probes.extend(["", " ", "\u{0}", "é"].map(String::from));
+        for set in sets {
+            let words: Vec<&str> = set.iter().collect();
+            assert_eq!(set.slots.iter().filter(|&&k| k != 0).count(), words.len());
+            for p in &probes {
+                assert_eq!(set.contains(p), words.contains(&p.as_str()), "{p:?}");
+            }
+        }
+    }
+
+    /// The hash table finds what the search of the sorted list finds: every line, each line
+    /// cut short or lengthened, two lines with the break between them, random words; and no
+    /// lookup probes more than a few slots.
+    #[test]
+    fn the_hash_table_of_a_list_equals_the_search_of_the_list() {
         let mut next = crate::detect::tests::xorshift(0x0115_7ED0_FA11);
         for list in [&GIVEN_LIST, &SURNAME_LIST] {
             let lines: Vec<&str> = list.text.lines().collect();
-            // Each slot starts at the first line not below its two bytes.
-            for slot in 0..PREFIX_SLOTS {
-                let b = slot_bytes(slot);
-                let first = lines.partition_point(|l| l.as_bytes() < &b[..]);
-                let offset: usize = lines[..first].iter().map(|l| l.len() + 1).sum();
-                assert_eq!(list.at[slot] as usize, offset, "{:?}", b);
+            let filled = list.slots.iter().filter(|&&e| e != 0).count();
+            assert_eq!(filled, lines.len());
+            let longest = list.longest();
+            assert!(longest <= 40, "{longest} probes");
+            for pair in lines.windows(2).take(2000) {
+                let joined = format!("{}\n{}", pair[0], pair[1]);
+                assert!(
+                    !list.has(&joined) && !listed(list.text, &joined),
+                    "{joined:?}"
+                );
             }
-            assert_eq!(list.at[PREFIX_SLOTS] as usize, list.text.len());
             let mut words: Vec<String> = Vec::new();
             for l in &lines {
                 words.push(l.to_string());
