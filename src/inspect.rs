@@ -171,7 +171,9 @@ impl Policy {
         let redact = Action::redact();
         let allow = Action::Allow;
         let mut block: Option<Reason> = None;
-        let mut edits: Vec<Edit> = Vec::new();
+        let mut edits: Vec<Edit> = Vec::with_capacity(candidates.len());
+        out.findings
+            .reserve(candidates.len().min(MAX_REPORTED_FINDINGS));
         let mut keys_replaced = 0usize;
         let mut last_redaction: Option<LastRedaction> = None;
         for c in candidates {
@@ -307,7 +309,7 @@ impl Policy {
             }
             out.findings.push(Finding {
                 class: class_name.clone(),
-                path: c.path.map(|p| p.to_string()),
+                path: c.path,
                 start: c.start,
                 end: c.end,
                 detector,

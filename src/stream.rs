@@ -378,7 +378,7 @@ impl StreamInspector {
                 // `$.items[0].card` in the synthetic document is `$.items[i].card`.
                 if let Some(rest) = path.strip_prefix(prefix) {
                     let head = prefix.strip_suffix("[0]").unwrap_or(prefix);
-                    *path = format!("{head}[{i}]{rest}");
+                    *path = format!("{head}[{i}]{rest}").into();
                 }
             }
             self.findings.push(f);

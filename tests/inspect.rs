@@ -147,7 +147,7 @@ fn field_rules_by_path() {
     let paths: Vec<_> = i
         .findings
         .iter()
-        .map(|f| f.path.clone().unwrap_or_default())
+        .map(|f| f.path.as_deref().unwrap_or_default().to_string())
         .collect();
     assert_eq!(paths, ["$.items[0].card", "$.items[1].card", "$.profile"]);
 }

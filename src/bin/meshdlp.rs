@@ -524,7 +524,7 @@ fn findings_json(findings: &[Finding]) -> Vec<serde_json::Value> {
                 "class": f.class.as_ref(),
                 "start": f.start,
                 "end": f.end,
-                "path": f.path,
+                "path": f.path.as_deref(),
                 "detector": f.detector.as_ref(),
                 "confidence": (f64::from(f.confidence) * 1000.0).round() / 1000.0,
             })

@@ -27,7 +27,7 @@ pub struct Finding {
     /// JSON path of the value (`$.users[0].email`), or `None` in free text. A key that holds a
     /// value shows as `[<class>]` (or `[<key>]` when it merely looks like one); at most 256
     /// bytes, then `…`.
-    pub path: Option<String>,
+    pub path: Option<Arc<str>>,
     /// Byte span in the body as given (for escaped JSON strings: the raw escaped text).
     pub start: usize,
     pub end: usize,
