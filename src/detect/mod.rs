@@ -423,17 +423,25 @@ pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 /// still wait for their keywords.
 const MAX_KEYWORD_HITS: usize = 1 << 16;
 
+/// A keyword occurrence: start, end, the detectors it triggers.
+pub(crate) type KeywordHit = (usize, usize, DetectorMask);
+
 /// Keyword occurrences found by one prefilter pass over a whole body.
 #[derive(Debug, Default)]
 pub(crate) struct KeywordHits {
-    /// (start, end, detectors), sorted by start.
-    hits: Vec<(usize, usize, DetectorMask)>,
+    /// Sorted by start.
+    hits: Vec<KeywordHit>,
     /// The detectors of the keyword occurrences past [`MAX_KEYWORD_HITS`]: every text must
     /// run them.
     saturated: DetectorMask,
 }
 
 impl KeywordHits {
+    /// The vector the hits were in, to reuse.
+    pub(crate) fn into_buffer(self) -> Vec<KeywordHit> {
+        self.hits
+    }
+
     /// The detectors triggered by keywords lying wholly inside `start..end`.
     pub(crate) fn within(&self, start: usize, end: usize) -> DetectorMask {
         let first = self.hits.partition_point(|h| h.0 < start);
@@ -916,7 +924,17 @@ impl Detectors {
 
     /// One prefilter pass over a whole body: where the keywords of the `enabled` detectors are.
     pub(crate) fn keyword_hits(&self, body: &[u8], enabled: DetectorMask) -> KeywordHits {
-        let mut hits = Vec::new();
+        self.keyword_hits_into(body, enabled, Vec::new())
+    }
+
+    /// [`Detectors::keyword_hits`] into `hits` (emptied first), a buffer to reuse.
+    pub(crate) fn keyword_hits_into(
+        &self,
+        body: &[u8],
+        enabled: DetectorMask,
+        mut hits: Vec<KeywordHit>,
+    ) -> KeywordHits {
+        hits.clear();
         let mut saturated = DetectorMask::EMPTY;
         let gated = self.keyword_gated | self.support_gated;
         if enabled.meets(gated) {
@@ -1643,6 +1661,26 @@ pub(crate) struct Scratch {
     /// The most spans, and words, held per text ([`MAX_HELD`]; tests hold fewer, to compare
     /// the path of texts with more).
     hold: usize,
+}
+
+impl Scratch {
+    /// The most entries a buffer holds room for.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.spans.capacity().max(self.words.capacity())
+    }
+
+    /// Frees a buffer that holds room for more than `most` entries.
+    pub(crate) fn trim(&mut self, most: usize) {
+        self.spans.clear();
+        self.words.clear();
+        if self.spans.capacity() > most {
+            self.spans = Vec::new();
+        }
+        if self.words.capacity() > most {
+            self.words = Vec::new();
+        }
+    }
 }
 
 impl Default for Scratch {
@@ -3308,6 +3346,11 @@ pub(crate) mod tests {
         let hits = d.keyword_hits(flood.as_bytes(), DetectorMask::bit(eth));
         assert_eq!(hits.within(0, 0), DetectorMask::bit(eth));
         assert_eq!(hits.hits.len(), MAX_KEYWORD_HITS);
+        // A buffer reused (the flood's, full) gives what a new one gives.
+        let again = d.keyword_hits_into(body.as_bytes(), all, hits.into_buffer());
+        let fresh = d.keyword_hits(body.as_bytes(), all);
+        assert_eq!(again.hits, fresh.hits);
+        assert_eq!(again.saturated, fresh.saturated);
     }
 
     /// A detector gated by a literal its pattern requires finds what it found when it searched

@@ -7,9 +7,10 @@
 //! [`MAX_LAYERS`] decodings deep. Every decoding keeps an offset map, so a span found in the
 //! innermost text maps back, through every layer, to the raw bytes of the body.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::detect::{ClassId, Hit, KeyCtx, KeywordHits, Scratch, Wanted};
+use crate::detect::{ClassId, Hit, KeyCtx, KeywordHit, KeywordHits, Scratch, Wanted};
 use crate::json::{self, Kind, PathStack, Value};
 use crate::jsonpath::{self, Step};
 use crate::manifest::BodyKind;
@@ -225,9 +226,53 @@ pub(super) struct Scanner<'p, 'b> {
     /// it, not one per string in it), with the `layers` of its strings' origin.
     nested_keywords: Option<(u8, KeywordHits)>,
     paths_rendered: usize,
-    elided: Arc<str>,
+    /// The path shared by candidates past [`MAX_RENDERED_PATHS`], made when first needed.
+    elided: Option<Arc<str>>,
     /// Where paths are rendered before they are shared (one buffer for the body).
     path_buf: String,
+}
+
+/// A scan's working buffers, kept per thread (a Wasm VM has one) when the scan ends and
+/// reused, emptied, by the next one: most bodies then grow none of them from nothing. A
+/// buffer a large body grew past [`KEPT_CAPACITY`] entries is freed instead of kept.
+#[derive(Default)]
+struct Spare {
+    hits: Vec<Hit>,
+    scratch: Scratch,
+    keyword_hits: Vec<KeywordHit>,
+    path_buf: String,
+}
+
+/// The most entries a kept buffer may hold room for (under 200 KiB in all).
+const KEPT_CAPACITY: usize = 1024;
+
+thread_local! {
+    static SPARE: Cell<Option<Spare>> = const { Cell::new(None) };
+}
+
+impl Drop for Scanner<'_, '_> {
+    fn drop(&mut self) {
+        let mut spare = Spare {
+            hits: std::mem::take(&mut self.hits),
+            scratch: std::mem::take(&mut self.scratch),
+            keyword_hits: std::mem::take(&mut self.keywords).into_buffer(),
+            path_buf: std::mem::take(&mut self.path_buf),
+        };
+        spare.hits.clear();
+        spare.keyword_hits.clear();
+        spare.path_buf.clear();
+        if spare.hits.capacity() > KEPT_CAPACITY {
+            spare.hits = Vec::new();
+        }
+        if spare.keyword_hits.capacity() > KEPT_CAPACITY {
+            spare.keyword_hits = Vec::new();
+        }
+        if spare.path_buf.capacity() > KEPT_CAPACITY {
+            spare.path_buf = String::new();
+        }
+        spare.scratch.trim(KEPT_CAPACITY);
+        SPARE.with(|s| s.set(Some(spare)));
+    }
 }
 
 /// What field rules say about a value.
@@ -244,24 +289,28 @@ enum RuleVerdict {
 
 impl<'p, 'b> Scanner<'p, 'b> {
     pub(super) fn new(policy: &'p Policy, plan: &'p Plan, body: &'b [u8], kind: BodyKind) -> Self {
+        let spare = SPARE.with(Cell::take).unwrap_or_default();
         Scanner {
             policy,
             plan,
             body,
             candidates: Vec::new(),
             records: 0,
-            hits: Vec::new(),
-            scratch: Scratch::default(),
+            hits: spare.hits,
+            scratch: spare.scratch,
             keywords: match kind {
                 BodyKind::Json | BodyKind::Ndjson => {
-                    policy.inner.detectors.keyword_hits(body, plan.enabled)
+                    policy
+                        .inner
+                        .detectors
+                        .keyword_hits_into(body, plan.enabled, spare.keyword_hits)
                 }
                 _ => KeywordHits::default(),
             },
             nested_keywords: None,
             paths_rendered: 0,
-            elided: Arc::from("$…"),
-            path_buf: String::new(),
+            elided: None,
+            path_buf: spare.path_buf,
         }
     }
 
@@ -292,7 +341,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
         let (stack, doc) = lazy.stack?;
         self.paths_rendered += 1;
         let p: Arc<str> = if self.paths_rendered > MAX_RENDERED_PATHS {
-            self.elided.clone()
+            self.elided.get_or_insert_with(|| Arc::from("$…")).clone()
         } else {
             let s = &mut self.path_buf;
             s.clear();
@@ -1133,5 +1182,70 @@ fn percent_decode(raw: &[u8], plus: bool, out: &mut Vec<u8>, mut map: Option<&mu
     }
     if let Some(m) = map {
         m.push(raw.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Direction, Exchange, Inspection};
+
+    fn inspect(p: &Policy, body: &[u8]) -> Inspection {
+        p.inspect(&Exchange {
+            route: p.route("GET", "/", "api"),
+            direction: Direction::Response,
+            content_type: Some("application/json"),
+            scopes: &[],
+            body,
+        })
+    }
+
+    /// A scan reusing the buffers another left (a large body's, trimmed, or a small one's)
+    /// finds what a scan on a new thread, with new buffers, finds; and no kept buffer holds
+    /// room for more than `KEPT_CAPACITY` entries.
+    #[test]
+    fn a_scan_on_kept_buffers_finds_what_a_new_one_finds() {
+        let p = Policy::from_json(br#"{"defaultRoute": {"response": {}}}"#).expect("policy");
+        let many: Vec<String> = (0..3000)
+            .map(|i| {
+                format!("ada{i}@example.com 4111 1111 1111 1111 id 12345 order 0x{i:x} dear Jan")
+            })
+            .collect();
+        let large = serde_json::to_vec(&serde_json::json!({ "items": many })).expect("json");
+        let one_text = serde_json::to_vec(&serde_json::json!({ "t": "a@b.co 4111 ".repeat(1500) }))
+            .expect("json");
+        let bodies: Vec<Vec<u8>> = vec![
+            large.clone(),
+            one_text,
+            br#"{"user": {"email": "ada@example.com", "phone": "+44 20 7946 0958"}}"#.to_vec(),
+            br#"{"note": "call 4111 1111 1111 1111 or mail grace@example.org", "n": 12345678}"#
+                .to_vec(),
+            br#"[{"assignee": "Katherine Harmon"}, {"ip": "88.63.200.174"}]"#.to_vec(),
+            br#"{"status": "active"}"#.to_vec(),
+            large,
+            br#"{"text": "{\"inner\": \"ada@example.com\"}"}"#.to_vec(),
+        ];
+        let fresh: Vec<String> = bodies
+            .iter()
+            .map(|b| {
+                let (p, b) = (&p, b.clone());
+                std::thread::scope(|s| {
+                    s.spawn(move || format!("{:?}", inspect(p, &b)))
+                        .join()
+                        .expect("thread")
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            for (b, want) in bodies.iter().zip(&fresh) {
+                assert_eq!(&format!("{:?}", inspect(&p, b)), want);
+                let kept = SPARE.with(Cell::take).expect("kept buffers");
+                assert!(kept.hits.capacity() <= KEPT_CAPACITY);
+                assert!(kept.keyword_hits.capacity() <= KEPT_CAPACITY);
+                assert!(kept.path_buf.capacity() <= KEPT_CAPACITY);
+                assert!(kept.scratch.capacity() <= KEPT_CAPACITY);
+                SPARE.with(|s| s.set(Some(kept)));
+            }
+        }
     }
 }
