@@ -2143,8 +2143,8 @@ fn count_digits(text: &[u8]) -> usize {
 /// Cheap facts about a text: the digit count up front (vectorised), the rest on demand.
 struct Shape {
     digits: usize,
-    /// Counts of `:`, `-` and `.`.
-    punct: Option<[usize; 3]>,
+    /// Counts of `:`, `-`, `.` and of capital ASCII letters.
+    punct: Option<[usize; 4]>,
 }
 
 impl Shape {
@@ -2155,20 +2155,22 @@ impl Shape {
         }
     }
 
-    fn punct(&mut self, text: &[u8]) -> [usize; 3] {
+    fn punct(&mut self, text: &[u8]) -> [usize; 4] {
         *self.punct.get_or_insert_with(|| {
             // As `count_digits`: byte-wide sums over chunks, without branches.
-            let mut c = [0; 3];
+            let mut c = [0; 4];
             for chunk in text.chunks(255) {
-                let (mut colons, mut dashes, mut dots) = (0u8, 0u8, 0u8);
+                let (mut colons, mut dashes, mut dots, mut capitals) = (0u8, 0u8, 0u8, 0u8);
                 for &b in chunk {
                     colons += u8::from(b == b':');
                     dashes += u8::from(b == b'-');
                     dots += u8::from(b == b'.');
+                    capitals += u8::from(b.wrapping_sub(b'A') < 26);
                 }
                 c[0] += usize::from(colons);
                 c[1] += usize::from(dashes);
                 c[2] += usize::from(dots);
+                c[3] += usize::from(capitals);
             }
             c
         })
@@ -2229,12 +2231,19 @@ impl Shape {
     fn passes(&mut self, text: &[u8], gate: Gate) -> bool {
         match gate {
             Gate::Ipv4 => self.punct(text)[2] >= 3,
-            Gate::Iban => iban_start(text),
+            // Two capitals first: every IBAN starts with its country's.
+            Gate::Iban => self.punct(text)[3] >= 2 && iban_start(text),
             Gate::Ipv6 => {
-                let [colons, _, _] = self.punct(text);
+                let [colons, ..] = self.punct(text);
                 colons >= 7 || (colons >= 2 && text.windows(2).any(|w| w == b"::"))
             }
-            Gate::Mac => text.len() >= 14 && mac_separators(text),
+            // The separators' counts first: `mac_separators` needs two dots or five of `:`/`-`.
+            Gate::Mac => {
+                text.len() >= 14 && {
+                    let [colons, dashes, dots, _] = self.punct(text);
+                    (dots >= 2 || colons + dashes >= 5) && mac_separators(text)
+                }
+            }
         }
     }
 }
@@ -2477,7 +2486,7 @@ pub(crate) mod tests {
     #[test]
     fn shape_counts_and_window_gates_equal_the_plain_searches() {
         let old_punct = |text: &[u8]| {
-            let mut c = [0; 3];
+            let mut c = [0; 4];
             for i in memchr::memchr3_iter(b':', b'-', b'.', text) {
                 c[match text[i] {
                     b':' => 0,
@@ -2485,6 +2494,7 @@ pub(crate) mod tests {
                     _ => 2,
                 }] += 1;
             }
+            c[3] = text.iter().filter(|b| b.is_ascii_uppercase()).count();
             c
         };
         let old_mac = |text: &[u8]| {
@@ -2541,6 +2551,14 @@ pub(crate) mod tests {
             assert_eq!(shape.punct(&t), old_punct(&t), "{t:?}");
             assert_eq!(mac_separators(&t), old_mac(&t), "{t:?}");
             assert_eq!(iban_start(&t), old_iban(&t), "{t:?}");
+            // The gates, counts checked first, pass where the plain searches find.
+            let mut shape = Shape::new(&t);
+            assert_eq!(shape.passes(&t, Gate::Iban), old_iban(&t), "{t:?}");
+            assert_eq!(
+                shape.passes(&t, Gate::Mac),
+                t.len() >= 14 && old_mac(&t),
+                "{t:?}"
+            );
             // Texts of one block of windows and of more both hold MACs and IBAN starts.
             macs[usize::from(t.len() <= 64)] += usize::from(old_mac(&t));
             ibans[usize::from(t.len() <= 64)] += usize::from(old_iban(&t));
@@ -2551,7 +2569,14 @@ pub(crate) mod tests {
         );
         for n in [255, 256, 511, 100_000] {
             assert_eq!(count_digits(&vec![b'7'; n]), n);
-            assert_eq!(Shape::new(&vec![b'.'; n]).punct(&vec![b'.'; n]), [0, 0, n]);
+            assert_eq!(
+                Shape::new(&vec![b'.'; n]).punct(&vec![b'.'; n]),
+                [0, 0, n, 0]
+            );
+            assert_eq!(
+                Shape::new(&vec![b'Z'; n]).punct(&vec![b'Z'; n]),
+                [0, 0, 0, n]
+            );
         }
     }
 
