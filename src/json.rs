@@ -4,6 +4,7 @@
 //! bytes, so the output is byte-identical outside the replaced spans. The walker is iterative (an
 //! explicit stack), so deep nesting cannot overflow the call stack; depth is capped anyway.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::jsonpath::{self, normalize_ascii_key, normalize_key, Step};
@@ -76,15 +77,52 @@ struct Segment {
     label: Option<Arc<str>>,
 }
 
+impl Segment {
+    /// Appends this segment of a rendered path to `out`.
+    fn render(&self, body: &[u8], out: &mut String) {
+        if !self.is_key {
+            jsonpath::push_index(out, self.index);
+        } else {
+            let key = match &self.decoded {
+                Some(d) => d.as_str(),
+                None => std::str::from_utf8(&body[self.key_start..self.key_end]).unwrap_or(""),
+            };
+            jsonpath::push_key(out, key, self.label.as_deref());
+        }
+    }
+}
+
 /// The path of the current value. Segments are reused between members to avoid allocating.
 #[derive(Debug, Default)]
 pub(crate) struct PathStack {
     segments: Vec<Segment>,
     depth: usize,
+    /// The segments rendered last time, kept until a segment below them changes: the
+    /// findings of one object or array share all but their last segment or two.
+    rendered: RefCell<Rendered>,
+}
+
+/// The rendering of the first `ends.len()` segments of a [`PathStack`] (`ends[k]`: its
+/// length after segment `k`); never much longer than a rendered path may be.
+#[derive(Debug, Default)]
+struct Rendered {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Rendered {
+    /// Forgets the segments from `depth` on (they changed).
+    fn forget_from(&mut self, depth: usize) {
+        if depth < self.ends.len() {
+            self.ends.truncate(depth);
+            self.text.truncate(self.ends.last().copied().unwrap_or(0));
+        }
+    }
 }
 
 impl PathStack {
     fn push_key(&mut self, body: &[u8], start: usize, end: usize, escaped: bool) {
+        self.rendered.get_mut().forget_from(self.depth);
         if self.depth == self.segments.len() {
             self.segments.push(Segment::default());
         }
@@ -121,6 +159,7 @@ impl PathStack {
     }
 
     fn push_index(&mut self, index: usize) {
+        self.rendered.get_mut().forget_from(self.depth);
         if self.depth == self.segments.len() {
             self.segments.push(Segment::default());
         }
@@ -135,8 +174,9 @@ impl PathStack {
     }
 
     fn set_index(&mut self, index: usize) {
-        if let Some(seg) = self.depth.checked_sub(1).map(|d| &mut self.segments[d]) {
-            seg.index = index;
+        if let Some(d) = self.depth.checked_sub(1) {
+            self.rendered.get_mut().forget_from(d);
+            self.segments[d].index = index;
         }
     }
 
@@ -166,6 +206,9 @@ impl PathStack {
 
     /// Renders the key of the current value as `[<label>]` in paths: the key is a value.
     pub(crate) fn label_key(&mut self, label: Arc<str>) {
+        if let Some(d) = self.depth.checked_sub(1) {
+            self.rendered.get_mut().forget_from(d);
+        }
         if let Some(seg) = self.segments[..self.depth].last_mut() {
             if seg.is_key {
                 seg.label = Some(label);
@@ -175,17 +218,36 @@ impl PathStack {
 
     /// Appends the rendered path (without the leading `$`) to `out`, stopping once it is
     /// longer than a rendered path may be.
+    ///
+    /// The segments rendered for the last call and unchanged since are not rendered again.
     pub(crate) fn render_into(&self, body: &[u8], out: &mut String) {
+        let mut guard = self.rendered.borrow_mut();
+        let r = &mut *guard;
+        r.forget_from(self.depth);
+        let mut k = r.ends.len();
+        while k < self.depth && r.text.len() <= jsonpath::MAX_RENDERED_PATH {
+            self.segments[k].render(body, &mut r.text);
+            r.ends.push(r.text.len());
+            k += 1;
+        }
+        // As rendering into `out` segment by segment would: up to the first segment that
+        // makes it longer than a path may be.
+        let base = out.len();
+        let upto = r
+            .ends
+            .iter()
+            .find(|&&e| base + e > jsonpath::MAX_RENDERED_PATH)
+            .or(r.ends.last())
+            .copied()
+            .unwrap_or(0);
+        out.push_str(&r.text[..upto]);
+    }
+
+    /// [`PathStack::render_into`] without the kept rendering: the reference of its test.
+    #[cfg(test)]
+    fn render_plain(&self, body: &[u8], out: &mut String) {
         for s in &self.segments[..self.depth] {
-            if !s.is_key {
-                jsonpath::push_index(out, s.index);
-            } else {
-                let key = match &s.decoded {
-                    Some(d) => d.as_str(),
-                    None => std::str::from_utf8(&body[s.key_start..s.key_end]).unwrap_or(""),
-                };
-                jsonpath::push_key(out, key, s.label.as_deref());
-            }
+            s.render(body, out);
             if out.len() > jsonpath::MAX_RENDERED_PATH {
                 break;
             }
@@ -730,6 +792,80 @@ pub(crate) fn escape_into(s: &str, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+
+    /// A random JSON document of nested objects and arrays: keys short and long (past a
+    /// rendered path's length), escaped, odd (`a b`, `'`), looking like values (`ada@x.io`).
+    fn random_doc(next: &mut impl FnMut() -> u64, depth: usize, out: &mut String) {
+        const KEYS: [&str; 8] = [
+            "id",
+            "user_name",
+            "a b",
+            "it's",
+            "ada@example.com",
+            "caf\\u00e9",
+            "k0123456789",
+            "",
+        ];
+        match next() % if depth > 5 { 2 } else { 4 } {
+            0 => out.push_str("\"v\""),
+            1 => out.push_str("12"),
+            2 => {
+                out.push('{');
+                for m in 0..next() % 4 {
+                    if m > 0 {
+                        out.push(',');
+                    }
+                    let key = match next() % 10 {
+                        9 => "x".repeat(60 + (next() % 120) as usize),
+                        k => KEYS[k as usize % KEYS.len()].to_string(),
+                    };
+                    out.push_str(&format!("\"{key}\":"));
+                    random_doc(next, depth + 1, out);
+                }
+                out.push('}');
+            }
+            _ => {
+                out.push('[');
+                for m in 0..next() % 4 {
+                    if m > 0 {
+                        out.push(',');
+                    }
+                    random_doc(next, depth + 1, out);
+                }
+                out.push(']');
+            }
+        }
+    }
+
+    /// The kept rendering gives what rendering every segment gives, at every value of random
+    /// documents, after any prefix (up to past a path's length), with keys labelled on the way.
+    #[test]
+    fn a_kept_rendering_equals_rendering_every_segment() {
+        let mut next = crate::detect::tests::xorshift(0x9A7B_0000_0000_0003);
+        let mut values = 0;
+        for _ in 0..3000 {
+            let mut doc = String::new();
+            random_doc(&mut next, 0, &mut doc);
+            let mut path = PathStack::default();
+            walk(doc.as_bytes(), &mut path, |p, _| {
+                if next().is_multiple_of(7) {
+                    p.label_key(Arc::from("email"));
+                }
+                for _ in 0..2 {
+                    let prefix = "$".repeat(
+                        1 + (next() % 300) as usize * usize::from(next().is_multiple_of(4)),
+                    );
+                    let (mut kept, mut plain) = (prefix.clone(), prefix);
+                    p.render_into(doc.as_bytes(), &mut kept);
+                    p.render_plain(doc.as_bytes(), &mut plain);
+                    assert_eq!(kept, plain, "{doc}");
+                    values += 1;
+                }
+            })
+            .expect("valid JSON");
+        }
+        assert!(values > 10_000, "{values}");
+    }
     use super::*;
 
     /// `escape_into` as it was, a character at a time.
