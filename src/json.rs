@@ -865,6 +865,36 @@ mod tests {
             .expect("valid JSON");
         }
         assert!(values > 10_000, "{values}");
+        // Deep documents: the kept rendering itself grows past a path's length (and stops),
+        // then indices and labels change below and above where it stopped.
+        for depth in [90, 150, 240] {
+            let mut doc = String::new();
+            for k in 0..depth {
+                doc.push_str(if k % 2 == 0 { "{\"key\":" } else { "[1," });
+            }
+            doc.push_str("\"v\"");
+            for k in (0..depth).rev() {
+                doc.push_str(if k % 2 == 0 {
+                    ",\"z\":2}"
+                } else {
+                    ",[3,{\"y\":4}]]"
+                });
+            }
+            let mut path = PathStack::default();
+            let mut long = 0;
+            walk(doc.as_bytes(), &mut path, |p, _| {
+                if next().is_multiple_of(5) {
+                    p.label_key(Arc::from("email"));
+                }
+                let (mut kept, mut plain) = (String::from("$"), String::from("$"));
+                p.render_into(doc.as_bytes(), &mut kept);
+                p.render_plain(doc.as_bytes(), &mut plain);
+                assert_eq!(kept, plain);
+                long += usize::from(plain.len() > jsonpath::MAX_RENDERED_PATH);
+            })
+            .expect("valid JSON");
+            assert!(long > 10, "{depth}: {long}");
+        }
     }
     use super::*;
 

@@ -262,7 +262,7 @@ struct NameList {
     slots: &'static [u32],
 }
 
-const TAG_BITS: u32 = 14;
+const TAG_BITS: u32 = 13;
 const TAG_MASK: u32 = (1 << TAG_BITS) - 1;
 
 /// FNV-1a over `bytes[start..end]`, then murmur3's finaliser (the slot index is taken from
@@ -291,6 +291,8 @@ const fn first_slot(hash: u32, len: usize) -> usize {
 const fn name_slots<const N: usize>(list: &[u8]) -> [u32; N] {
     assert!(N.is_power_of_two());
     assert!(list.len() < (1 << (32 - TAG_BITS)) - 1);
+    // `has` finds a line by the `\n` that ends it.
+    assert!(list.is_empty() || list[list.len() - 1] == b'\n');
     let mut slots = [0u32; N];
     let mut used = 0;
     let mut p = 0;
