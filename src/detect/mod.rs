@@ -437,6 +437,15 @@ pub(crate) struct KeywordHits {
 }
 
 impl KeywordHits {
+    /// No hits, in `buf` (emptied) for a later [`Detectors::keyword_hits_into`] to reuse.
+    pub(crate) fn none_in(mut buf: Vec<KeywordHit>) -> KeywordHits {
+        buf.clear();
+        KeywordHits {
+            hits: buf,
+            saturated: DetectorMask::EMPTY,
+        }
+    }
+
     /// The vector the hits were in, to reuse.
     pub(crate) fn into_buffer(self) -> Vec<KeywordHit> {
         self.hits
@@ -1670,16 +1679,21 @@ impl Scratch {
         self.spans.capacity().max(self.words.capacity())
     }
 
-    /// Frees a buffer that holds room for more than `most` entries.
+    /// Empties the buffers, freeing one that holds room for more than `most` entries.
     pub(crate) fn trim(&mut self, most: usize) {
-        self.spans.clear();
-        self.words.clear();
-        if self.spans.capacity() > most {
-            self.spans = Vec::new();
-        }
-        if self.words.capacity() > most {
-            self.words = Vec::new();
-        }
+        self.spans = emptied(std::mem::take(&mut self.spans), most);
+        self.words = emptied(std::mem::take(&mut self.words), most);
+    }
+}
+
+/// `buf` emptied to be used again, or a new vector when it holds room for more than `most`
+/// entries: a buffer kept between bodies keeps no more than that.
+pub(crate) fn emptied<T>(mut buf: Vec<T>, most: usize) -> Vec<T> {
+    buf.clear();
+    if buf.capacity() > most {
+        Vec::new()
+    } else {
+        buf
     }
 }
 
@@ -2143,20 +2157,20 @@ fn count_digits(text: &[u8]) -> usize {
 /// Cheap facts about a text: the digit count up front (vectorised), the rest on demand.
 struct Shape {
     digits: usize,
-    /// Counts of `:`, `-`, `.` and of capital ASCII letters.
-    punct: Option<[usize; 4]>,
+    /// Counts of `:`, `-`, `.` and of capital ASCII letters ([`Shape::counts`]).
+    counts: Option<[usize; 4]>,
 }
 
 impl Shape {
     fn new(text: &[u8]) -> Shape {
         Shape {
             digits: count_digits(text),
-            punct: None,
+            counts: None,
         }
     }
 
-    fn punct(&mut self, text: &[u8]) -> [usize; 4] {
-        *self.punct.get_or_insert_with(|| {
+    fn counts(&mut self, text: &[u8]) -> [usize; 4] {
+        *self.counts.get_or_insert_with(|| {
             // As `count_digits`: byte-wide sums over chunks, without branches.
             let mut c = [0; 4];
             for chunk in text.chunks(255) {
@@ -2230,17 +2244,17 @@ impl Shape {
 
     fn passes(&mut self, text: &[u8], gate: Gate) -> bool {
         match gate {
-            Gate::Ipv4 => self.punct(text)[2] >= 3,
+            Gate::Ipv4 => self.counts(text)[2] >= 3,
             // Two capitals first: every IBAN starts with its country's.
-            Gate::Iban => self.punct(text)[3] >= 2 && iban_start(text),
+            Gate::Iban => self.counts(text)[3] >= 2 && iban_start(text),
             Gate::Ipv6 => {
-                let [colons, ..] = self.punct(text);
+                let [colons, ..] = self.counts(text);
                 colons >= 7 || (colons >= 2 && text.windows(2).any(|w| w == b"::"))
             }
             // The separators' counts first: `mac_separators` needs two dots or five of `:`/`-`.
             Gate::Mac => {
                 text.len() >= 14 && {
-                    let [colons, dashes, dots, _] = self.punct(text);
+                    let [colons, dashes, dots, _] = self.counts(text);
                     (dots >= 2 || colons + dashes >= 5) && mac_separators(text)
                 }
             }
@@ -2548,7 +2562,7 @@ pub(crate) mod tests {
             t.truncate(want);
             let mut shape = Shape::new(&t);
             assert_eq!(shape.digits, old_digits(&t), "{t:?}");
-            assert_eq!(shape.punct(&t), old_punct(&t), "{t:?}");
+            assert_eq!(shape.counts(&t), old_punct(&t), "{t:?}");
             assert_eq!(mac_separators(&t), old_mac(&t), "{t:?}");
             assert_eq!(iban_start(&t), old_iban(&t), "{t:?}");
             // The gates, counts checked first, pass where the plain searches find.
@@ -2570,11 +2584,11 @@ pub(crate) mod tests {
         for n in [255, 256, 511, 100_000] {
             assert_eq!(count_digits(&vec![b'7'; n]), n);
             assert_eq!(
-                Shape::new(&vec![b'.'; n]).punct(&vec![b'.'; n]),
+                Shape::new(&vec![b'.'; n]).counts(&vec![b'.'; n]),
                 [0, 0, n, 0]
             );
             assert_eq!(
-                Shape::new(&vec![b'Z'; n]).punct(&vec![b'Z'; n]),
+                Shape::new(&vec![b'Z'; n]).counts(&vec![b'Z'; n]),
                 [0, 0, 0, n]
             );
         }

@@ -250,7 +250,7 @@ fn listed(list: &str, word: &str) -> bool {
 }
 
 /// A list of names (sorted, one per line) and a hash table of its lines, built at compile
-/// time: a word is found in one to a few probes (~70 instructions), where a binary search of
+/// time: a word is found in one to a few probes, where a binary search of
 /// the sorted text took ~9 probes, each walking back to its line's start, and a cache miss
 /// apiece in a 250 KB list. The table is fixed: no input adds to it, so no input makes a
 /// probe sequence longer than the longest one measured at compile time ([`NameList::longest`]).

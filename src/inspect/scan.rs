@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::detect::{ClassId, Hit, KeyCtx, KeywordHit, KeywordHits, Scratch, Wanted};
+use crate::detect::{emptied, ClassId, Hit, KeyCtx, KeywordHit, KeywordHits, Scratch, Wanted};
 use crate::json::{self, Kind, PathStack, Value};
 use crate::jsonpath::{self, Step};
 use crate::manifest::BodyKind;
@@ -252,24 +252,18 @@ thread_local! {
 
 impl Drop for Scanner<'_, '_> {
     fn drop(&mut self) {
+        let keyword_hits = std::mem::take(&mut self.keywords).into_buffer();
+        let path_buf = emptied(
+            std::mem::take(&mut self.path_buf).into_bytes(),
+            KEPT_CAPACITY,
+        );
         let mut spare = Spare {
-            hits: std::mem::take(&mut self.hits),
+            hits: emptied(std::mem::take(&mut self.hits), KEPT_CAPACITY),
             scratch: std::mem::take(&mut self.scratch),
-            keyword_hits: std::mem::take(&mut self.keywords).into_buffer(),
-            path_buf: std::mem::take(&mut self.path_buf),
+            keyword_hits: emptied(keyword_hits, KEPT_CAPACITY),
+            // Empty: valid UTF-8.
+            path_buf: String::from_utf8(path_buf).unwrap_or_default(),
         };
-        spare.hits.clear();
-        spare.keyword_hits.clear();
-        spare.path_buf.clear();
-        if spare.hits.capacity() > KEPT_CAPACITY {
-            spare.hits = Vec::new();
-        }
-        if spare.keyword_hits.capacity() > KEPT_CAPACITY {
-            spare.keyword_hits = Vec::new();
-        }
-        if spare.path_buf.capacity() > KEPT_CAPACITY {
-            spare.path_buf = String::new();
-        }
         spare.scratch.trim(KEPT_CAPACITY);
         SPARE.with(|s| s.set(Some(spare)));
     }
@@ -305,7 +299,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                         .detectors
                         .keyword_hits_into(body, plan.enabled, spare.keyword_hits)
                 }
-                _ => KeywordHits::default(),
+                _ => KeywordHits::none_in(spare.keyword_hits),
             },
             nested_keywords: None,
             paths_rendered: 0,
@@ -1194,14 +1188,15 @@ mod tests {
         p.inspect(&Exchange {
             route: p.route("GET", "/", "api"),
             direction: Direction::Response,
-            content_type: Some("application/json"),
+            // JSON declared; a text body is sniffed as text.
+            content_type: matches!(body.first(), Some(b'{' | b'[')).then_some("application/json"),
             scopes: &[],
             body,
         })
     }
 
-    /// A scan reusing the buffers another left (a large body's, trimmed, or a small one's)
-    /// finds what a scan on a new thread, with new buffers, finds; and no kept buffer holds
+    /// A scan reusing the buffers another left (a large body's, trimmed, a text body's or a small
+    /// one's) finds what a scan on a new thread, with new buffers, finds; and no kept buffer holds
     /// room for more than `KEPT_CAPACITY` entries.
     #[test]
     fn a_scan_on_kept_buffers_finds_what_a_new_one_finds() {
@@ -1216,6 +1211,7 @@ mod tests {
             .expect("json");
         let bodies: Vec<Vec<u8>> = vec![
             large.clone(),
+            b"mail ada@example.com or call +44 20 7946 0958, card 4111 1111 1111 1111".to_vec(),
             one_text,
             br#"{"user": {"email": "ada@example.com", "phone": "+44 20 7946 0958"}}"#.to_vec(),
             br#"{"note": "call 4111 1111 1111 1111 or mail grace@example.org", "n": 12345678}"#
