@@ -1619,6 +1619,7 @@ const WORD_BYTE: u8 = 2;
 
 /// The first maximal run of [`is_numeric_byte`] bytes at or after `from` that holds a digit,
 /// as `(start, end)`; it starts no earlier than `from`.
+#[inline(always)]
 fn next_numeric_span(text: &[u8], from: usize) -> Option<(usize, usize)> {
     let d = memchr_digit(text, from)?;
     let mut s = d;
