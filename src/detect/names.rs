@@ -462,14 +462,8 @@ pub(crate) fn is_surname(word: &str) -> bool {
 /// A word of a name: a capital, then letters, the last lower case (`Ada`, `McDonald`,
 /// `O'Brien`, `Jean-Luc`); not a word in capitals (`API`).
 fn capitalised(word: &str) -> bool {
-    if let [first, .., last] = word.as_bytes() {
-        if word.is_ascii() {
-            return first.is_ascii_uppercase()
-                && last.is_ascii_lowercase()
-                && word
-                    .bytes()
-                    .all(|b| b.is_ascii_alphabetic() || matches!(b, b'\'' | b'-'));
-        }
+    if word.is_ascii() {
+        return ascii_capitalised(word.as_bytes());
     }
     let mut cs = word.chars();
     cs.next().is_some_and(char::is_uppercase)
@@ -478,6 +472,29 @@ fn capitalised(word: &str) -> bool {
         && word
             .chars()
             .all(|c| c.is_alphabetic() || matches!(c, '\'' | '’' | '-'))
+}
+
+/// [`capitalised`] of an ASCII word.
+fn ascii_capitalised(word: &[u8]) -> bool {
+    match word {
+        [first, .., last] => {
+            first.is_ascii_uppercase()
+                && last.is_ascii_lowercase()
+                && word
+                    .iter()
+                    .all(|b| b.is_ascii_alphabetic() || matches!(b, b'\'' | b'-'))
+        }
+        _ => false,
+    }
+}
+
+/// [`capitalised`] of a word's bytes (not a word when they are not UTF-8): an ASCII word
+/// (most) without the UTF-8 check.
+fn capitalised_bytes(word: &[u8]) -> bool {
+    if word.is_ascii() {
+        return ascii_capitalised(word);
+    }
+    std::str::from_utf8(word).is_ok_and(capitalised)
 }
 
 /// The words of a candidate name, or `None` when a word is neither capitalised nor a particle
@@ -886,7 +903,7 @@ fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> b
         e > s
             && !glued(text, e)
             && (text[s].is_ascii_uppercase() || text[s] >= 0xC0)
-            && std::str::from_utf8(&text[s..e]).is_ok_and(capitalised)
+            && capitalised_bytes(&text[s..e])
     };
     let mut i = 0;
     while i < text.len() {
@@ -1224,6 +1241,36 @@ mod tests {
                     "{w:?}"
                 );
             }
+        }
+    }
+
+    /// A word's bytes are capitalised as their string is, and never when not UTF-8: every
+    /// byte string of up to three bytes from a set of letters, marks, separators and broken
+    /// sequences, and random longer ones.
+    #[test]
+    fn capitalised_bytes_are_the_capitalised_string() {
+        let reference = |w: &[u8]| std::str::from_utf8(w).is_ok_and(capitalised);
+        let set: &[u8] = b"Aa'-Zz \xC3\x89\xA9\xE2\x80\x99\xFF_1";
+        let mut words: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..3 {
+            let longer: Vec<Vec<u8>> = words
+                .iter()
+                .flat_map(|w| set.iter().map(move |&b| [w.as_slice(), &[b]].concat()))
+                .collect();
+            words.extend(longer);
+        }
+        let mut next = crate::detect::tests::xorshift(0xCA91);
+        for _ in 0..20_000 {
+            let n = (next() % 12) as usize;
+            words.push(
+                (0..n)
+                    .map(|_| set[(next() % set.len() as u64) as usize])
+                    .collect(),
+            );
+        }
+        words.extend(["Ada", "O'Brien", "Élodie", "O’Brien", "API", "Ab-"].map(|w| w.into()));
+        for w in &words {
+            assert_eq!(capitalised_bytes(w), reference(w), "{w:?}");
         }
     }
 
