@@ -1174,9 +1174,6 @@ mod tests {
         }
     }
 
-    /// The hash table finds what the search of the sorted list finds: every line, each line
-    /// cut short or lengthened, two lines with the break between them, random words; and no
-    /// lookup probes more than a few slots.
     /// Looking words up by their lower-cased bytes answers as looking up the lower-cased
     /// string did: listed words in every case, hyphenated pairs (listed or not on either
     /// side), words beyond ASCII and words longer than the stack copy.
@@ -1224,6 +1221,18 @@ mod tests {
             ]
             .map(String::from),
         );
+        // The stop and place words themselves, in three cases each.
+        for set in [
+            &FIRST_STOP,
+            &LAST_STOP,
+            &KNOWN_STOP,
+            &PLACE_BEFORE,
+            &STRONG_PLACE,
+        ] {
+            for w in set.words {
+                words.extend([w.to_string(), w.to_uppercase(), format!("{w}s")]);
+            }
+        }
         for w in &words {
             for list in [&GIVEN_LIST, &SURNAME_LIST] {
                 assert_eq!(listed_word(list, w), listed_reference(list, w), "{w:?}");
@@ -1244,12 +1253,30 @@ mod tests {
         }
     }
 
-    /// A word's bytes are capitalised as their string is, and never when not UTF-8: every
-    /// byte string of up to three bytes from a set of letters, marks, separators and broken
-    /// sequences, and random longer ones.
+    /// A word's bytes are capitalised as the old `capitalised` of their string said (its code
+    /// copied here), and never when not UTF-8: every byte string of up to three bytes from a
+    /// set of letters, marks, separators and broken sequences, and random longer ones.
     #[test]
     fn capitalised_bytes_are_the_capitalised_string() {
-        let reference = |w: &[u8]| std::str::from_utf8(w).is_ok_and(capitalised);
+        fn capitalised_before(word: &str) -> bool {
+            if let [first, .., last] = word.as_bytes() {
+                if word.is_ascii() {
+                    return first.is_ascii_uppercase()
+                        && last.is_ascii_lowercase()
+                        && word
+                            .bytes()
+                            .all(|b| b.is_ascii_alphabetic() || matches!(b, b'\'' | b'-'));
+                }
+            }
+            let mut cs = word.chars();
+            cs.next().is_some_and(char::is_uppercase)
+                && word.chars().count() >= 2
+                && word.chars().last().is_some_and(char::is_lowercase)
+                && word
+                    .chars()
+                    .all(|c| c.is_alphabetic() || matches!(c, '\'' | '’' | '-'))
+        }
+        let reference = |w: &[u8]| std::str::from_utf8(w).is_ok_and(capitalised_before);
         let set: &[u8] = b"Aa'-Zz \xC3\x89\xA9\xE2\x80\x99\xFF_1";
         let mut words: Vec<Vec<u8>> = vec![Vec::new()];
         for _ in 0..3 {
@@ -1271,9 +1298,15 @@ mod tests {
         words.extend(["Ada", "O'Brien", "Élodie", "O’Brien", "API", "Ab-"].map(|w| w.into()));
         for w in &words {
             assert_eq!(capitalised_bytes(w), reference(w), "{w:?}");
+            if let Ok(text) = std::str::from_utf8(w) {
+                assert_eq!(capitalised(text), capitalised_before(text), "{text:?}");
+            }
         }
     }
 
+    /// The hash table finds what the search of the sorted list finds: every line, each line
+    /// cut short or lengthened, two lines with the break between them, random words; and no
+    /// lookup probes more than a few slots.
     #[test]
     fn the_hash_table_of_a_list_equals_the_search_of_the_list() {
         let mut next = crate::detect::tests::xorshift(0x0115_7ED0_FA11);

@@ -428,8 +428,10 @@ fn iban_mod97(m: &[u8]) -> bool {
 fn ipv4(m: &[u8]) -> bool {
     let mut parts = 0;
     // On the bytes: a UTF-8 check, `str::split` and `u8::from_str` cost ~750 instructions a
-    // candidate. An octet is one to three digits, no leading zero, at most 255; `u8::from_str`
-    // also took a `+` before the digits, and so does this.
+    // candidate. As before: a part is one to three bytes, not a `0` before more, and what
+    // `u8::from_str` takes (digits, after a `+` or not, at most 255; so `+0` and `+09` pass,
+    // `+255` is too long). The length and digit checks come before the sum: it cannot
+    // overflow.
     for p in m.split(|&b| b == b'.') {
         parts += 1;
         let digits = match p {
@@ -641,11 +643,11 @@ mod tests {
     use super::*;
 
     /// The byte-level IPv4 and IPv6 group checks and the allocation-free capitalised-name
-    /// check answer as the string code they replaced, on random strings of the bytes and characters that matter
-    /// (digits, dots, signs, leading zeros, cases, title-case and caseless letters, broken
-    /// UTF-8).
+    /// check answer as the string code they replaced (copied here), on random strings of the
+    /// bytes and characters that matter (digits, dots, signs, leading zeros, hex groups,
+    /// zones, cases, title-case and caseless letters, broken UTF-8 anywhere).
     #[test]
-    fn ipv4_and_capitalized_names_answer_as_the_string_checks() {
+    fn ip_addresses_and_capitalized_names_answer_as_the_string_checks() {
         fn ipv4_reference(m: &[u8]) -> bool {
             let Ok(s) = std::str::from_utf8(m) else {
                 return false;
@@ -702,7 +704,8 @@ mod tests {
                 .collect()
         };
         let ip = [
-            "1", "2", "5", "9", "0", "25", "255", "256", ".", ".", ".", "+", "-", "a", "\u{e9}",
+            "1", "2", "5", "9", "0", "25", "255", "256", ".", ".", ".", "+", "+0", "+25", "-", "a",
+            "\u{e9}",
         ];
         let ip6 = [
             "0", "1", "a", "F", "ffff", "12345", ":", ":", ":", "::", ".", "1.2.3.4", "%", "g",
@@ -719,8 +722,10 @@ mod tests {
                 _ => &ip6,
             };
             let mut v = pick(&mut next, set, n);
-            if round % 97 == 0 {
-                v.push(0xFF);
+            // A byte that is not UTF-8, anywhere (after a zone too).
+            if round % 7 == 0 {
+                let at = (next() % (v.len() as u64 + 1)) as usize;
+                v.insert(at, 0xFF);
             }
             assert_eq!(
                 ipv4(&v),
@@ -744,8 +749,34 @@ mod tests {
             "1.+22.3.4",
             "01.2.3.4",
             "0.1.2.3",
+            "1.+01.2.3",
+            "1.+255.2.3",
+            "+0.1.2.3",
+            "1.+0.2.3",
+            "1.+09.2.3",
+            "1.2.3.+",
         ] {
             assert_eq!(ipv4(v.as_bytes()), ipv4_reference(v.as_bytes()), "{v}");
+        }
+        for v in [
+            &b"1:2:3::4"[..],
+            b"1:2:3::4%\xFF",
+            b"1:2:3::4%eth0",
+            b"::1",
+            b"::",
+            b"fe80::1%eth0",
+            b"1:2:3:4:5:6:7:8",
+            b"1:2:3:4:5:6:7:8:9",
+            b"::ffff:1.2.3.4",
+            b"1::2::3",
+            b"1:2:3:\xFF::4",
+        ] {
+            assert_eq!(
+                ipv6(v),
+                ipv6_reference(v),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
         }
         for v in [
             "Ada Lee",
