@@ -510,9 +510,9 @@ fn words(value: &[u8]) -> Option<Words<'_>> {
     let mut i = 0;
     loop {
         let sep = if i < value.len() {
-            // Only these bytes start a separator: the others are passed over without
-            // `separator_at`'s slice matching.
-            if !matches!(value[i], b' ' | 0xC2 | 0xE2) {
+            // Bytes that cannot start a separator are passed over without `separator_at`'s
+            // slice matching.
+            if !SEPARATOR_LEADS.contains(&value[i]) {
                 i += 1;
                 continue;
             }
@@ -756,9 +756,13 @@ fn word_end(text: &[u8], i: usize) -> usize {
     e
 }
 
+/// The bytes a separator ([`separator_at`]) starts with.
+const SEPARATOR_LEADS: [u8; 3] = [b' ', 0xC2, 0xE2];
+
 /// The separator of the words of a name at byte `i`: a space, a no-break space or a narrow
 /// no-break space; its length.
 fn separator_at(text: &[u8], i: usize) -> Option<usize> {
+    // The first bytes below are `SEPARATOR_LEADS`.
     match text.get(i..)? {
         [b' ', ..] => Some(1),
         [0xC2, 0xA0, ..] => Some(2),
@@ -1008,7 +1012,8 @@ fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> b
 /// tokens, base64, hashes, timestamps) have no separator at all, and are passed over at
 /// `memchr` speed instead of word by word at each capital.
 fn may_hold_pair(text: &[u8]) -> bool {
-    memchr::memchr3_iter(b' ', 0xC2, 0xE2, text).any(|p| {
+    let [a, b, c] = SEPARATOR_LEADS;
+    memchr::memchr3_iter(a, b, c, text).any(|p| {
         p > 0 && matches!(text[p - 1], b'a'..=b'z' | 0x80..=0xBF) && separator_at(text, p).is_some()
     })
 }
