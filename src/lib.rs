@@ -19,6 +19,7 @@
 //! Bodies are rewritten by splicing raw bytes, so a rewritten JSON body is byte-identical to the
 //! original outside the replaced values.
 
+mod bytes;
 mod detect;
 mod error;
 mod inspect;

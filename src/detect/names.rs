@@ -1013,7 +1013,7 @@ fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> b
 /// `memchr` speed instead of word by word at each capital.
 fn may_hold_pair(text: &[u8]) -> bool {
     let [a, b, c] = SEPARATOR_LEADS;
-    memchr::memchr3_iter(a, b, c, text).any(|p| {
+    crate::bytes::any3(a, b, c, text, |p| {
         p > 0 && matches!(text[p - 1], b'a'..=b'z' | 0x80..=0xBF) && separator_at(text, p).is_some()
     })
 }

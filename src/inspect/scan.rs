@@ -648,7 +648,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
             self.push_hits(text, origin, lazy, site, member);
         }
         // One pass for the three encodings below; most texts hold none of their marks.
-        if !deeper || memchr::memchr3(b'\\', b'%', b'&', text).is_none() {
+        if !deeper || !crate::bytes::has3(b'\\', b'%', b'&', text) {
             return;
         }
         if matches!(site, Site::JsonString | Site::JsonKey) && has_json_escape(text) {
