@@ -84,6 +84,17 @@ impl DetectorMask {
             word: 0,
         }
     }
+
+    /// As [`ones`](DetectorMask::ones), starting past the last word when the set is empty: one
+    /// test of all its words instead of a step over each. For the per-text loops whose set is
+    /// most often empty (elsewhere the test costs more than it saves: measured).
+    #[inline]
+    pub(crate) fn ones_if_any(self) -> Ones {
+        Ones {
+            mask: self,
+            word: if self.is_empty() { WORDS } else { 0 },
+        }
+    }
 }
 
 impl std::fmt::Debug for DetectorMask {

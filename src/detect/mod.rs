@@ -342,6 +342,10 @@ pub(crate) struct Detectors {
     need_len: Vec<DetectorMask>,
     need_span_len: Vec<DetectorMask>,
     need_span_digits: Vec<DetectorMask>,
+    /// The shortest numeric span, and the fewest digits in one, that some numeric detector
+    /// can match in: most spans (a date's parts, a UUID's) have less, and are passed over
+    /// without a mask operation.
+    span_least: (usize, usize),
     /// Detectors with a structural [`Gate`].
     gated: DetectorMask,
     /// Detectors with `infixes`.
@@ -794,6 +798,12 @@ impl Detectors {
                 0
             }
         });
+        let span_least = list
+            .iter()
+            .filter_map(|d| Some((d.numeric_min_len?, d.span_min_digits)))
+            .fold((usize::MAX, usize::MAX), |(l, g), (len, digits)| {
+                (l.min(len), g.min(digits))
+            });
         let gated = list
             .iter()
             .enumerate()
@@ -813,6 +823,7 @@ impl Detectors {
             need_run,
             need_span_len,
             need_span_digits,
+            span_least,
             gated,
             infixed,
             shapes: span_shape::ShapeCache::default(),
@@ -1015,7 +1026,7 @@ impl Detectors {
         };
         // Whole groups first: keyword-gated detectors without their keyword, digit-gated ones
         // in a text without digits.
-        let mut shape = Shape::new(text);
+        let shape = Shape::new(text);
         let mut m = candidates
             & !(self.keyword_gated & !triggered)
             & !needing_more(&self.need_len, text.len());
@@ -1033,7 +1044,7 @@ impl Detectors {
         // Cheapest first: digit count, then structural gates, then the digit-run scan.
         m &= !needing_more(&self.need_digits, shape.digits);
         let gates = m & self.gated;
-        for i in gates.ones() {
+        for i in gates.ones_if_any() {
             if let Some(g) = self.list[i].gate {
                 if !shape.passes(text, g) {
                     m.remove(i);
@@ -1041,7 +1052,7 @@ impl Detectors {
             }
         }
         let infixed = m & self.infixed;
-        for i in infixed.ones() {
+        for i in infixed.ones_if_any() {
             let holds = |l: &memchr::memmem::Finder| l.find(text).is_some();
             if !self.list[i].infixes.iter().any(holds) {
                 m.remove(i);
@@ -1076,8 +1087,13 @@ impl Detectors {
                 // A numeric detector without a span long enough, with digits enough, and of
                 // a shape it can match, has nothing to search.
                 let mut fit = DetectorMask::EMPTY;
+                let (least_len, least_digits) = self.span_least;
                 for sp in held.iter_mut() {
                     let (start, end) = (sp.start as usize, sp.end as usize);
+                    if end - start < least_len || (sp.digits as usize) < least_digits {
+                        sp.may = DetectorMask::EMPTY;
+                        continue;
+                    }
                     let sized = passed
                         & self.numeric
                         & !(needing_more(&self.need_span_len, end - start)
@@ -2155,40 +2171,36 @@ fn count_digits(text: &[u8]) -> usize {
         .sum()
 }
 
-/// Cheap facts about a text: the digit count up front (vectorised), the rest on demand.
+/// Cheap facts about a text: its counts of digits, of `:`, `-`, `.` and of capital ASCII
+/// letters, in one vectorised pass; the rest on demand.
 struct Shape {
     digits: usize,
-    /// Counts of `:`, `-`, `.` and of capital ASCII letters ([`Shape::counts`]).
-    counts: Option<[usize; 4]>,
+    /// Counts of `:`, `-`, `.` and of capital ASCII letters.
+    counts: [usize; 4],
 }
 
 impl Shape {
     fn new(text: &[u8]) -> Shape {
-        Shape {
-            digits: count_digits(text),
-            counts: None,
-        }
-    }
-
-    fn counts(&mut self, text: &[u8]) -> [usize; 4] {
-        *self.counts.get_or_insert_with(|| {
-            // As `count_digits`: byte-wide sums over chunks, without branches.
-            let mut c = [0; 4];
-            for chunk in text.chunks(255) {
-                let (mut colons, mut dashes, mut dots, mut capitals) = (0u8, 0u8, 0u8, 0u8);
-                for &b in chunk {
-                    colons += u8::from(b == b':');
-                    dashes += u8::from(b == b'-');
-                    dots += u8::from(b == b'.');
-                    capitals += u8::from(b.wrapping_sub(b'A') < 26);
-                }
-                c[0] += usize::from(colons);
-                c[1] += usize::from(dashes);
-                c[2] += usize::from(dots);
-                c[3] += usize::from(capitals);
+        // As `count_digits`: byte-wide sums over chunks (a chunk of 255 bytes cannot overflow
+        // one), without branches. One pass for all five: the counts were a second pass over
+        // most texts (a structural gate asks for them).
+        let (mut digits, mut c) = (0, [0; 4]);
+        for chunk in text.chunks(255) {
+            let (mut d, mut colons, mut dashes, mut dots, mut capitals) = (0u8, 0u8, 0u8, 0u8, 0u8);
+            for &b in chunk {
+                d += u8::from(b.wrapping_sub(b'0') < 10);
+                colons += u8::from(b == b':');
+                dashes += u8::from(b == b'-');
+                dots += u8::from(b == b'.');
+                capitals += u8::from(b.wrapping_sub(b'A') < 26);
             }
-            c
-        })
+            digits += usize::from(d);
+            c[0] += usize::from(colons);
+            c[1] += usize::from(dashes);
+            c[2] += usize::from(dots);
+            c[3] += usize::from(capitals);
+        }
+        Shape { digits, counts: c }
     }
 
     /// The longest chain of digits in "numeric" segments. Segments are split by spaces, `/`,
@@ -2243,19 +2255,19 @@ impl Shape {
         self.max_run_keeping(text, &mut Vec::new(), MAX_HELD).0
     }
 
-    fn passes(&mut self, text: &[u8], gate: Gate) -> bool {
+    fn passes(&self, text: &[u8], gate: Gate) -> bool {
         match gate {
-            Gate::Ipv4 => self.counts(text)[2] >= 3,
+            Gate::Ipv4 => self.counts[2] >= 3,
             // Two capitals first: every IBAN starts with its country's.
-            Gate::Iban => self.counts(text)[3] >= 2 && iban_start(text),
+            Gate::Iban => self.counts[3] >= 2 && iban_start(text),
             Gate::Ipv6 => {
-                let [colons, ..] = self.counts(text);
+                let [colons, ..] = self.counts;
                 colons >= 7 || (colons >= 2 && text.windows(2).any(|w| w == b"::"))
             }
             // The separators' counts first: `mac_separators` needs two dots or five of `:`/`-`.
             Gate::Mac => {
                 text.len() >= 14 && {
-                    let [colons, dashes, dots, _] = self.counts(text);
+                    let [colons, dashes, dots, _] = self.counts;
                     (dots >= 2 || colons + dashes >= 5) && mac_separators(text)
                 }
             }
@@ -2561,13 +2573,13 @@ pub(crate) mod tests {
                 t.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
             }
             t.truncate(want);
-            let mut shape = Shape::new(&t);
+            let shape = Shape::new(&t);
             assert_eq!(shape.digits, old_digits(&t), "{t:?}");
-            assert_eq!(shape.counts(&t), old_punct(&t), "{t:?}");
+            assert_eq!(shape.counts, old_punct(&t), "{t:?}");
             assert_eq!(mac_separators(&t), old_mac(&t), "{t:?}");
             assert_eq!(iban_start(&t), old_iban(&t), "{t:?}");
             // The gates, counts checked first, pass where the plain searches find.
-            let mut shape = Shape::new(&t);
+            let shape = Shape::new(&t);
             assert_eq!(shape.passes(&t, Gate::Iban), old_iban(&t), "{t:?}");
             assert_eq!(
                 shape.passes(&t, Gate::Mac),
@@ -2584,14 +2596,8 @@ pub(crate) mod tests {
         );
         for n in [255, 256, 511, 100_000] {
             assert_eq!(count_digits(&vec![b'7'; n]), n);
-            assert_eq!(
-                Shape::new(&vec![b'.'; n]).counts(&vec![b'.'; n]),
-                [0, 0, n, 0]
-            );
-            assert_eq!(
-                Shape::new(&vec![b'Z'; n]).counts(&vec![b'Z'; n]),
-                [0, 0, 0, n]
-            );
+            assert_eq!(Shape::new(&vec![b'.'; n]).counts, [0, 0, n, 0]);
+            assert_eq!(Shape::new(&vec![b'Z'; n]).counts, [0, 0, 0, n]);
         }
     }
 
@@ -2712,6 +2718,42 @@ pub(crate) mod tests {
             found > 1000 && over > 1000,
             "{found} hits, {over} texts with spans"
         );
+    }
+
+    #[test]
+    fn a_span_exactly_as_long_as_the_least_any_detector_needs_is_searched() {
+        // A custom three-digit class sets the least span length and digit count (the built-ins
+        // need more); a span of exactly three bytes and digits (held, and not) is its finding,
+        // one digit fewer is nothing.
+        let spec: ClassSpec =
+            serde_json::from_str(r#"{"name": "pin", "pattern": "[0-9]{3}"}"#).expect("spec");
+        let d = Detectors::compile(&[spec], 0.0).expect("compile");
+        assert_eq!(d.span_least, (3, 3));
+        let builtins = Detectors::compile(&[], 0.0).expect("compile");
+        assert!(builtins.span_least.0 > 3 && builtins.span_least.1 > 3);
+        let pin = d.classes.id("pin").expect("pin");
+        let want = Wanted {
+            enabled: d.all(),
+            keywords: None,
+            min_confidence: 0.0,
+        };
+        for (text, found) in [(&b"123"[..], 1), (b"door 123 open", 1), (b"12", 0)] {
+            for hold in [0, MAX_HELD] {
+                let mut scratch = Scratch {
+                    hold,
+                    ..Scratch::default()
+                };
+                let mut hits = Vec::new();
+                d.scan(text, KeyCtx::default(), want, &mut scratch, &mut hits);
+                let pins = hits.iter().filter(|h| h.class == pin).count();
+                assert_eq!(
+                    pins,
+                    found,
+                    "{:?} holding {hold}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
     }
 
     #[test]
