@@ -1163,14 +1163,20 @@ impl Detectors {
         let search = |at: usize, end: usize| {
             let hay = &text[..end];
             if let Some(dfa) = d.dfa.get() {
-                let input = regex_automata::Input::new(hay).range(at..).earliest(true);
-                if let Ok(None) = dfa.forward().try_search_fwd(&input) {
-                    return None;
-                }
-                if let (SmallDfa::Regex(dre), 0) = (dfa, d.group) {
-                    // The match itself, from the DFAs (the regex would search again).
-                    if let Ok(found) = dre.try_search(&input.earliest(false)) {
-                        return found.map(|m| (m.start(), m.end(), m.start(), m.end()));
+                let input = regex_automata::Input::new(hay).range(at..);
+                match (dfa, d.group) {
+                    // The match itself, from the DFAs (the regex would search again), in one
+                    // forward search: a check for any match first scanned the text up to a
+                    // match twice, and without one costs what this search costs.
+                    (SmallDfa::Regex(dre), 0) => {
+                        if let Ok(found) = dre.try_search(&input) {
+                            return found.map(|m| (m.start(), m.end(), m.start(), m.end()));
+                        }
+                    }
+                    _ => {
+                        if let Ok(None) = dfa.forward().try_search_fwd(&input.earliest(true)) {
+                            return None;
+                        }
                     }
                 }
             }
