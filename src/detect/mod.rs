@@ -175,8 +175,9 @@ pub(crate) struct Detector {
     /// none of them is not searched ([`required_infixes`]). Empty: no check.
     infixes: Vec<memchr::memmem::Finder<'static>>,
     /// A small dense DFA of `regex` (built-in detectors without keywords: digit- and
-    /// gate-shaped ones): it answers "is there any match at or after here?" several times faster
-    /// than the regex does, and most searches of these detectors find nothing. Only a yes runs
+    /// gate-shaped ones), searching several times faster than the regex does. With its reverse
+    /// DFA (a [`SmallDfa::Regex`]) and no group wanted, it finds the match itself in one
+    /// search; otherwise it answers "is there any match at or after here?", and only a yes runs
     /// the regex for the match and its groups.
     dfa: DfaSlot,
     group: usize,
@@ -342,9 +343,10 @@ pub(crate) struct Detectors {
     need_len: Vec<DetectorMask>,
     need_span_len: Vec<DetectorMask>,
     need_span_digits: Vec<DetectorMask>,
-    /// The shortest numeric span, and the fewest digits in one, that some numeric detector
-    /// can match in: most spans (a date's parts, a UUID's) have less, and are passed over
-    /// without a mask operation.
+    /// The least span length any numeric detector needs, and the fewest digits any needs
+    /// (each the minimum over all numeric detectors, possibly of different ones): a span with
+    /// less of either (a date's parts, a UUID's) can match none, and is passed over without a
+    /// mask operation.
     span_least: (usize, usize),
     /// Detectors with a structural [`Gate`].
     gated: DetectorMask,
