@@ -39,13 +39,7 @@ mod tests {
     #[test]
     fn the_short_searches_answer_as_memchr() {
         let alphabet = [b'a', b'b', b'c', b'x', 0, 0xFF];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::detect::tests::xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..50_000 {
             let len = (next() % 41) as usize;
             let text: Vec<u8> = (0..len)

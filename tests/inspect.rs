@@ -582,6 +582,33 @@ fn percent_encoded_values_are_decoded_and_redacted() {
 }
 
 #[test]
+fn short_encoded_values_are_decoded_below_and_above_a_vector_width() {
+    // Texts under 16 bytes are checked for a backslash, `%` and `&` by a byte loop, longer
+    // ones by `memchr3` (src/bytes.rs): values of 14, 15 and 16 bytes in each encoding must
+    // all be decoded and found.
+    let p = all();
+    let values = [
+        ("abcd%40efgh.io", "abcd@efgh.io"),
+        ("abcde%40efgh.io", "abcde@efgh.io"),
+        ("abcdef%40efgh.io", "abcdef@efgh.io"),
+        (r"abc\u0040cd.io", "abc@cd.io"),
+        (r"abcd\u0040cd.io", "abcd@cd.io"),
+        (r"abcde\u0040cd.io", "abcde@cd.io"),
+        ("abcd&#64;cd.io", "abcd@cd.io"),
+        ("abcde&#64;cd.io", "abcde@cd.io"),
+        ("abcdef&#64;cd.io", "abcdef@cd.io"),
+    ];
+    for (raw, plain) in values {
+        let body = format!(r#"{{"v": "{raw}"}}"#);
+        let i = json(&p, &body);
+        assert!(!i.findings.is_empty(), "{raw}: no finding");
+        let o = out(&i, &body);
+        serde_json::from_str::<serde_json::Value>(&o).expect("still JSON");
+        assert_no_leak(&o, &[plain]);
+    }
+}
+
+#[test]
 fn json_nested_in_json_strings_is_walked_at_every_level() {
     let p = all();
     let inner = serde_json::json!({
