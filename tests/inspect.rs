@@ -918,3 +918,23 @@ fn a_custom_keyword_stays_a_gate_beside_a_shorter_builtin_one() {
     let found = json(&p, r#"{"note": "emp_token 123456"}"#);
     assert_eq!(found.findings.len(), 1, "{:?}", found.findings);
 }
+
+#[test]
+fn a_keyword_an_escape_writes_is_found_in_the_decoded_string() {
+    // Keywords of escaped strings come from the body's search when no keyword holds a byte
+    // an escape writes; a custom keyword with `/` (written `\/` in JSON) must still gate in.
+    let p = policy(
+        r#"{"classes": [{"name": "emp_id", "pattern": "[0-9]{6}", "keywords": ["emp/id"]}],
+            "defaultRoute": {"response": {"detect": ["emp_id"]}}}"#,
+    );
+    for body in [
+        r#"{"note": "emp\/id 123456"}"#,
+        r#"{"note": "emp/id 123456 \n"}"#,
+        r#"{"note": "emp\u002fid 123456"}"#,
+    ] {
+        let found = json(&p, body);
+        assert_eq!(found.findings.len(), 1, "{body}: {:?}", found.findings);
+    }
+    let none = json(&p, r#"{"note": "emp id 123456 \n"}"#);
+    assert!(none.findings.is_empty(), "{:?}", none.findings);
+}

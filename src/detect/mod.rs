@@ -313,6 +313,10 @@ pub(crate) struct Detectors {
     /// enables that keywords gate, the search).
     restricted: Vec<(DetectorMask, KeywordSearch)>,
     keyword_gated: DetectorMask,
+    /// The JSON escapes that may write a byte of a keyword (`\/` for `://`), and `\u`, which
+    /// writes any: a string without them has the keywords its raw bytes have (see
+    /// [`KeywordHits::within_escaped`]). `None`: every such string is searched on its own.
+    keyword_escapes: Option<Vec<[u8; 2]>>,
     /// Detectors below the policy's confidence threshold on their own (bare digit runs that
     /// are a phone number, an SSN or a PESEL only by their key or a word before them): they
     /// run only in a text whose key is one of their hints or that holds one of their context
@@ -391,6 +395,30 @@ fn add_keyword(
     }
 }
 
+/// The JSON escapes that write a byte one of `keywords` holds (`\/` for `://`), and `\u`
+/// (any character); `None` when a keyword holds a backslash (a backslash of the raw string
+/// may be half of an escape inside it).
+fn json_escapes_writing(keywords: &[String]) -> Option<Vec<[u8; 2]>> {
+    if keywords.iter().any(|k| k.contains('\\')) {
+        return None;
+    }
+    let mut escapes = vec![*b"\\u"];
+    for (letter, byte) in [
+        (b'"', b'"'),
+        (b'/', b'/'),
+        (b'b', 0x08),
+        (b'f', 0x0C),
+        (b'n', b'\n'),
+        (b'r', b'\r'),
+        (b't', b'\t'),
+    ] {
+        if keywords.iter().any(|k| k.as_bytes().contains(&byte)) {
+            escapes.push([b'\\', letter]);
+        }
+    }
+    Some(escapes)
+}
+
 /// The detectors of `table` (see [`need_table`]) that need more than `n`.
 fn needing_more(table: &[DetectorMask], n: usize) -> DetectorMask {
     table.get(n).copied().unwrap_or(DetectorMask::EMPTY)
@@ -465,6 +493,45 @@ impl KeywordHits {
             .take_while(|h| h.0 < end)
             .filter(|h| h.1 <= end)
             .fold(self.saturated, |m, h| m | h.2)
+    }
+
+    /// The detectors triggered by the keywords of a JSON string written with escapes, from
+    /// the hits in its raw bytes `raw` (at `start..end` of the searched text): what a search
+    /// of the decoded string finds, when no keyword holds a byte an escape writes
+    /// ([`Detectors::keywords_survive_escapes`]: none of `raw`'s escapes writes a byte of a
+    /// keyword).
+    ///
+    /// Then every keyword in the decoded string is made of bytes copied as they are, so it is
+    /// in `raw` too, without a backslash inside; and a hit in `raw` is in the decoded string
+    /// unless it starts with the letter of an escape (`\name:` decodes to a newline and
+    /// `ame:`). A backslash before a byte that does not make an escape stays a backslash and
+    /// the byte is decoded on its own (`\hello` keeps its `hello`), as `json::decode_lossy`
+    /// does.
+    pub(crate) fn within_escaped(&self, start: usize, end: usize, raw: &[u8]) -> DetectorMask {
+        let first = self.hits.partition_point(|h| h.0 < start);
+        let mut mask = self.saturated;
+        // Hits sorted by start: the backslashes before one start are counted once, so the
+        // counting is linear in `raw` however many keywords start there.
+        let mut last: Option<(usize, bool)> = None;
+        for &(s, e, owner) in self.hits[first..].iter().take_while(|h| h.0 < end) {
+            if e > end {
+                continue;
+            }
+            let p = s - start;
+            let escaped = match last {
+                Some((q, escaped)) if q == p => escaped,
+                _ => {
+                    let escaped = raw.get(p).is_some_and(|b| b"\"\\/bfnrtu".contains(b))
+                        && raw[..p].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
+                    last = Some((p, escaped));
+                    escaped
+                }
+            };
+            if !escaped {
+                mask |= owner;
+            }
+        }
+        mask
     }
 }
 
@@ -770,6 +837,7 @@ impl Detectors {
         let builtin_count = list.len() - custom.len();
         let absorbable = DetectorMask::first(builtin_count);
         let (keywords, keyword_owner, keyword_any_case) = keyword_table;
+        let keyword_escapes = json_escapes_writing(&keywords);
         let keyword_list = (keywords, keyword_owner, keyword_any_case, absorbable);
         let keywords = KeywordSearch::build(
             &keyword_list.0,
@@ -836,6 +904,7 @@ impl Detectors {
             keyword_list,
             restricted: Vec::new(),
             keyword_gated,
+            keyword_escapes,
             support_gated,
             support_hints,
             pattern_detectors,
@@ -977,6 +1046,17 @@ impl Detectors {
         }
         hits.sort_unstable_by_key(|h| h.0);
         KeywordHits { hits, saturated }
+    }
+
+    /// Whether the keywords of the JSON string written `raw` (with escapes) are those of its
+    /// raw bytes, less the ones [`KeywordHits::within_escaped`] drops: no escape in it may
+    /// write a byte of a keyword.
+    pub(crate) fn keywords_survive_escapes(&self, raw: &[u8]) -> bool {
+        self.keyword_escapes.as_ref().is_some_and(|escapes| {
+            !escapes
+                .iter()
+                .any(|e| memchr::memmem::find(raw, e).is_some())
+        })
     }
 
     /// The keyword-gated detectors triggered in `text` (a prefilter pass over it alone).
@@ -3259,6 +3339,70 @@ pub(crate) mod tests {
         assert!(missing.is_empty(), "{missing:#?}");
         assert!(checked >= 20, "only {checked} patterns checked");
         eprintln!("{checked} keyword-gated patterns checked");
+    }
+
+    /// Random JSON strings of keywords (in both cases, and without their first letters),
+    /// escapes (valid ones, their letters, and backslashes that make none: `\h` keeps its `h`)
+    /// and filler: the detectors the body's hits trigger in the raw string are those a search
+    /// of the decoded string triggers.
+    #[test]
+    fn the_keywords_of_an_escaped_string_are_the_decoded_strings() {
+        let d = Detectors::compile(&[], 0.5).expect("compile");
+        let enabled = DetectorMask::first(d.list.len());
+        let wanted = enabled & (d.keyword_gated | d.support_gated);
+        let (words, _, _, _) = &d.keyword_list;
+        let mut rng = xorshift(0x5eed_e5c4);
+        let pieces: [&str; 17] = [
+            "\\n", "\\t", "\\r", "\\b", "\\f", "\\\"", "\\\\", "\\/", "\\h", "\\x", "\\", " ", ":",
+            "a", "é", ",", ":\\/\\/",
+        ];
+        let (mut differing, mut escaped_hits, mut searched_alone) = (0, 0, 0);
+        for _ in 0..20_000 {
+            let mut raw = String::new();
+            for _ in 0..1 + rng() % 8 {
+                let w = &words[(rng() % words.len() as u64) as usize];
+                match rng() % 5 {
+                    0 | 1 => {
+                        let k = if rng().is_multiple_of(2) {
+                            w.to_ascii_uppercase()
+                        } else {
+                            w.clone()
+                        };
+                        raw.push_str(&k);
+                    }
+                    2 => raw.push_str(w.char_indices().nth(1).map_or("", |(i, _)| &w[i..])),
+                    _ => raw.push_str(pieces[(rng() % pieces.len() as u64) as usize]),
+                }
+            }
+            // A lone backslash ends as the escape of what follows; JSON has no `\u` here
+            // (those strings are searched on their own), and a string ends at a bare quote.
+            if raw.ends_with('\\') {
+                continue;
+            }
+            if !d.keywords_survive_escapes(raw.as_bytes()) {
+                searched_alone += 1;
+                continue;
+            }
+            let body = format!("{{\"k\":\"{raw}\"}}");
+            if crate::json::walk(body.as_bytes(), &mut Default::default(), |_, _| {}).is_err() {
+                continue;
+            }
+            let hits = d.keyword_hits(body.as_bytes(), enabled);
+            let fast = hits.within_escaped(6, 6 + raw.len(), raw.as_bytes()) & wanted;
+            let mut decoded = Vec::new();
+            crate::json::decode_lossy(raw.as_bytes(), &mut decoded, None);
+            let reference = d.keyword_mask(&decoded, enabled) & wanted;
+            assert_eq!(fast, reference, "{raw:?}");
+            if hits.within(6, 6 + raw.len()) & wanted != reference {
+                differing += 1;
+            }
+            escaped_hits += usize::from(raw.contains('\\') && reference.any());
+        }
+        // The raw hits alone would differ (`\name:`), so the test can fail.
+        assert!(
+            differing > 50 && escaped_hits > 1000 && searched_alone > 100,
+            "{differing} {escaped_hits} {searched_alone}"
+        );
     }
 
     /// A route that enables few classes gets a keyword search of their keywords alone; it

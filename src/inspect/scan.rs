@@ -584,28 +584,48 @@ impl<'p, 'b> Scanner<'p, 'b> {
             json_levels: origin.json_levels + 1,
             ..*origin
         };
+        let keywords = self.string_keywords(raw, at, escaped, origin);
         if escaped {
             let mut buf = Vec::with_capacity(raw.len());
             let mut map = Vec::with_capacity(raw.len() + 1);
             json::decode_lossy(raw, &mut buf, Some(&mut map));
             let o = string_origin.child(at, Some(map.as_slice()));
-            self.text_layers(&buf, &o, ctx, lazy, site, member, None);
+            self.text_layers(&buf, &o, ctx, lazy, site, member, keywords);
         } else {
-            let keywords = if origin.parent.is_none() && origin.json_levels == 0 {
-                let (s, e) = (origin.body_offset(at), origin.body_offset(at + raw.len()));
-                Some(self.keywords.within(s, e))
-            } else {
-                match &self.nested_keywords {
-                    // A string of the nested document being walked: offsets into that document.
-                    Some((layers, hits)) if *layers == origin.layers => {
-                        Some(hits.within(at, at + raw.len()))
-                    }
-                    _ => None,
-                }
-            };
             let o = string_origin.child(at, None);
             self.text_layers(raw, &o, ctx, lazy, site, member, keywords);
         }
+    }
+
+    /// The keyword-triggered detectors of a JSON string (raw contents `raw` at `at` in its
+    /// document), from the search of the body or of the nested document being walked; `None`
+    /// when the string must be searched on its own once decoded (its escapes may write a
+    /// keyword: `\u0040`).
+    fn string_keywords(
+        &self,
+        raw: &[u8],
+        at: usize,
+        escaped: bool,
+        origin: &Origin<'_>,
+    ) -> Option<crate::detect::DetectorMask> {
+        let (hits, start, end) = if origin.parent.is_none() && origin.json_levels == 0 {
+            let (s, e) = (origin.body_offset(at), origin.body_offset(at + raw.len()));
+            (&self.keywords, s, e)
+        } else {
+            match &self.nested_keywords {
+                // A string of the nested document being walked: offsets into that document.
+                Some((layers, hits)) if *layers == origin.layers => (hits, at, at + raw.len()),
+                _ => return None,
+            }
+        };
+        if !escaped {
+            return Some(hits.within(start, end));
+        }
+        let detectors = &self.policy.inner.detectors;
+        if !detectors.keywords_survive_escapes(raw) {
+            return None;
+        }
+        Some(hits.within_escaped(start, end, raw))
     }
 
     /// Scans a text, then what it may hide: JSON inside it, escapes left in it, percent-escapes.
