@@ -251,7 +251,11 @@ pub(crate) fn push_index(s: &mut String, i: usize) {
 /// decides how a key is shown. A key in which a detector found `class` renders as `[<class>]`;
 /// a key that merely looks like a value (see [`key_looks_like_value`]) renders as `[<key>]`.
 pub(crate) fn push_key(s: &mut String, key: &str, found: Option<&str>) {
-    if let Some(class) = found {
+    if found.is_none() && plain_ascii_name(key.as_bytes()) {
+        // Most keys: one pass over the bytes, for what the checks below decide for them.
+        s.push('.');
+        s.push_str(key);
+    } else if let Some(class) = found {
         s.push_str("[<");
         s.push_str(class);
         s.push_str(">]");
@@ -269,6 +273,28 @@ pub(crate) fn push_key(s: &mut String, key: &str, found: Option<&str>) {
         s.push_str(&key.replace('\'', "\\'"));
         s.push_str("']");
     }
+}
+
+/// A key of ASCII letters, digits, `_` and `-`, of 1 to 64 bytes, without six digits in a run
+/// (`-` between them, as [`key_looks_like_value`] counts them): one [`push_key`] renders as
+/// `.key`.
+fn plain_ascii_name(key: &[u8]) -> bool {
+    if key.is_empty() || key.len() > 64 {
+        return false;
+    }
+    let (mut run, mut longest) = (0u8, 0u8);
+    for &b in key {
+        match b {
+            b'0'..=b'9' => {
+                run += 1;
+                longest = longest.max(run);
+            }
+            b'-' => {}
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => run = 0,
+            _ => return false,
+        }
+    }
+    longest < 6
 }
 
 /// Whether a key may be a value rather than a name: an `@`, a run of six or more digits (with
@@ -375,6 +401,39 @@ mod tests {
                 format!("['{}']", key.replace('\'', "\\'"))
             };
             assert_eq!(s, before, "{key}");
+        }
+    }
+
+    /// Keys of name bytes, digits, separators and non-ASCII letters render through the
+    /// one-pass check as through the general ones.
+    #[test]
+    fn plain_keys_render_as_the_general_checks_render_them() {
+        let parts = [
+            "a", "Z", "_", "-", "1", "12", "123", " ", "@", ".", "é", "'", "(", "+", "A b",
+        ];
+        let mut rng = crate::detect::tests::xorshift(0x6b65_7973);
+        for n in 0..100_000 {
+            let mut key = String::new();
+            for _ in 0..rng() % 12 {
+                key.push_str(parts[(rng() % parts.len() as u64) as usize]);
+            }
+            if n % 100 == 0 {
+                key = key.repeat(8);
+            }
+            let mut s = String::new();
+            push_key(&mut s, &key, None);
+            let plain = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            let general = if key_looks_like_value(&key) {
+                "[<key>]".to_string()
+            } else if plain {
+                format!(".{key}")
+            } else {
+                format!("['{}']", key.replace('\'', "\\'"))
+            };
+            assert_eq!(s, general, "{key:?}");
         }
     }
 
