@@ -735,6 +735,13 @@ fn word_end(text: &[u8], i: usize) -> usize {
     while text.get(e).is_some_and(u8::is_ascii_alphabetic) {
         e += 1;
     }
+    // Any other ASCII byte but the joiners ends the word (most words end at a space).
+    if text
+        .get(e)
+        .is_none_or(|&b| b < 0x80 && !matches!(b, b'\'' | b'-'))
+    {
+        return e;
+    }
     while let Some((c, len)) = char_at(text, e) {
         if is_letter(c) {
             e += len;
