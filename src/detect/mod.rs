@@ -13,6 +13,7 @@
 pub(crate) mod catalog;
 #[cfg(test)]
 mod dfa_build;
+mod email;
 mod eth;
 mod keywords;
 mod mask;
@@ -163,6 +164,9 @@ pub(crate) struct Detector {
     /// shortest and longest match (`usize::MAX`: unbounded). A match it accepts is then a whole
     /// alphanumeric word of the text of that length, so it runs on such words only ([`WordRun`]).
     word_len: Option<(usize, usize)>,
+    /// The pattern is the built-in email pattern, searched by [`email::find`] rather than by
+    /// its regex.
+    hand_email: bool,
     /// For a numeric detector: the fewest digits a numeric span must hold to contain a match
     /// this detector accepts (from the pattern, `match_digits` and the validator). Spans with
     /// fewer are not searched: most numeric spans are dates, times, versions and counts.
@@ -828,6 +832,7 @@ impl Detectors {
                 min_run: d.min_run,
                 gate: d.gate,
                 finder: d.finder,
+                hand_email: d.pattern.as_deref() == Some(email::PATTERN) && d.group == 0,
                 glued_suffix: d.glued_suffix.into_iter().map(String::into_bytes).collect(),
                 not_after_number: d.not_after_number,
                 context_window: d.context_window.unwrap_or(48),
@@ -967,7 +972,7 @@ impl Detectors {
     pub(crate) fn prepare(&self) {
         for d in &self.list {
             let _ = d.dfa.get();
-            if !d.dfas_find_the_match() {
+            if !d.dfas_find_the_match() && !d.hand_email {
                 let _ = d.regex.get();
             }
         }
@@ -1244,6 +1249,9 @@ impl Detectors {
         // can only matter to a pattern that looks around, which numeric ones do not).
         let search = |at: usize, end: usize| {
             let hay = &text[..end];
+            if d.hand_email {
+                return email::find(hay, at).map(|(s, e)| (s, e, s, e));
+            }
             if let Some(dfa) = d.dfa.get() {
                 let input = regex_automata::Input::new(hay).range(at..);
                 match (dfa, d.group) {
