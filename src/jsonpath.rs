@@ -390,17 +390,22 @@ mod tests {
         ] {
             let mut s = String::new();
             push_key(&mut s, key, None);
-            let plain = key
+            assert_eq!(s, rendered_by_the_general_checks(key), "{key}");
+        }
+    }
+
+    /// A key as `push_key` renders it without the one-pass check for plain ASCII names.
+    fn rendered_by_the_general_checks(key: &str) -> String {
+        let plain = !key.is_empty()
+            && key
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-            let before = if key_looks_like_value(key) {
-                "[<key>]".to_string()
-            } else if plain {
-                format!(".{key}")
-            } else {
-                format!("['{}']", key.replace('\'', "\\'"))
-            };
-            assert_eq!(s, before, "{key}");
+        if key_looks_like_value(key) {
+            "[<key>]".to_string()
+        } else if plain {
+            format!(".{key}")
+        } else {
+            format!("['{}']", key.replace('\'', "\\'"))
         }
     }
 
@@ -422,18 +427,7 @@ mod tests {
             }
             let mut s = String::new();
             push_key(&mut s, &key, None);
-            let plain = !key.is_empty()
-                && key
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-            let general = if key_looks_like_value(&key) {
-                "[<key>]".to_string()
-            } else if plain {
-                format!(".{key}")
-            } else {
-                format!("['{}']", key.replace('\'', "\\'"))
-            };
-            assert_eq!(s, general, "{key:?}");
+            assert_eq!(s, rendered_by_the_general_checks(&key), "{key:?}");
         }
     }
 
