@@ -938,3 +938,25 @@ fn a_keyword_an_escape_writes_is_found_in_the_decoded_string() {
     let none = json(&p, r#"{"note": "emp id 123456 \n"}"#);
     assert!(none.findings.is_empty(), "{:?}", none.findings);
 }
+
+#[test]
+fn a_doubled_escape_letter_literal_is_found_after_its_escape() {
+    // Hostile review: a pattern's required literal `ff` is a keyword of its own; in `\fff...`
+    // the body's pass must report the `ff` after the escape's `f`, overlapping the one it
+    // starts (the decoded string is a form feed and `ff...`).
+    for letter in ["b", "f", "n", "r", "t"] {
+        let pattern = format!("{letter}{letter}[0-9]{{6}}");
+        let p = policy(&format!(
+            r#"{{"classes": [{{"name": "emp_id", "pattern": "{pattern}"}}],
+                "defaultRoute": {{"response": {{"detect": ["emp_id"]}}}}}}"#
+        ));
+        for body in [
+            format!(r#"{{"note": "\{letter}{letter}{letter}123456"}}"#),
+            format!(r#"{{"note": "x\\\{letter}{letter}{letter}123456"}}"#),
+            format!(r#"{{"note": "{letter}{letter}123456"}}"#),
+        ] {
+            let found = json(&p, &body);
+            assert_eq!(found.findings.len(), 1, "{body}: {:?}", found.findings);
+        }
+    }
+}

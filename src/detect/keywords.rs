@@ -161,10 +161,17 @@ impl KeywordSearch {
             if !owner.meets(wanted) {
                 continue;
             }
-            for p in finder.find_iter(text) {
+            // Every occurrence, overlapping ones too (`find_iter` skips the second `ff` of
+            // `fff`), as the other searches report them: a JSON string's keywords are taken
+            // from these, less the ones that start inside an escape (`\fff`: see
+            // `KeywordHits::within_escaped`).
+            let mut at = 0;
+            while let Some(q) = text.get(at..).and_then(|t| finder.find(t)) {
+                let p = at + q;
                 if !f(p, p + 2, *owner) {
                     return;
                 }
+                at = p + 1;
             }
         }
         let Some(dfa) = self.dfa.as_ref().filter(|_| self.dfa_owners.meets(wanted)) else {

@@ -506,7 +506,9 @@ impl KeywordHits {
     /// keyword).
     ///
     /// Then every keyword in the decoded string is made of bytes copied as they are, so it is
-    /// in `raw` too, without a backslash inside; and a hit in `raw` is in the decoded string
+    /// in `raw` too, without a backslash inside, and the body's pass reported it (the pass
+    /// reports every occurrence, overlapping ones too: the `ff` after the escape in `\fff`);
+    /// and a hit in `raw` is in the decoded string
     /// unless it starts with the letter of an escape (`\name:` decodes to a newline and
     /// `ame:`). A backslash before a byte that does not make an escape stays a backslash and
     /// the byte is decoded on its own (`\hello` keeps its `hello`), as `json::decode_lossy`
@@ -3357,14 +3359,24 @@ pub(crate) mod tests {
     /// of the decoded string triggers.
     #[test]
     fn the_keywords_of_an_escaped_string_are_the_decoded_strings() {
-        let d = Detectors::compile(&[], 0.5).expect("compile");
+        // With custom classes whose literals are an escape's letter twice (exact two-byte
+        // keywords, searched apart from the others: `\fff` holds an `ff` the escape does not
+        // start), and one whose keyword has an escaped byte (`/`).
+        let specs: Vec<ClassSpec> = ["ff", "nn", "tt", "bb", "rr"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!(r#"{{"name": "c{i}", "pattern": "{l}[0-9]{{3}}"}}"#))
+            .chain([r#"{"name": "s", "pattern": "[0-9]{4}", "keywords": ["emp/id"]}"#.into()])
+            .map(|j| serde_json::from_str(&j).expect("spec"))
+            .collect();
+        let d = Detectors::compile(&specs, 0.5).expect("compile");
         let enabled = DetectorMask::first(d.list.len());
         let wanted = enabled & (d.keyword_gated | d.support_gated);
         let (words, _, _, _) = &d.keyword_list;
         let mut rng = xorshift(0x5eed_e5c4);
-        let pieces: [&str; 17] = [
+        let pieces: [&str; 22] = [
             "\\n", "\\t", "\\r", "\\b", "\\f", "\\\"", "\\\\", "\\/", "\\h", "\\x", "\\", " ", ":",
-            "a", "é", ",", ":\\/\\/",
+            "a", "é", ",", ":\\/\\/", "fff", "nn", "t", "emp\\/id", "emp/id",
         ];
         let (mut differing, mut escaped_hits, mut searched_alone) = (0, 0, 0);
         for _ in 0..20_000 {
