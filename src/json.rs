@@ -652,6 +652,23 @@ pub(crate) fn decode_string(
 /// Like `decode_string`, but never fails: an invalid escape (`C:\Users`) is kept as written
 /// (the backslash is decoded as itself), so what follows it is still scanned. Returns whether
 /// an invalid escape was met.
+/// The byte a two-byte JSON escape writes, by the letter after its backslash (`n`: a
+/// newline); `None` for `u` (four hex digits follow) and for a byte that makes no escape. The
+/// decoder's table, and the one `detect` checks keywords against (`KeywordHits::within_escaped`).
+pub(crate) fn escape_byte(letter: u8) -> Option<u8> {
+    Some(match letter {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'/' => b'/',
+        b'b' => 0x08,
+        b'f' => 0x0C,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        _ => return None,
+    })
+}
+
 pub(crate) fn decode_lossy(raw: &[u8], out: &mut Vec<u8>, map: Option<&mut Vec<usize>>) -> bool {
     decode(raw, out, map, true).is_err()
 }
@@ -678,13 +695,18 @@ fn decode(
         let start = i;
         let esc = raw.get(i + 1).copied();
         let mut utf8 = [0u8; 4];
+        let mut one = [0u8; 1];
         let unit: Option<u32> = if esc == Some(b'u') {
             hex4(raw, i + 2)
         } else {
             None
         };
-        let bytes: &[u8] = match esc {
-            None | Some(b'u') if unit.is_none() => {
+        let bytes: &[u8] = match (esc, esc.and_then(escape_byte)) {
+            (_, Some(b)) => {
+                one[0] = b;
+                &one
+            }
+            (None | Some(b'u'), _) if unit.is_none() => {
                 // A bad escape: keep the backslash as a literal byte and go on.
                 if !lossy {
                     return Err(i);
@@ -692,15 +714,7 @@ fn decode(
                 invalid.get_or_insert(i);
                 b"\\"
             }
-            Some(b'"') => b"\"",
-            Some(b'\\') => b"\\",
-            Some(b'/') => b"/",
-            Some(b'b') => b"\x08",
-            Some(b'f') => b"\x0c",
-            Some(b'n') => b"\n",
-            Some(b'r') => b"\r",
-            Some(b't') => b"\t",
-            Some(b'u') => {
+            (Some(b'u'), _) => {
                 let hi = unit.unwrap_or(0xFFFD);
                 let (cp, len) = if (0xD800..0xDC00).contains(&hi) {
                     // A surrogate pair: "\uD83D\uDE00".

@@ -407,15 +407,10 @@ fn json_escapes_writing(keywords: &[String]) -> Option<Vec<[u8; 2]>> {
         return None;
     }
     let mut escapes = vec![*b"\\u"];
-    for (letter, byte) in [
-        (b'"', b'"'),
-        (b'/', b'/'),
-        (b'b', 0x08),
-        (b'f', 0x0C),
-        (b'n', b'\n'),
-        (b'r', b'\r'),
-        (b't', b'\t'),
-    ] {
+    for letter in 0..=u8::MAX {
+        let Some(byte) = crate::json::escape_byte(letter) else {
+            continue;
+        };
         if keywords.iter().any(|k| k.as_bytes().contains(&byte)) {
             escapes.push([b'\\', letter]);
         }
@@ -527,7 +522,9 @@ impl KeywordHits {
             let escaped = match last {
                 Some((q, escaped)) if q == p => escaped,
                 _ => {
-                    let escaped = raw.get(p).is_some_and(|b| b"\"\\/bfnrtu".contains(b))
+                    let escaped = raw
+                        .get(p)
+                        .is_some_and(|&b| b == b'u' || crate::json::escape_byte(b).is_some())
                         && raw[..p].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
                     last = Some((p, escaped));
                     escaped
