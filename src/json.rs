@@ -649,9 +649,6 @@ pub(crate) fn decode_string(
     decode(raw, out, map, false)
 }
 
-/// Like `decode_string`, but never fails: an invalid escape (`C:\Users`) is kept as written
-/// (the backslash is decoded as itself), so what follows it is still scanned. Returns whether
-/// an invalid escape was met.
 /// The byte a two-byte JSON escape writes, by the letter after its backslash (`n`: a
 /// newline); `None` for `u` (four hex digits follow) and for a byte that makes no escape. The
 /// decoder's table, and the one `detect` checks keywords against (`KeywordHits::within_escaped`).
@@ -669,6 +666,9 @@ pub(crate) fn escape_byte(letter: u8) -> Option<u8> {
     })
 }
 
+/// Like `decode_string`, but never fails: an invalid escape (`C:\Users`) is kept as written
+/// (the backslash is decoded as itself), so what follows it is still scanned. Returns whether
+/// an invalid escape was met.
 pub(crate) fn decode_lossy(raw: &[u8], out: &mut Vec<u8>, map: Option<&mut Vec<usize>>) -> bool {
     decode(raw, out, map, true).is_err()
 }
