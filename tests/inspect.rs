@@ -960,3 +960,33 @@ fn a_doubled_escape_letter_literal_is_found_after_its_escape() {
         }
     }
 }
+
+#[test]
+fn a_context_word_counts_where_it_starts_a_word_in_every_layer() {
+    // A VAT number is reported only after a context word that starts a word (`VAT`, not the
+    // end of `PRIVAT`): the keyword gate of such detectors asks the same of the word, in a
+    // plain string, after an escape (`\n` is written `\` `n`, a letter, before `VAT`), in a
+    // nested document and in plain text.
+    let p = all();
+    let found = |body: &str, ct: &str| {
+        let i = inspect_with(&p, "/", Direction::Response, Some(ct), &[], body.as_bytes());
+        i.findings.iter().any(|f| &*f.detector == "eu_vat")
+    };
+    let json = "application/json";
+    for (body, ct) in [
+        (r#"{"note": "VAT DE136695976"}"#, json),
+        (r#"{"note": "paid.\nVAT DE136695976"}"#, json),
+        (r#"{"note": "paid\tVAT DE136695976"}"#, json),
+        (r#"{"doc": "{\"note\": \"x\\nVAT DE136695976\"}"}"#, json),
+        ("paid.\nVAT DE136695976", "text/plain"),
+    ] {
+        assert!(found(body, ct), "{body}");
+    }
+    for (body, ct) in [
+        (r#"{"note": "PRIVAT DE136695976"}"#, json),
+        (r#"{"note": "x\\nVAT DE136695976"}"#, json),
+        ("PRIVAT DE136695976", "text/plain"),
+    ] {
+        assert!(!found(body, ct), "{body}");
+    }
+}

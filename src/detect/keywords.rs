@@ -48,12 +48,15 @@ impl std::fmt::Debug for KeywordSearch {
 
 impl KeywordSearch {
     /// `keywords[i]` triggers the detectors in `owners[i]`; it matches in any ASCII case when
-    /// `any_case[i]`.
+    /// `any_case[i]`. The keywords of the detectors in `word_start` count only where they
+    /// start a word, so the occurrence reported for one starts where it does (see
+    /// [`absorb_superstrings`]).
     pub(crate) fn build(
         keywords: &[String],
         owners: &[DetectorMask],
         any_case: &[bool],
         absorbable: DetectorMask,
+        word_start: DetectorMask,
     ) -> Result<KeywordSearch, String> {
         let mut bytes: Vec<(u8, DetectorMask)> = Vec::new();
         let mut exact: Vec<String> = Vec::new();
@@ -96,8 +99,8 @@ impl KeywordSearch {
                 _ => add(&mut exact, &mut exact_owner, k.clone(), owner),
             }
         }
-        absorb_superstrings(&mut folded, &mut folded_owner, absorbable);
-        absorb_superstrings(&mut exact, &mut exact_owner, absorbable);
+        absorb_superstrings(&mut folded, &mut folded_owner, absorbable, word_start);
+        absorb_superstrings(&mut exact, &mut exact_owner, absorbable, word_start);
         let mut pairs = Vec::new();
         let mut dfa_keywords: Vec<&str> = Vec::new();
         let mut patterns = Vec::new();
@@ -425,21 +428,47 @@ impl ByteDfa {
 /// findings do not change; a custom class's keywords are a gate of the user's and stay exact.
 /// The DFA gets fewer patterns and states. The price: a short keyword opens more gates (`tel`, inside "hotel", now also
 /// opens those `fahrgestellnummer` opened): more detector runs, the same findings.
+///
+/// A keyword of a `word_start` detector is absorbed only by one it starts with (`cui` for
+/// `cui:`): the occurrence reported for it starts where it does, and whether a word starts
+/// there is asked of that occurrence.
 fn absorb_superstrings(
     list: &mut Vec<String>,
     owners: &mut Vec<DetectorMask>,
     absorbable: DetectorMask,
+    word_start: DetectorMask,
 ) {
+    // The shortest keyword inside `list[i]` (ties: the first; a prefix when `at_start[i]`).
+    let inner = |i: usize, at_start: bool| {
+        (0..list.len())
+            .filter(|&j| {
+                j != i
+                    && list[j].len() < list[i].len()
+                    && if at_start {
+                        list[i].starts_with(&list[j])
+                    } else {
+                        list[i].contains(&list[j])
+                    }
+            })
+            .min_by_key(|&j| list[j].len())
+    };
+    // A keyword that absorbs a `word_start` one is held at its start too, so it is not
+    // absorbed by one inside it (it has no shorter prefix: that would be a shorter prefix of
+    // the one it absorbs).
+    let mut at_start: Vec<bool> = owners.iter().map(|o| o.meets(word_start)).collect();
+    for i in 0..list.len() {
+        if at_start[i] && !(owners[i] & !absorbable).any() {
+            if let Some(j) = inner(i, true) {
+                at_start[j] = true;
+            }
+        }
+    }
     let mut keep = vec![true; list.len()];
     for i in 0..list.len() {
         if (owners[i] & !absorbable).any() {
             continue;
         }
-        // The shortest keyword inside list[i] (ties: the first), if any.
-        let inner = (0..list.len())
-            .filter(|&j| j != i && list[j].len() < list[i].len() && list[i].contains(&list[j]))
-            .min_by_key(|&j| list[j].len());
-        if let Some(j) = inner {
+        if let Some(j) = inner(i, at_start[i]) {
             let o = owners[i];
             owners[j] |= o;
             keep[i] = false;
@@ -543,8 +572,14 @@ mod tests {
             .collect();
         let owners: Vec<DetectorMask> = (0..kw.len()).map(DetectorMask::bit).collect();
         let any_case = vec![true, true, true, false, true];
-        let search =
-            KeywordSearch::build(&kw, &owners, &any_case, DetectorMask::ALL).expect("keywords");
+        let search = KeywordSearch::build(
+            &kw,
+            &owners,
+            &any_case,
+            DetectorMask::ALL,
+            DetectorMask::EMPTY,
+        )
+        .expect("keywords");
         // `passport` and `passport no` (any case) are absorbed by `pass`; `port` is exact.
         assert_eq!(search.patterns.len(), 3);
         let hits = occurrences(&search, br#""PASSPORT No 1","report","ssn""#);
@@ -555,6 +590,47 @@ mod tests {
         assert!(!first.has(3), "`port` matches in its case only");
         assert!(within(&hits, 16, 24).has(3));
         assert!(within(&hits, 25, 30).has(4));
+    }
+
+    /// A keyword of a detector that counts it only where it starts a word is absorbed only by
+    /// a keyword it starts with, whose occurrence starts where it does; and one that absorbs
+    /// it is itself kept, even where a shorter keyword lies inside it (`xay` holds `ay`, and
+    /// comes first: absorbed before `xayb` was given to it, it would take `xayb` away).
+    #[test]
+    fn a_word_start_keyword_is_absorbed_only_by_its_prefix() {
+        let kw: Vec<String> = ["xay", "ay", "xayb", "cui:", "ui", "cu"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let owners: Vec<DetectorMask> = (0..kw.len()).map(DetectorMask::bit).collect();
+        let any_case = vec![true; kw.len()];
+        let text = b"xayb cui:";
+        // `xayb` (2) and `cui:` (3) count where they start a word.
+        let word_start = DetectorMask::bit(2) | DetectorMask::bit(3);
+        let search = KeywordSearch::build(&kw, &owners, &any_case, DetectorMask::ALL, word_start)
+            .expect("keywords");
+        let hits = occurrences(&search, text);
+        let starting = |hits: &[(usize, usize, DetectorMask)], at: usize| {
+            hits.iter()
+                .filter(|h| h.0 == at)
+                .fold(DetectorMask::EMPTY, |m, h| m | h.2)
+        };
+        // `xayb` is reported from 0 (by `xay`, kept), `cui:` from 5 (by `cu`, not `ui`).
+        assert!(starting(&hits, 0).has(2), "{hits:?}");
+        assert!(starting(&hits, 5).has(3), "{hits:?}");
+        assert!(!starting(&hits, 6).has(3), "{hits:?}");
+        // Otherwise both go to the shortest keyword inside them.
+        let search = KeywordSearch::build(
+            &kw,
+            &owners,
+            &any_case,
+            DetectorMask::ALL,
+            DetectorMask::EMPTY,
+        )
+        .expect("keywords");
+        let hits = occurrences(&search, text);
+        assert!(starting(&hits, 1).has(2), "{hits:?}");
+        assert!(starting(&hits, 6).has(3), "{hits:?}");
     }
 
     #[test]
@@ -599,7 +675,14 @@ mod tests {
             b"",
             b"dobob: DOB:",
         ];
-        let search = KeywordSearch::build(&kw, &owners, &any_case, DetectorMask::ALL).unwrap();
+        let search = KeywordSearch::build(
+            &kw,
+            &owners,
+            &any_case,
+            DetectorMask::ALL,
+            DetectorMask::EMPTY,
+        )
+        .unwrap();
         for t in texts {
             let mut naive = Vec::new();
             for ((k, &o), &fold) in kw.iter().zip(&owners).zip(&any_case) {

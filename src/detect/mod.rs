@@ -456,8 +456,16 @@ pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 /// still wait for their keywords.
 const MAX_KEYWORD_HITS: usize = 1 << 16;
 
-/// A keyword occurrence: start, end, the detectors it triggers.
-pub(crate) type KeywordHit = (usize, usize, DetectorMask);
+/// A keyword occurrence: start, end, the detectors it triggers, and whether it is glued to a
+/// word before it ([`glued`]).
+pub(crate) type KeywordHit = (usize, usize, DetectorMask, bool);
+
+/// Whether the keyword occurrence at `s` in `text` does not start a word: it starts with an
+/// ASCII letter or digit and follows one. A context word there is none (`has_context_word`):
+/// "iva" in "PRIVATE", "vat" in base64, so it triggers no support-gated detector.
+fn glued(text: &[u8], s: usize) -> bool {
+    s > 0 && text[s].is_ascii_alphanumeric() && text[s - 1].is_ascii_alphanumeric()
+}
 
 /// Keyword occurrences found by one prefilter pass over a whole body.
 #[derive(Debug, Default)]
@@ -467,6 +475,8 @@ pub(crate) struct KeywordHits {
     /// The detectors of the keyword occurrences past [`MAX_KEYWORD_HITS`]: every text must
     /// run them.
     saturated: DetectorMask,
+    /// The detectors a glued occurrence does not trigger (the support-gated ones).
+    word_start: DetectorMask,
 }
 
 impl KeywordHits {
@@ -476,6 +486,7 @@ impl KeywordHits {
         KeywordHits {
             hits: buf,
             saturated: DetectorMask::EMPTY,
+            word_start: DetectorMask::EMPTY,
         }
     }
 
@@ -491,7 +502,16 @@ impl KeywordHits {
             .iter()
             .take_while(|h| h.0 < end)
             .filter(|h| h.1 <= end)
-            .fold(self.saturated, |m, h| m | h.2)
+            .fold(self.saturated, |m, h| m | self.triggered(h.2, h.3))
+    }
+
+    /// What an occurrence owned by `owner` triggers, `glued` to a word before it or not.
+    fn triggered(&self, owner: DetectorMask, glued: bool) -> DetectorMask {
+        if glued {
+            owner & !self.word_start
+        } else {
+            owner
+        }
     }
 
     /// The detectors triggered by the keywords of a JSON string written with escapes, from
@@ -507,18 +527,33 @@ impl KeywordHits {
     /// unless it starts with the letter of an escape (`\name:` decodes to a newline and
     /// `ame:`). A backslash before a byte that does not make an escape stays a backslash and
     /// the byte is decoded on its own (`\hello` keeps its `hello`), as `json::decode_lossy`
-    /// does.
+    /// does. A hit glued in `raw` starts a word in the decoded string when the letter before
+    /// it is an escape's (`\nvat` decodes to a newline and `vat`); one that is not glued in
+    /// `raw` is not glued decoded (an escape writes a letter or digit only with `\u`).
     pub(crate) fn within_escaped(&self, start: usize, end: usize, raw: &[u8]) -> DetectorMask {
         let first = self.hits.partition_point(|h| h.0 < start);
         let mut mask = self.saturated;
         // Hits sorted by start: the backslashes before one start are counted once, so the
         // counting is linear in `raw` however many keywords start there.
         let mut last: Option<(usize, bool)> = None;
-        for &(s, e, owner) in self.hits[first..].iter().take_while(|h| h.0 < end) {
+        for &(s, e, owner, glued) in self.hits[first..].iter().take_while(|h| h.0 < end) {
             if e > end {
                 continue;
             }
             let p = s - start;
+            // The byte before the hit ends an escape: `p - 1` is an escape's letter after an
+            // odd run of backslashes (one run per hit: the run ends at `p - 2` and `raw[p - 1]`
+            // is a letter, so runs of different hits do not overlap).
+            let glued = glued
+                && !(p >= 2
+                    && crate::json::escape_byte(raw[p - 1]).is_some()
+                    && raw[..p - 1]
+                        .iter()
+                        .rev()
+                        .take_while(|&&b| b == b'\\')
+                        .count()
+                        % 2
+                        == 1);
             let escaped = match last {
                 Some((q, escaped)) if q == p => escaped,
                 _ => {
@@ -531,7 +566,7 @@ impl KeywordHits {
                 }
             };
             if !escaped {
-                mask |= owner;
+                mask |= self.triggered(owner, glued);
             }
         }
         mask
@@ -848,6 +883,7 @@ impl Detectors {
             &keyword_list.1,
             &keyword_list.2,
             absorbable,
+            support_gated,
         )
         .map_err(|m| PolicyError::new("classes", m))?;
         let longest_hint = value_hints.keys().map(String::len).max().unwrap_or(0);
@@ -950,6 +986,7 @@ impl Detectors {
                 &keep.iter().map(|&i| owners[i] & mask).collect::<Vec<_>>(),
                 &keep.iter().map(|&i| any_case[i]).collect::<Vec<_>>(),
                 *absorbable,
+                self.support_gated,
             )?;
             self.restricted.push((mask, search));
         }
@@ -1044,13 +1081,17 @@ impl Detectors {
                             // pass cannot add one.
                             return (wanted & !saturated).any();
                         }
-                        hits.push((s, e, owner & enabled));
+                        hits.push((s, e, owner & enabled, glued(body, s)));
                     }
                     true
                 });
         }
         hits.sort_unstable_by_key(|h| h.0);
-        KeywordHits { hits, saturated }
+        KeywordHits {
+            hits,
+            saturated,
+            word_start: self.support_gated,
+        }
     }
 
     /// Whether the keywords of the JSON string written `raw` (with escapes) are those of its
@@ -1070,8 +1111,12 @@ impl Detectors {
         let mut triggered = DetectorMask::EMPTY;
         if wanted.any() {
             self.keywords_for(enabled)
-                .for_each(text, wanted, |_, _, owner| {
-                    triggered |= owner;
+                .for_each(text, wanted, |s, _, owner| {
+                    triggered |= if glued(text, s) {
+                        owner & !self.support_gated
+                    } else {
+                        owner
+                    };
                     triggered & wanted != wanted
                 });
         }
@@ -3350,6 +3395,105 @@ pub(crate) mod tests {
         eprintln!("{checked} keyword-gated patterns checked");
     }
 
+    /// Support-gated detectors run only in a text holding one of their context words where it
+    /// starts a word, as `accept` counts one (`has_context_word`): random texts of context
+    /// words (in both cases, glued to a letter, a digit or `_`, after an escape) and the
+    /// tokens of the detectors' examples find, with the text's own keyword pass and with a JSON
+    /// body's, what they find with every gate open.
+    #[test]
+    fn a_support_gate_opens_where_a_context_word_starts_a_word() {
+        let d = Detectors::compile(&[], 0.5).expect("compile");
+        let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
+        let support: Vec<usize> = d.support_gated.ones().collect();
+        let mut pieces: Vec<String> = Vec::new();
+        for &i in &support {
+            let det = &d.list[i];
+            pieces.extend(
+                det.context
+                    .iter()
+                    .map(|w| String::from_utf8_lossy(w).into_owned()),
+            );
+            let example = pack.detector.iter().find(|p| p.id == *det.id);
+            if let Some(e) = example.and_then(|p| p.example.as_deref()) {
+                pieces.extend(e.split(' ').map(String::from));
+                pieces.extend([e.to_string(), e.to_string(), e.to_string()]);
+            }
+        }
+        let glue = [
+            " ", " ", " ", "a", "Z", "7", "_", "\n", "\t", ":", "é", "-", "PRIVATE",
+        ];
+        let enabled = d.all();
+        let gated = d.keyword_gated | d.support_gated;
+        let scan = |text: &[u8], keywords: Option<DetectorMask>| {
+            let want = Wanted {
+                enabled,
+                keywords,
+                min_confidence: 0.5,
+            };
+            let mut hits = Vec::new();
+            d.scan(
+                text,
+                KeyCtx::default(),
+                want,
+                &mut Scratch::default(),
+                &mut hits,
+            );
+            hits
+        };
+        let mut rng = xorshift(0x600d_5747);
+        let (mut found, mut glued_only) = (0, 0);
+        for _ in 0..6_000 {
+            let mut text = String::new();
+            for _ in 0..2 + rng() % 6 {
+                let piece = if rng().is_multiple_of(3) {
+                    glue[(rng() % glue.len() as u64) as usize]
+                } else {
+                    &pieces[(rng() % pieces.len() as u64) as usize]
+                };
+                if rng().is_multiple_of(4) {
+                    text.push_str(&piece.to_uppercase());
+                } else {
+                    text.push_str(piece);
+                }
+            }
+            let bytes = text.as_bytes();
+            let open = scan(bytes, Some(gated));
+            assert_eq!(scan(bytes, None), open, "{text:?}");
+            // The same text as a JSON string: the body's keyword pass.
+            let json = serde_json::to_string(&text).expect("json");
+            let raw = &json[1..json.len() - 1];
+            let body = format!("{{\"k\":{json}}}");
+            let hits = d.keyword_hits(body.as_bytes(), enabled);
+            let (start, end) = (6, 6 + raw.len());
+            let from_body = if !raw.contains('\\') {
+                Some(hits.within(start, end))
+            } else if d.keywords_survive_escapes(raw.as_bytes()) {
+                Some(hits.within_escaped(start, end, raw.as_bytes()))
+            } else {
+                None
+            };
+            if let Some(mask) = from_body {
+                assert_eq!(scan(bytes, Some(mask)), open, "{raw:?}");
+            }
+            found += open
+                .iter()
+                .filter(|h| d.support_gated.has(usize::from(h.detector)))
+                .count();
+            let mut anywhere = DetectorMask::EMPTY;
+            d.keywords.for_each(bytes, gated, |_, _, o| {
+                anywhere |= o;
+                true
+            });
+            let at_word_start = d.keyword_mask(bytes, enabled);
+            glued_only += usize::from((anywhere & !at_word_start).meets(d.support_gated));
+        }
+        // The examples are found, and glued context words are skipped, so the test can fail.
+        assert!(
+            found > 300 && glued_only > 300,
+            "{found} found, {glued_only} glued only"
+        );
+    }
+
     /// Random JSON strings of keywords (in both cases, and without their first letters),
     /// escapes (valid ones, their letters, and backslashes that make none: `\h` keeps its `h`)
     /// and filler: the detectors the body's hits trigger in the raw string are those a search
@@ -3458,15 +3602,26 @@ pub(crate) mod tests {
                     m & mask & gated
                 };
                 // Every keyword as listed that is in the text (merging contained keywords only
-                // widens what a search triggers).
+                // widens what a search triggers); a support-gated detector's where it starts a
+                // word.
                 let listed = (0..words.len())
                     .filter(|&i| owners[i].meets(mask))
-                    .filter(|&i| {
+                    .flat_map(|i| {
                         let w = words[i].as_bytes();
                         text.windows(w.len().max(1))
-                            .any(|x| x == w || (any_case[i] && x.eq_ignore_ascii_case(w)))
+                            .enumerate()
+                            .filter(move |(_, x)| {
+                                *x == w || (any_case[i] && x.eq_ignore_ascii_case(w))
+                            })
+                            .map(move |(p, _)| (i, p))
                     })
-                    .fold(DetectorMask::EMPTY, |m, i| m | owners[i])
+                    .fold(DetectorMask::EMPTY, |m, (i, p)| {
+                        if glued(text, p) {
+                            m | (owners[i] & !d.support_gated)
+                        } else {
+                            m | owners[i]
+                        }
+                    })
                     & mask
                     & gated;
                 let restricted = d.keyword_mask(text, mask);
