@@ -990,3 +990,27 @@ fn a_context_word_counts_where_it_starts_a_word_in_every_layer() {
         assert!(!found(body, ct), "{body}");
     }
 }
+
+#[test]
+fn a_keyword_glued_to_a_word_opens_the_gate_of_a_pattern_that_does_not_start_at_a_boundary() {
+    // `EMP` glued to `x` may start a match of `EMP[0-9]{6}`, not one of `\bEMQ[0-9]{6}`: only
+    // the second gate asks for a keyword that starts a word.
+    let p = policy(
+        r#"{"classes": [
+              {"name": "emp", "pattern": "EMP[0-9]{6}", "keywords": ["EMP"]},
+              {"name": "emq", "pattern": "\\bEMQ[0-9]{6}", "keywords": ["EMQ"]}],
+            "defaultRoute": {"response": {"detect": ["emp", "emq"]}}}"#,
+    );
+    let classes = |body: &str| {
+        let mut c: Vec<String> = json(&p, body)
+            .findings
+            .iter()
+            .map(|f| f.class.to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(classes(r#"{"a": "xEMP123456 xEMQ123456"}"#), ["emp"]);
+    assert_eq!(classes(r#"{"a": "xEMP123456 EMQ123456"}"#), ["emp", "emq"]);
+    assert_eq!(classes(r#"{"a": "id:EMQ123456"}"#), ["emq"]);
+}

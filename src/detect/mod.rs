@@ -326,6 +326,11 @@ pub(crate) struct Detectors {
     /// run only in a text whose key is one of their hints or that holds one of their context
     /// words (searched with the keywords), since elsewhere nothing they find can be reported.
     support_gated: DetectorMask,
+    /// The keyword-triggered detectors whose keywords count only where they start a word
+    /// ([`glued`]): the support-gated ones (a context word counts there only) and those whose
+    /// every match starts with a keyword after a word boundary
+    /// ([`keyword_starts_every_match`]).
+    word_start: DetectorMask,
     /// Normalized key -> the `support_gated` detectors it is a hint for.
     support_hints: HashMap<String, DetectorMask, FxBuild>,
     pattern_detectors: DetectorMask,
@@ -681,6 +686,7 @@ impl Detectors {
         let mut hinted_keys: HashSet<String, FxBuild> = HashSet::default();
         let mut keyword_gated = DetectorMask::EMPTY;
         let mut support_gated = DetectorMask::EMPTY;
+        let mut word_start = DetectorMask::EMPTY;
         let mut support_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
         let mut pattern_detectors = DetectorMask::EMPTY;
         let mut value_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
@@ -728,9 +734,16 @@ impl Detectors {
                 }
             }
             hinted_keys.extend(d.key_hints.iter().map(|h| normalized(h)));
+            // Parsed once for every analysis below (parsing was a third of a compile when each
+            // analysis parsed the pattern again).
+            let hir = d.pattern.as_deref().and_then(parse_hir);
+            let hir = hir.as_ref();
             if d.pattern.is_some() && !d.keywords.is_empty() {
                 keyword_gated |= bit;
                 let any_case = d.keywords_any_case;
+                if hir.is_some_and(|h| keyword_starts_every_match(h, &d.keywords, any_case)) {
+                    word_start |= bit;
+                }
                 let listed: Vec<String> = if any_case {
                     d.keywords.iter().flat_map(|k| case_variants(k)).collect()
                 } else {
@@ -742,6 +755,7 @@ impl Detectors {
             }
             if d.pattern.is_some() && d.keywords.is_empty() && d.confidence < min_confidence {
                 support_gated |= bit;
+                word_start |= bit;
                 for k in d.context.iter().flat_map(|w| case_variants(w)) {
                     // Lower-cased as `accept` compares context words; matched in any ASCII
                     // case, as there (see `case_variants` for the other letters).
@@ -751,10 +765,6 @@ impl Detectors {
                     *support_hints.entry(normalized(h)).or_default() |= bit;
                 }
             }
-            // Parsed once for every analysis below (parsing was a third of a compile when each
-            // analysis parsed the pattern again).
-            let hir = d.pattern.as_deref().and_then(parse_hir);
-            let hir = hir.as_ref();
             let numeric_min_len = hir.and_then(numeric_min_len);
             let min_len = pattern_min_len(hir);
             let word_len = match (numeric_min_len, d.boundary, hir) {
@@ -883,7 +893,7 @@ impl Detectors {
             &keyword_list.1,
             &keyword_list.2,
             absorbable,
-            support_gated,
+            word_start,
         )
         .map_err(|m| PolicyError::new("classes", m))?;
         let longest_hint = value_hints.keys().map(String::len).max().unwrap_or(0);
@@ -946,6 +956,7 @@ impl Detectors {
             keyword_gated,
             keyword_escapes,
             support_gated,
+            word_start,
             support_hints,
             pattern_detectors,
             value_hints,
@@ -986,7 +997,7 @@ impl Detectors {
                 &keep.iter().map(|&i| owners[i] & mask).collect::<Vec<_>>(),
                 &keep.iter().map(|&i| any_case[i]).collect::<Vec<_>>(),
                 *absorbable,
-                self.support_gated,
+                self.word_start,
             )?;
             self.restricted.push((mask, search));
         }
@@ -1090,7 +1101,7 @@ impl Detectors {
         KeywordHits {
             hits,
             saturated,
-            word_start: self.support_gated,
+            word_start: self.word_start,
         }
     }
 
@@ -1113,7 +1124,7 @@ impl Detectors {
             self.keywords_for(enabled)
                 .for_each(text, wanted, |s, _, owner| {
                     triggered |= if glued(text, s) {
-                        owner & !self.support_gated
+                        owner & !self.word_start
                     } else {
                         owner
                     };
@@ -2010,6 +2021,57 @@ fn word_len_range(hir: &regex_syntax::hir::Hir) -> Option<(usize, usize)> {
     };
     (min > 0 && consumes_only(hir, &|b| b.is_ascii_alphanumeric(), &word_look))
         .then_some((min, max))
+}
+
+/// Whether every match of `hir` starts with one of `keywords` (compared in any ASCII case
+/// when `any_case`, as the keyword search finds them) right after a word boundary (`\b`,
+/// ASCII or Unicode, or a word start): `\b(?:Mr|Mrs|Ms)` with `Mr` and `Ms`. A keyword glued
+/// to a letter or digit before it ([`glued`]: `Mr` in base64) then starts no match, and
+/// triggers nothing. Prefixes the extractor cuts short of a keyword answer no.
+fn keyword_starts_every_match(
+    hir: &regex_syntax::hir::Hir,
+    keywords: &[String],
+    any_case: bool,
+) -> bool {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    let HirKind::Concat(parts) = hir.kind() else {
+        return false;
+    };
+    let Some((first, rest)) = parts.split_first() else {
+        return false;
+    };
+    let boundary = matches!(
+        first.kind(),
+        HirKind::Look(
+            Look::WordAscii
+                | Look::WordUnicode
+                | Look::WordStartAscii
+                | Look::WordStartUnicode
+                | Look::WordStartHalfAscii
+                | Look::WordStartHalfUnicode
+        )
+    );
+    if !boundary {
+        return false;
+    }
+    let seq = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .extract(&Hir::concat(rest.to_vec()));
+    let starts = |l: &[u8], k: &[u8]| {
+        l.len() >= k.len()
+            && if any_case {
+                l[..k.len()].eq_ignore_ascii_case(k)
+            } else {
+                l[..k.len()] == *k
+            }
+    };
+    seq.literals().is_some_and(|literals| {
+        !literals.is_empty()
+            && literals
+                .iter()
+                .all(|l| keywords.iter().any(|k| starts(l.as_bytes(), k.as_bytes())))
+    })
 }
 
 /// `pattern` parsed as the regex crate parses it (bytes, not only UTF-8).
@@ -3396,17 +3458,23 @@ pub(crate) mod tests {
     }
 
     /// Support-gated detectors run only in a text holding one of their context words where it
-    /// starts a word, as `accept` counts one (`has_context_word`): random texts of context
-    /// words (in both cases, glued to a letter, a digit or `_`, after an escape) and the
+    /// starts a word, as `accept` counts one (`has_context_word`), and so do the keyword-gated
+    /// ones whose matches start with a keyword after `\b`: random texts of context words and
+    /// keywords (in both cases, glued to a letter, a digit or `_`, after an escape) and the
     /// tokens of the detectors' examples find, with the text's own keyword pass and with a JSON
     /// body's, what they find with every gate open.
     #[test]
-    fn a_support_gate_opens_where_a_context_word_starts_a_word() {
+    fn a_word_start_gate_opens_where_its_word_starts_a_word() {
         let d = Detectors::compile(&[], 0.5).expect("compile");
         let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
-        let support: Vec<usize> = d.support_gated.ones().collect();
+        // The keyword-gated ones whose every match starts with a keyword after `\b`.
+        let keyword_gated: Vec<&str> = (d.word_start & d.keyword_gated)
+            .ones()
+            .map(|i| &*d.list[i].id)
+            .collect();
+        assert_eq!(keyword_gated, ["jwt", "person_name.honorific"]);
         let mut pieces: Vec<String> = Vec::new();
-        for &i in &support {
+        for i in d.word_start.ones() {
             let det = &d.list[i];
             pieces.extend(
                 det.context
@@ -3414,6 +3482,7 @@ pub(crate) mod tests {
                     .map(|w| String::from_utf8_lossy(w).into_owned()),
             );
             let example = pack.detector.iter().find(|p| p.id == *det.id);
+            pieces.extend(example.iter().flat_map(|p| p.keywords.iter().cloned()));
             if let Some(e) = example.and_then(|p| p.example.as_deref()) {
                 pieces.extend(e.split(' ').map(String::from));
                 pieces.extend([e.to_string(), e.to_string(), e.to_string()]);
@@ -3477,7 +3546,7 @@ pub(crate) mod tests {
             }
             found += open
                 .iter()
-                .filter(|h| d.support_gated.has(usize::from(h.detector)))
+                .filter(|h| d.word_start.has(usize::from(h.detector)))
                 .count();
             let mut anywhere = DetectorMask::EMPTY;
             d.keywords.for_each(bytes, gated, |_, _, o| {
@@ -3485,7 +3554,7 @@ pub(crate) mod tests {
                 true
             });
             let at_word_start = d.keyword_mask(bytes, enabled);
-            glued_only += usize::from((anywhere & !at_word_start).meets(d.support_gated));
+            glued_only += usize::from((anywhere & !at_word_start).meets(d.word_start));
         }
         // The examples are found, and glued context words are skipped, so the test can fail.
         assert!(
@@ -3602,8 +3671,7 @@ pub(crate) mod tests {
                     m & mask & gated
                 };
                 // Every keyword as listed that is in the text (merging contained keywords only
-                // widens what a search triggers); a support-gated detector's where it starts a
-                // word.
+                // widens what a search triggers); a word-start detector's where it starts a word.
                 let listed = (0..words.len())
                     .filter(|&i| owners[i].meets(mask))
                     .flat_map(|i| {
@@ -3617,7 +3685,7 @@ pub(crate) mod tests {
                     })
                     .fold(DetectorMask::EMPTY, |m, (i, p)| {
                         if glued(text, p) {
-                            m | (owners[i] & !d.support_gated)
+                            m | (owners[i] & !d.word_start)
                         } else {
                             m | owners[i]
                         }
