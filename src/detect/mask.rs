@@ -14,7 +14,6 @@ pub(crate) struct DetectorMask([u64; WORDS]);
 
 impl DetectorMask {
     pub(crate) const EMPTY: DetectorMask = DetectorMask([0; WORDS]);
-    #[cfg(test)]
     pub(crate) const ALL: DetectorMask = DetectorMask([u64::MAX; WORDS]);
 
     /// The set of detector `i` alone.

@@ -369,6 +369,10 @@ pub(crate) struct Detectors {
     /// word of `n` bytes.
     wordy: DetectorMask,
     word_fit: Vec<DetectorMask>,
+    /// By a word's first byte: every detector but the word-bounded ones no match of which
+    /// starts with that byte (a match they accept is a whole word: it starts where the word
+    /// does). 256 entries.
+    word_first: Vec<DetectorMask>,
     /// Numeric-span shape -> the numeric detectors that can match a span of it.
     shapes: span_shape::ShapeCache,
 }
@@ -686,6 +690,8 @@ impl Detectors {
         let mut hinted_keys: HashSet<String, FxBuild> = HashSet::default();
         let mut keyword_gated = DetectorMask::EMPTY;
         let mut support_gated = DetectorMask::EMPTY;
+        // See `Detectors::word_first`.
+        let mut word_first = vec![DetectorMask::ALL; 256];
         let mut word_start = DetectorMask::EMPTY;
         let mut support_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
         let mut pattern_detectors = DetectorMask::EMPTY;
@@ -771,6 +777,13 @@ impl Detectors {
                 (None, Boundary::Word | Boundary::Token, Some(h)) => word_len_range(h),
                 _ => None,
             };
+            if let Some(first) = hir.filter(|_| word_len.is_some()).and_then(first_bytes) {
+                for (b, entry) in word_first.iter_mut().enumerate() {
+                    if !first[b] {
+                        entry.remove(i);
+                    }
+                }
+            }
             let span_min_digits = match (numeric_min_len, hir) {
                 (Some(_), Some(h)) => pattern_min_digits(h)
                     .max(d.match_digits.map_or(0, |[lo, _]| lo))
@@ -938,6 +951,7 @@ impl Detectors {
         Ok(Detectors {
             wordy,
             word_fit,
+            word_first,
             need_len,
             need_digits,
             need_run,
@@ -1256,7 +1270,13 @@ impl Detectors {
         };
         // The alphanumeric words the word-bounded detectors can match (see `word_len`).
         let words = if passed.meets(self.wordy) {
-            let held = held_words(text, &self.word_fit, passed & self.wordy, word_buf, *hold);
+            let held = held_words(
+                text,
+                (&self.word_fit, &self.word_first),
+                passed & self.wordy,
+                word_buf,
+                *hold,
+            );
             if let Some(held) = held {
                 let fit = held.iter().fold(DetectorMask::EMPTY, |m, w| m | w.fit);
                 passed &= !self.wordy | fit;
@@ -1913,14 +1933,15 @@ struct WordRun {
     fit: DetectorMask,
 }
 
-/// The words of `text` some detector of `wanted` may match (by `word_fit`), or `None` when
+/// The words of `text` some detector of `wanted` may match (by `word_fit` for its length and
+/// `word_first` for its first byte, the tables of [`Detectors`]), or `None` when
 /// there are more than `hold` (or the text is too long for `u32` offsets).
 ///
 /// Words shorter than the shortest fit `l` are skipped unread: the byte `l - 1` past the last
 /// word's end is probed, and only a word byte there is walked out to its word.
 fn held_words<'b>(
     text: &[u8],
-    word_fit: &[DetectorMask],
+    (word_fit, word_first): (&[DetectorMask], &[DetectorMask]),
     wanted: DetectorMask,
     buf: &'b mut Vec<WordRun>,
     hold: usize,
@@ -1955,7 +1976,7 @@ fn held_words<'b>(
         let fit = if memchr::memchr(b'_', word).is_some() {
             DetectorMask::EMPTY
         } else {
-            word_fit[word.len().min(last)] & wanted
+            word_fit[word.len().min(last)] & wanted & word_first[usize::from(word[0])]
         };
         if fit.any() {
             if buf.len() >= hold {
@@ -1972,6 +1993,24 @@ fn held_words<'b>(
         probe = from + shortest.max(1) - 1;
     }
     Some(buf.as_slice())
+}
+
+/// The bytes a match of `hir` can start with; `None` when there are too many to list (the
+/// extractor lists at most 256 one-byte prefixes) or a match may be empty.
+fn first_bytes(hir: &regex_syntax::hir::Hir) -> Option<[bool; 256]> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let seq = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .limit_class(256)
+        .limit_repeat(1)
+        .limit_literal_len(1)
+        .limit_total(256)
+        .extract(hir);
+    let mut first = [false; 256];
+    for l in seq.literals()? {
+        first[usize::from(*l.as_bytes().first()?)] = true;
+    }
+    Some(first)
 }
 
 /// The word-bounded detectors (`word_len`), and for each word length up to the longest bound
@@ -2960,12 +2999,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn first_bytes_are_the_bytes_a_match_starts_with() {
+        let listed = |p: &str| {
+            first_bytes(&hir(p)).map(|f| {
+                (0..=255u8)
+                    .filter(|&b| f[usize::from(b)])
+                    .map(char::from)
+                    .collect::<String>()
+            })
+        };
+        assert_eq!(
+            listed("[13][1-9A-HJ-NP-Za-km-z]{25,34}").as_deref(),
+            Some("13")
+        );
+        assert_eq!(listed(r"(?i)\bab[0-9]").as_deref(), Some("Aa"));
+        assert_eq!(listed("x?[0-9]y").as_deref(), Some("0123456789x"));
+        assert_eq!(listed("[A-Z]{2}|[a-z0-9]").map(|s| s.len()), Some(62));
+        // More than the extractor lists, or an empty match: no answer.
+        assert_eq!(listed(r"\w+"), None);
+        assert_eq!(listed("a?"), None);
+    }
+
+    #[test]
     fn held_words_are_every_fitting_word_of_the_text() {
         // The probing walk against a plain split of the text into maximal word runs.
         let detectors = Detectors::compile(&[], 0.0).expect("compile");
         let fit = &detectors.word_fit;
         let mut next = xorshift(0x0ddb_a11c_afe0);
-        let alphabet = b"ab1Z_ -.\xc3";
+        let alphabet = b"ab1Z3_ -.\xc3";
         for round in 0..20_000 {
             let len = (next() % 120) as usize;
             let text: Vec<u8> = (0..len)
@@ -2996,7 +3057,9 @@ pub(crate) mod tests {
                     let f = if word.contains(&b'_') {
                         DetectorMask::EMPTY
                     } else {
-                        fit[word.len().min(fit.len() - 1)] & wanted
+                        fit[word.len().min(fit.len() - 1)]
+                            & wanted
+                            & detectors.word_first[usize::from(word[0])]
                     };
                     if f.any() {
                         expected.push((start as u32, i as u32, f));
@@ -3007,7 +3070,8 @@ pub(crate) mod tests {
             }
             let mut buf = Vec::new();
             // Few held, so texts with more fitting words take the other branch.
-            let got = held_words(&text, fit, wanted, &mut buf, 8).map(|w| {
+            let tables = (fit.as_slice(), detectors.word_first.as_slice());
+            let got = held_words(&text, tables, wanted, &mut buf, 8).map(|w| {
                 w.iter()
                     .map(|w| (w.start, w.end, w.fit))
                     .collect::<Vec<_>>()
@@ -3081,7 +3145,7 @@ pub(crate) mod tests {
                 let mut buf = Vec::new();
                 let Some(words) = held_words(
                     &text,
-                    &detectors.word_fit,
+                    (&detectors.word_fit, &detectors.word_first),
                     DetectorMask::bit(i),
                     &mut buf,
                     MAX_HELD,
