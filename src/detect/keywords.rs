@@ -484,6 +484,12 @@ fn absorb_superstrings(
 mod tests {
     use super::*;
 
+    /// The search of `kw`, every keyword absorbable, none counted at word starts only.
+    fn built(kw: &[String], owners: &[DetectorMask], any_case: &[bool]) -> KeywordSearch {
+        KeywordSearch::build(kw, owners, any_case, DetectorMask::ALL, DetectorMask::EMPTY)
+            .expect("keywords")
+    }
+
     fn occurrences(search: &KeywordSearch, text: &[u8]) -> Vec<(usize, usize, DetectorMask)> {
         let mut v = Vec::new();
         search.for_each(text, DetectorMask::ALL, |s, e, m| {
@@ -572,14 +578,7 @@ mod tests {
             .collect();
         let owners: Vec<DetectorMask> = (0..kw.len()).map(DetectorMask::bit).collect();
         let any_case = vec![true, true, true, false, true];
-        let search = KeywordSearch::build(
-            &kw,
-            &owners,
-            &any_case,
-            DetectorMask::ALL,
-            DetectorMask::EMPTY,
-        )
-        .expect("keywords");
+        let search = built(&kw, &owners, &any_case);
         // `passport` and `passport no` (any case) are absorbed by `pass`; `port` is exact.
         assert_eq!(search.patterns.len(), 3);
         let hits = occurrences(&search, br#""PASSPORT No 1","report","ssn""#);
@@ -620,14 +619,7 @@ mod tests {
         assert!(starting(&hits, 5).has(3), "{hits:?}");
         assert!(!starting(&hits, 6).has(3), "{hits:?}");
         // Otherwise both go to the shortest keyword inside them.
-        let search = KeywordSearch::build(
-            &kw,
-            &owners,
-            &any_case,
-            DetectorMask::ALL,
-            DetectorMask::EMPTY,
-        )
-        .expect("keywords");
+        let search = built(&kw, &owners, &any_case);
         let hits = occurrences(&search, text);
         assert!(starting(&hits, 1).has(2), "{hits:?}");
         assert!(starting(&hits, 6).has(3), "{hits:?}");
@@ -675,14 +667,7 @@ mod tests {
             b"",
             b"dobob: DOB:",
         ];
-        let search = KeywordSearch::build(
-            &kw,
-            &owners,
-            &any_case,
-            DetectorMask::ALL,
-            DetectorMask::EMPTY,
-        )
-        .unwrap();
+        let search = built(&kw, &owners, &any_case);
         for t in texts {
             let mut naive = Vec::new();
             for ((k, &o), &fold) in kw.iter().zip(&owners).zip(&any_case) {
