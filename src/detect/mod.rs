@@ -544,36 +544,34 @@ impl KeywordHits {
         let mut mask = self.saturated;
         // Hits sorted by start: the backslashes before one start are counted once, so the
         // counting is linear in `raw` however many keywords start there.
-        let mut last: Option<(usize, bool)> = None;
+        let mut last: Option<(usize, bool, bool)> = None;
         for &(s, e, owner, glued) in self.hits[first..].iter().take_while(|h| h.0 < end) {
             if e > end {
                 continue;
             }
             let p = s - start;
-            // The byte before the hit ends an escape: `p - 1` is an escape's letter after an
-            // odd run of backslashes (one run per hit: the run ends at `p - 2` and `raw[p - 1]`
-            // is a letter, so runs of different hits do not overlap).
-            let glued = glued
-                && !(p >= 2
-                    && crate::json::escape_byte(raw[p - 1]).is_some()
-                    && raw[..p - 1]
-                        .iter()
-                        .rev()
-                        .take_while(|&&b| b == b'\\')
-                        .count()
-                        % 2
-                        == 1);
-            let escaped = match last {
-                Some((q, escaped)) if q == p => escaped,
+            let odd_run_before =
+                |i: usize| raw[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
+            let (escaped, after_escape) = match last {
+                Some((q, escaped, after)) if q == p => (escaped, after),
                 _ => {
                     let escaped = raw
                         .get(p)
                         .is_some_and(|&b| b == b'u' || crate::json::escape_byte(b).is_some())
-                        && raw[..p].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
-                    last = Some((p, escaped));
-                    escaped
+                        && odd_run_before(p);
+                    // A glued hit after an escape: `p - 1` is an escape's letter after an odd
+                    // run of backslashes (the hits at `p` are all glued or none; the run ends
+                    // at `p - 2` and `raw[p - 1]` is a letter, so the runs of two positions do
+                    // not overlap).
+                    let after = glued
+                        && p >= 2
+                        && crate::json::escape_byte(raw[p - 1]).is_some()
+                        && odd_run_before(p - 1);
+                    last = Some((p, escaped, after));
+                    (escaped, after)
                 }
             };
+            let glued = glued && !after_escape;
             if !escaped {
                 mask |= self.triggered(owner, glued);
             }
