@@ -745,7 +745,11 @@ impl Detectors {
             if d.pattern.is_some() && !d.keywords.is_empty() {
                 keyword_gated |= bit;
                 let any_case = d.keywords_any_case;
-                if hir.is_some_and(|h| keyword_starts_every_match(h, &d.keywords, any_case)) {
+                // `accept`'s boundary at the value's start, when the value is the match.
+                let bounded = d.group == 0 && d.boundary != Boundary::None;
+                if hir
+                    .is_some_and(|h| keyword_starts_every_match(h, &d.keywords, any_case, bounded))
+                {
                     word_start |= bit;
                 }
                 let listed: Vec<String> = if any_case {
@@ -2061,40 +2065,44 @@ fn word_len_range(hir: &regex_syntax::hir::Hir) -> Option<(usize, usize)> {
 }
 
 /// Whether every match of `hir` starts with one of `keywords` (compared in any ASCII case
-/// when `any_case`, as the keyword search finds them) right after a word boundary (`\b`,
-/// ASCII or Unicode, or a word start): `\b(?:Mr|Mrs|Ms)` with `Mr` and `Ms`. A keyword glued
-/// to a letter or digit before it ([`glued`]: `Mr` in base64) then starts no match, and
-/// triggers nothing. Prefixes the extractor cuts short of a keyword answer no.
+/// when `any_case`, as the keyword search finds them) right after a word boundary: one the
+/// pattern asks for first (`\b`, ASCII or Unicode, or a word start: `\b(?:Mr|Mrs|Ms)` with
+/// `Mr` and `Ms`), or, when `bounded`, the one `accept` asks of a value that is the whole
+/// match (a `word` or `token` boundary rejects a value glued to a letter or digit before it).
+/// A keyword glued to a letter or digit before it ([`glued`]: `Mr` in base64) then starts no
+/// match that is kept, and triggers nothing. Prefixes the extractor cuts short of a keyword
+/// answer no.
 fn keyword_starts_every_match(
     hir: &regex_syntax::hir::Hir,
     keywords: &[String],
     any_case: bool,
+    bounded: bool,
 ) -> bool {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     use regex_syntax::hir::{Hir, HirKind, Look};
-    let HirKind::Concat(parts) = hir.kind() else {
-        return false;
+    let after_look = match hir.kind() {
+        HirKind::Concat(parts) => parts.split_first().and_then(|(first, rest)| {
+            matches!(
+                first.kind(),
+                HirKind::Look(
+                    Look::WordAscii
+                        | Look::WordUnicode
+                        | Look::WordStartAscii
+                        | Look::WordStartUnicode
+                        | Look::WordStartHalfAscii
+                        | Look::WordStartHalfUnicode
+                )
+            )
+            .then(|| Hir::concat(rest.to_vec()))
+        }),
+        _ => None,
     };
-    let Some((first, rest)) = parts.split_first() else {
-        return false;
+    let rest = match after_look {
+        Some(rest) => rest,
+        None if bounded => hir.clone(),
+        None => return false,
     };
-    let boundary = matches!(
-        first.kind(),
-        HirKind::Look(
-            Look::WordAscii
-                | Look::WordUnicode
-                | Look::WordStartAscii
-                | Look::WordStartUnicode
-                | Look::WordStartHalfAscii
-                | Look::WordStartHalfUnicode
-        )
-    );
-    if !boundary {
-        return false;
-    }
-    let seq = Extractor::new()
-        .kind(ExtractKind::Prefix)
-        .extract(&Hir::concat(rest.to_vec()));
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&rest);
     let starts = |l: &[u8], k: &[u8]| {
         l.len() >= k.len()
             && if any_case {
@@ -2996,6 +3004,26 @@ pub(crate) mod tests {
         }
     }
 
+    /// A keyword starts every match after a boundary the pattern asks for, or, when the
+    /// value is the whole match and `accept` asks for a boundary, after that one; a match that
+    /// may start elsewhere, or with a byte before the keyword, answers no.
+    #[test]
+    fn a_keyword_starts_every_match_after_a_boundary() {
+        let starts = |pattern: &str, keywords: &[&str], any_case: bool, bounded: bool| {
+            let keywords: Vec<String> = keywords.iter().map(|k| k.to_string()).collect();
+            let hir = parse_hir(pattern).expect("pattern");
+            keyword_starts_every_match(&hir, &keywords, any_case, bounded)
+        };
+        assert!(starts(r"\b(?:Mr|Ms)\.? [A-Z]", &["Mr", "Ms"], false, false));
+        assert!(!starts(r"ghp_[a-z]{4}", &["ghp_"], false, false));
+        assert!(starts(r"ghp_[a-z]{4}", &["ghp_"], false, true));
+        assert!(starts(r"(?i:GHP_)[a-z]{4}", &["ghp_"], true, true));
+        assert!(!starts(r"(?i:GHP_)[a-z]{4}", &["ghp_"], false, true));
+        assert!(!starts(r"(?:ghp|xyz)_[a-z]{4}", &["ghp_"], false, true));
+        assert!(!starts(r"[a-z]?ghp_[a-z]{4}", &["ghp_"], false, true));
+        assert!(!starts(r"[a-z]+", &["ghp_"], false, true));
+    }
+
     #[test]
     fn first_bytes_are_the_bytes_a_match_starts_with() {
         let listed = |p: &str| {
@@ -3521,7 +3549,7 @@ pub(crate) mod tests {
 
     /// Support-gated detectors run only in a text holding one of their context words where it
     /// starts a word, as `accept` counts one (`has_context_word`), and so do the keyword-gated
-    /// ones whose matches start with a keyword after `\b`: random texts of context words and
+    /// ones whose matches start with a keyword after a boundary: random texts of context words and
     /// keywords (in both cases, glued to a letter, a digit or `_`, after an escape) and the
     /// tokens of the detectors' examples find, with the text's own keyword pass and with a JSON
     /// body's, what they find with every gate open.
@@ -3529,12 +3557,51 @@ pub(crate) mod tests {
     fn a_word_start_gate_opens_where_its_word_starts_a_word() {
         let d = Detectors::compile(&[], 0.5).expect("compile");
         let pack: PackFile = toml::from_str(BUILTIN_PACK).expect("pack");
-        // The keyword-gated ones whose every match starts with a keyword after `\b`.
+        // The keyword-gated ones whose every match starts with a keyword after a boundary
+        // (the pattern's `\b`, or `accept`'s when the value is the match).
         let keyword_gated: Vec<&str> = (d.word_start & d.keyword_gated)
             .ones()
             .map(|i| &*d.list[i].id)
             .collect();
-        assert_eq!(keyword_gated, ["jwt", "person_name.honorific"]);
+        assert_eq!(
+            keyword_gated,
+            [
+                "phone.e164",
+                "aws_access_key",
+                "jwt",
+                "github_token",
+                "google_api_key",
+                "stripe_key",
+                "person_name.honorific",
+                "anthropic_api_key",
+                "gitlab_token",
+                "npm_token",
+                "pypi_token",
+                "huggingface_token",
+                "twilio_api_key",
+                "sendgrid_api_key",
+                "mailgun_api_key",
+                "shopify_token",
+                "vault_token",
+                "digitalocean_token",
+                "heroku_api_key",
+                "atlassian_api_token",
+                "linear_api_key",
+                "notion_token",
+                "postman_api_key",
+                "newrelic_key",
+                "sentry_token",
+                "grafana_token",
+                "doppler_token",
+                "pulumi_token",
+                "databricks_token",
+                "age_secret_key",
+                "alibaba_access_key",
+                "square_token",
+                "supabase_token",
+                "btc_address.bech32",
+            ]
+        );
         let mut pieces: Vec<String> = Vec::new();
         for i in d.word_start.ones() {
             let det = &d.list[i];
@@ -3548,6 +3615,10 @@ pub(crate) mod tests {
             if let Some(e) = example.and_then(|p| p.example.as_deref()) {
                 pieces.extend(e.split(' ').map(String::from));
                 pieces.extend([e.to_string(), e.to_string(), e.to_string()]);
+                // The example from each keyword on, to be glued to what comes before it.
+                for k in example.iter().flat_map(|p| &p.keywords) {
+                    pieces.extend(e.find(k.as_str()).map(|at| e[at..].to_string()));
+                }
             }
         }
         let glue = [
