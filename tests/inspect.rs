@@ -992,6 +992,38 @@ fn a_context_word_counts_where_it_starts_a_word_in_every_layer() {
 }
 
 #[test]
+fn a_token_keyword_counts_where_it_starts_a_word_once_decoded() {
+    // A GitHub token is reported only where nothing alphanumeric is glued before it, and its
+    // keyword gate asks the same of `ghp_` in the decoded string: an escape that writes a space
+    // (`\u0020`) or a line break (`\n`) before it un-glues it, one that writes a letter
+    // (`\u0078`) or a backslash's `n` (`\\n`) glues it.
+    let p = all();
+    let found = |body: &str, ct: &str| {
+        let i = inspect_with(&p, "/", Direction::Response, Some(ct), &[], body.as_bytes());
+        i.findings.iter().any(|f| &*f.detector == "github_token")
+    };
+    let token = "ghp_R8kLm2Qx9TzV4nWp7YcB3dFh6JsA1uEo5iGk";
+    let json = "application/json";
+    for (body, ct) in [
+        (format!(r#"{{"t": "{token}"}}"#), json),
+        (format!(r#"{{"t": "x\u0020{token}"}}"#), json),
+        (format!(r#"{{"t": "x\n{token}"}}"#), json),
+        (format!(r#"{{"doc": "{{\"t\": \"x\\n{token}\"}}"}}"#), json),
+        (format!("x {token}"), "text/plain"),
+    ] {
+        assert!(found(&body, ct), "{body}");
+    }
+    for (body, ct) in [
+        (format!(r#"{{"t": "x{token}"}}"#), json),
+        (format!(r#"{{"t": "\u0078{token}"}}"#), json),
+        (format!(r#"{{"t": "x\\n{token}"}}"#), json),
+        (format!("x{token}"), "text/plain"),
+    ] {
+        assert!(!found(&body, ct), "{body}");
+    }
+}
+
+#[test]
 fn a_keyword_glued_to_a_word_opens_the_gate_of_a_pattern_that_does_not_start_at_a_boundary() {
     // `EMP` glued to `x` may start a match of `EMP[0-9]{6}`, not one of `\bEMQ[0-9]{6}`: only
     // the second gate asks for a keyword that starts a word.
