@@ -10,6 +10,7 @@
 //! validator (Luhn, mod-97, SSN rules, ...) and a confidence threshold that key hints and nearby
 //! context words can raise.
 
+mod byte_masks;
 pub(crate) mod catalog;
 #[cfg(test)]
 mod dfa_build;
@@ -1235,9 +1236,6 @@ impl Detectors {
         // a text that has numeric detectors left.
         let spans = if passed.meets(self.numeric) {
             let mut held = if walked {
-                for sp in span_buf.iter_mut() {
-                    sp.digits = count_digits(&text[sp.start as usize..sp.end as usize]) as u32;
-                }
                 Some(span_buf.as_mut_slice())
             } else {
                 held_numeric_spans(text, span_buf, *hold)
@@ -1909,21 +1907,19 @@ fn held_numeric_spans<'b>(
     if u32::try_from(text.len()).is_err() {
         return None;
     }
-    let mut from = 0;
-    while let Some((start, end)) = next_numeric_span(text, from) {
-        if buf.len() >= hold {
-            return None;
-        }
+    let mut all = true;
+    byte_masks::numeric_spans(text, |start, end, digits| {
+        all = buf.len() < hold;
         // In range: the text's length fits a u32.
         buf.push(NumericSpan {
             start: start as u32,
             end: end as u32,
-            digits: count_digits(&text[start..end]) as u32,
+            digits: digits as u32,
             may: DetectorMask::EMPTY,
         });
-        from = end;
-    }
-    Some(buf.as_mut_slice())
+        all
+    });
+    all.then_some(buf.as_mut_slice())
 }
 
 /// A maximal run of ASCII letters and digits in a text, between bytes that are not `_` or
@@ -2459,9 +2455,9 @@ impl Shape {
     /// A chain lies inside one numeric span (any other byte ends it), so only the spans are
     /// walked, and only those longer than the best chain so far.
     ///
-    /// The spans walked are kept in `spans` as [`held_numeric_spans`] holds them, without
-    /// their digit counts: `true` when all of them are there (at most `hold`, and offsets fit
-    /// a `u32`), so the numeric detectors need not walk the text for them again.
+    /// The spans walked are kept in `spans` as [`held_numeric_spans`] holds them: `true` when
+    /// all of them are there (at most `hold`, and offsets fit a `u32`), so the numeric
+    /// detectors need not walk the text for them again.
     fn max_run_keeping(
         &self,
         text: &[u8],
@@ -2475,15 +2471,13 @@ impl Shape {
         }
         let glued = |b: u8| b.is_ascii_alphabetic() || b == b'_';
         let mut best = 0;
-        let mut from = 0;
-        while let Some((s, e)) = next_numeric_span(text, from) {
-            from = e;
+        byte_masks::numeric_spans(text, |s, e, digits| {
             if kept && spans.len() < hold {
                 // In range: the text's length fits a u32.
                 spans.push(NumericSpan {
                     start: s as u32,
                     end: e as u32,
-                    digits: 0,
+                    digits: digits as u32,
                     may: DetectorMask::EMPTY,
                 });
             } else {
@@ -2494,7 +2488,8 @@ impl Shape {
                 let right = text.get(e).is_some_and(|&b| glued(b));
                 best = best.max(span_run(&text[s..e], left, right));
             }
-        }
+            true
+        });
         (best, kept)
     }
 
@@ -3386,6 +3381,78 @@ pub(crate) mod tests {
         }
     }
 
+    /// The numeric spans found from bit masks are the byte walk's, with its digit counts, in
+    /// texts long enough to cross 64-byte blocks: runs over a block's end, blocks that are
+    /// digits throughout, a text that ends in a run, and a stop when the caller says so.
+    #[test]
+    fn numeric_spans_from_bit_masks_are_the_byte_walks() {
+        let mut next = xorshift(0x51de_b10c_ca11_ab1e);
+        for round in 0..100_000 {
+            // Runs of one kind of byte, long ones often, so spans cross blocks.
+            let len = (next() % 261) as usize;
+            let mut text = Vec::with_capacity(len);
+            while text.len() < len {
+                let run = 1 + (next() % if next() & 3 == 0 { 150 } else { 6 }) as usize;
+                let b = match next() % 8 {
+                    0..=2 => b'0' + (next() % 10) as u8,
+                    3 => b" -./()+"[(next() % 7) as usize],
+                    4 => b"*,:"[(next() % 3) as usize],
+                    5 => b'a' + (next() % 26) as u8,
+                    6 => 0x80 | (next() % 128) as u8,
+                    _ => (next() % 256) as u8,
+                };
+                text.extend(std::iter::repeat_n(b, run.min(len - text.len())));
+            }
+            let mut want = Vec::new();
+            let mut from = 0;
+            while let Some((s, e)) = next_numeric_span(&text, from) {
+                want.push((s, e, count_digits(&text[s..e])));
+                from = e;
+            }
+            // Stop after the `stop`-th span (none when it is past the last).
+            let stop = (next() % (want.len() as u64 + 2)) as usize;
+            let mut got = Vec::new();
+            byte_masks::numeric_spans(&text, |s, e, d| {
+                got.push((s, e, d));
+                got.len() != stop
+            });
+            let expect = if stop == 0 {
+                &want[..]
+            } else {
+                &want[..stop.min(want.len())]
+            };
+            assert_eq!(
+                got,
+                expect,
+                "round {round}: {:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    /// The SIMD masks are the byte tests, for every byte value at every position of a block.
+    #[test]
+    fn the_masks_are_the_byte_tests() {
+        let mut next = xorshift(0x0b17_5e75_0f0b_1e55);
+        for b in 0..=255u8 {
+            for at in 0..64 {
+                let mut block = [0u8; 64];
+                for x in block.iter_mut() {
+                    *x = (next() % 256) as u8;
+                }
+                block[at] = b;
+                let got = byte_masks::masks(&block);
+                assert_eq!(got, byte_masks::scalar_masks(&block), "{b} at {at}");
+                assert_eq!(
+                    got.numeric >> at & 1 == 1,
+                    is_numeric_byte(b),
+                    "{b} at {at}"
+                );
+                assert_eq!(got.digit >> at & 1 == 1, b.is_ascii_digit(), "{b} at {at}");
+            }
+        }
+    }
+
     #[test]
     fn span_walk_max_run_and_swar_digit_search_equal_the_byte_loops() {
         // Texts over an alphabet that exercises every branch: digits, letters, `_`, the
@@ -3411,8 +3478,11 @@ pub(crate) mod tests {
             let want = held_numeric_spans(&text, &mut held, hold);
             assert_eq!(all, want.is_some(), "{text:?} {hold}");
             if let Some(want) = want {
-                let ends =
-                    |v: &[NumericSpan]| v.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>();
+                let ends = |v: &[NumericSpan]| {
+                    v.iter()
+                        .map(|s| (s.start, s.end, s.digits))
+                        .collect::<Vec<_>>()
+                };
                 assert_eq!(ends(&kept), ends(want), "{text:?}");
             }
             for from in 0..=text.len() {
