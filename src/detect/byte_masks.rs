@@ -1,32 +1,40 @@
-//! A text's numeric bytes and digits as bit masks, 64 bytes to a block, and its numeric spans
-//! found from them: a mask compare per 16 bytes where SIMD is there (SSE2 natively, SIMD128 in
-//! Wasm, as Envoy's V8 runs it), then bit operations per span, not per byte.
+//! A text's byte classes as bit masks, 64 bytes to a block, made once per text with a mask
+//! compare per 16 bytes where SIMD is there (SSE2 natively, SIMD128 in Wasm, as Envoy's V8
+//! runs it); then the per-text gates are bit operations: the counts by popcount, the numeric
+//! spans per span rather than per byte, the structural gates as shifted masks.
 //!
 //! A numeric span is a maximal run of numeric bytes (digits and `+ ( ) - . /` and space) that
 //! holds a digit (see `next_numeric_span`, the byte walk these are tested against).
 
-/// The numeric bytes and the digits of one 64-byte block, bit `i` for byte `i`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Masks {
+/// The classes of the bytes of one 64-byte block, bit `i` for byte `i`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Masks {
+    /// Digits and `+ ( ) - . /` and space.
     pub(super) numeric: u64,
     pub(super) digit: u64,
+    pub(super) colon: u64,
+    pub(super) dash: u64,
+    pub(super) dot: u64,
+    /// `A` to `Z`.
+    pub(super) upper: u64,
 }
 
-/// The masks of the block of `text` at `base`; bytes past the text's end are neither numeric
-/// nor digits.
+/// The masks of every block of `text` in `blocks` (emptied first); bytes past the text's end
+/// are in no class.
 #[inline(always)]
-fn block_at(text: &[u8], base: usize) -> Masks {
-    match text
-        .get(base..base + 64)
-        .and_then(|b| b.first_chunk::<64>())
-    {
-        Some(block) => masks(block),
-        None => {
-            let mut block = [0u8; 64];
-            let tail = &text[base.min(text.len())..];
-            block[..tail.len()].copy_from_slice(tail);
-            masks(&block)
+pub(super) fn fill(text: &[u8], blocks: &mut Vec<Masks>) {
+    blocks.clear();
+    let mut chunks = text.chunks_exact(64);
+    for chunk in &mut chunks {
+        if let Some(block) = chunk.first_chunk::<64>() {
+            blocks.push(masks(block, 4));
         }
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut block = [0u8; 64];
+        block[..tail.len()].copy_from_slice(tail);
+        blocks.push(masks(&block, tail.len().div_ceil(16)));
     }
 }
 
@@ -36,11 +44,15 @@ fn below(n: u32) -> u64 {
     (1u64 << n) - 1
 }
 
-/// Calls `f(start, end, digits)` for each numeric span of `text` in order, while it returns
-/// `true`.
+/// Calls `f(start, end, digits)` for each numeric span of the text of `n` bytes whose masks
+/// are `blocks` (see [`fill`]) in order, while it returns `true`.
 #[inline(always)]
-pub(super) fn numeric_spans(text: &[u8], mut f: impl FnMut(usize, usize, usize) -> bool) {
-    let n = text.len();
+pub(super) fn numeric_spans(
+    blocks: &[Masks],
+    n: usize,
+    mut f: impl FnMut(usize, usize, usize) -> bool,
+) {
+    let block_at = |base: usize| blocks[base / 64];
     let mut base = 0;
     // Where the numeric run that reaches `base` from before it starts (`base` when none does).
     // Such a run holds no digit before `base`: it would have been reported, and passed.
@@ -48,7 +60,7 @@ pub(super) fn numeric_spans(text: &[u8], mut f: impl FnMut(usize, usize, usize) 
     // The bits of the block at `base` that lie in spans already reported.
     let mut done = 0u64;
     'blocks: while base < n {
-        let m = block_at(text, base);
+        let m = block_at(base);
         let non = !m.numeric;
         let mut pending = m.digit & !done;
         while pending != 0 {
@@ -78,7 +90,7 @@ pub(super) fn numeric_spans(text: &[u8], mut f: impl FnMut(usize, usize, usize) 
                     f(start, n, digits);
                     return;
                 }
-                let next = block_at(text, at);
+                let next = block_at(at);
                 let non = !next.numeric;
                 if non != 0 {
                     let e = non.trailing_zeros();
@@ -104,68 +116,76 @@ pub(super) fn numeric_spans(text: &[u8], mut f: impl FnMut(usize, usize, usize) 
     }
 }
 
-/// The masks of `block`: SSE2 compares, 16 bytes a step.
+/// The masks of the first `chunks` 16-byte chunks of `block` (`1..=4`; the rest are in no
+/// class): SSE2 compares, 16 bytes a step.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-pub(super) fn masks(block: &[u8; 64]) -> Masks {
+pub(super) fn masks(block: &[u8; 64], chunks: usize) -> Masks {
     use std::arch::x86_64::*;
-    let (mut numeric, mut digit) = (0u64, 0u64);
-    for (i, chunk) in block.chunks_exact(16).enumerate() {
+    let mut m = Masks::default();
+    for (i, chunk) in block.chunks_exact(16).take(chunks).enumerate() {
         // SAFETY: SSE2 is enabled for this target (the `cfg` above), and the load reads the
         // 16 bytes of `chunk` (`loadu`: no alignment needed).
-        let (n, d) = unsafe {
+        let bits = unsafe {
             let v = _mm_loadu_si128(chunk.as_ptr().cast());
             let splat = |b: u8| _mm_set1_epi8(b as i8);
+            let eq = |b: u8| _mm_cmpeq_epi8(v, splat(b));
             // `x - lo <= hi - lo`, unsigned: bytes below `lo` wrap to above.
             let within = |lo: u8, hi: u8| {
                 let t = _mm_sub_epi8(v, splat(lo));
                 _mm_cmpeq_epi8(_mm_min_epu8(t, splat(hi - lo)), t)
             };
-            let digit = within(b'0', b'9');
             // `( ) * + , - . / 0-9` but `*` and `,`, and space.
-            let not = _mm_or_si128(
-                _mm_cmpeq_epi8(v, splat(b'*')),
-                _mm_cmpeq_epi8(v, splat(b',')),
-            );
             let numeric = _mm_or_si128(
-                _mm_andnot_si128(not, within(b'(', b'9')),
-                _mm_cmpeq_epi8(v, splat(b' ')),
+                _mm_andnot_si128(_mm_or_si128(eq(b'*'), eq(b',')), within(b'(', b'9')),
+                eq(b' '),
             );
-            (_mm_movemask_epi8(numeric), _mm_movemask_epi8(digit))
+            [
+                numeric,
+                within(b'0', b'9'),
+                eq(b':'),
+                eq(b'-'),
+                eq(b'.'),
+                within(b'A', b'Z'),
+            ]
+            .map(|c| _mm_movemask_epi8(c) as u16)
         };
-        // `movemask` sets the low 16 bits only.
-        numeric |= u64::from(n as u16) << (16 * i);
-        digit |= u64::from(d as u16) << (16 * i);
+        m.or_chunk(i, bits);
     }
-    Masks { numeric, digit }
+    m
 }
 
-/// The masks of `block`: SIMD128 compares, 16 bytes a step.
+/// The masks of the first `chunks` 16-byte chunks of `block` (`1..=4`; the rest are in no
+/// class): SIMD128 compares, 16 bytes a step.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-pub(super) fn masks(block: &[u8; 64]) -> Masks {
+pub(super) fn masks(block: &[u8; 64], chunks: usize) -> Masks {
     use core::arch::wasm32::*;
-    let (mut numeric, mut digit) = (0u64, 0u64);
-    for (i, chunk) in block.chunks_exact(16).enumerate() {
+    let mut m = Masks::default();
+    for (i, chunk) in block.chunks_exact(16).take(chunks).enumerate() {
         // SAFETY: the load reads the 16 bytes of `chunk` (Wasm loads need no alignment).
         let v = unsafe { v128_load(chunk.as_ptr().cast()) };
+        let eq = |b: u8| u8x16_eq(v, u8x16_splat(b));
         let within = |lo: u8, hi: u8| {
             let t = u8x16_sub(v, u8x16_splat(lo));
             u8x16_eq(u8x16_min(t, u8x16_splat(hi - lo)), t)
         };
-        let digits = within(b'0', b'9');
-        let not = v128_or(
-            u8x16_eq(v, u8x16_splat(b'*')),
-            u8x16_eq(v, u8x16_splat(b',')),
+        let numeric = v128_or(
+            v128_andnot(within(b'(', b'9'), v128_or(eq(b'*'), eq(b','))),
+            eq(b' '),
         );
-        let numerics = v128_or(
-            v128_andnot(within(b'(', b'9'), not),
-            u8x16_eq(v, u8x16_splat(b' ')),
-        );
-        numeric |= u64::from(u8x16_bitmask(numerics)) << (16 * i);
-        digit |= u64::from(u8x16_bitmask(digits)) << (16 * i);
+        let bits = [
+            numeric,
+            within(b'0', b'9'),
+            eq(b':'),
+            eq(b'-'),
+            eq(b'.'),
+            within(b'A', b'Z'),
+        ]
+        .map(|c| u8x16_bitmask(c));
+        m.or_chunk(i, bits);
     }
-    Masks { numeric, digit }
+    m
 }
 
 /// The masks of `block`, a byte at a time (targets without the SIMD above).
@@ -173,8 +193,25 @@ pub(super) fn masks(block: &[u8; 64]) -> Masks {
     all(target_arch = "x86_64", target_feature = "sse2"),
     all(target_arch = "wasm32", target_feature = "simd128")
 )))]
-pub(super) fn masks(block: &[u8; 64]) -> Masks {
-    scalar_masks(block)
+pub(super) fn masks(block: &[u8; 64], chunks: usize) -> Masks {
+    let mut tail = [0u8; 64];
+    tail[..16 * chunks].copy_from_slice(&block[..16 * chunks]);
+    scalar_masks(&tail)
+}
+
+impl Masks {
+    /// Sets the bits of 16-byte chunk `i` from the bit masks of its six classes, in field
+    /// order.
+    #[inline(always)]
+    fn or_chunk(&mut self, i: usize, [numeric, digit, colon, dash, dot, upper]: [u16; 6]) {
+        let at = |bits: u16| u64::from(bits) << (16 * i);
+        self.numeric |= at(numeric);
+        self.digit |= at(digit);
+        self.colon |= at(colon);
+        self.dash |= at(dash);
+        self.dot |= at(dot);
+        self.upper |= at(upper);
+    }
 }
 
 /// The masks from the byte tests the rest of the crate makes.
@@ -186,10 +223,43 @@ pub(super) fn masks(block: &[u8; 64]) -> Masks {
     allow(dead_code)
 )]
 pub(super) fn scalar_masks(block: &[u8; 64]) -> Masks {
-    let (mut numeric, mut digit) = (0u64, 0u64);
+    let mut m = Masks::default();
     for (i, &b) in block.iter().enumerate() {
-        numeric |= u64::from(super::is_numeric_byte(b)) << i;
-        digit |= u64::from(b.is_ascii_digit()) << i;
+        let bit = |yes: bool| u64::from(yes) << i;
+        m.numeric |= bit(super::is_numeric_byte(b));
+        m.digit |= bit(b.is_ascii_digit());
+        m.colon |= bit(b == b':');
+        m.dash |= bit(b == b'-');
+        m.dot |= bit(b == b'.');
+        m.upper |= bit(b.is_ascii_uppercase());
     }
-    Masks { numeric, digit }
+    m
+}
+
+/// A block's masks and the next block's, for tests of bytes a few apart.
+pub(super) struct Pair<'a> {
+    here: &'a Masks,
+    next: &'a Masks,
+}
+
+impl Pair<'_> {
+    /// The bits of `class` from `by` bytes on (`by < 64`): bit `i` for byte `i + by` of the
+    /// block, which may be in the next one.
+    #[inline(always)]
+    pub(super) fn at(&self, class: impl Fn(&Masks) -> u64, by: u32) -> u64 {
+        let both = u128::from(class(self.here)) | u128::from(class(self.next)) << 64;
+        (both >> by) as u64
+    }
+}
+
+/// Whether `test` of some block and the next (see [`Pair::at`]) has a bit set. Past the
+/// text's end bytes are in no class, so a test that needs a class at each byte it looks at
+/// holds only inside the text.
+#[inline(always)]
+pub(super) fn any_pair(blocks: &[Masks], test: impl Fn(&Pair<'_>) -> u64) -> bool {
+    let none = Masks::default();
+    blocks.iter().enumerate().any(|(k, here)| {
+        let next = blocks.get(k + 1).unwrap_or(&none);
+        test(&Pair { here, next }) != 0
+    })
 }

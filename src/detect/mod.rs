@@ -1186,7 +1186,13 @@ impl Detectors {
         };
         // Whole groups first: keyword-gated detectors without their keyword, digit-gated ones
         // in a text without digits.
-        let shape = Shape::new(text);
+        let Scratch {
+            spans: span_buf,
+            words: word_buf,
+            blocks,
+            hold,
+        } = scratch;
+        let shape = Shape::new(text, blocks);
         let mut m = candidates
             & !(self.keyword_gated & !triggered)
             & !needing_more(&self.need_len, text.len());
@@ -1218,11 +1224,6 @@ impl Detectors {
                 m.remove(i);
             }
         }
-        let Scratch {
-            spans: span_buf,
-            words: word_buf,
-            hold,
-        } = scratch;
         // Whether `span_buf` holds every numeric span of the text, found by `max_run`.
         let mut walked = false;
         if m.meets(self.need_run[0]) {
@@ -1238,7 +1239,7 @@ impl Detectors {
             let mut held = if walked {
                 Some(span_buf.as_mut_slice())
             } else {
-                held_numeric_spans(text, span_buf, *hold)
+                held_numeric_spans(text, shape.blocks, span_buf, *hold)
             };
             if let Some(held) = held.as_deref_mut() {
                 // A numeric detector without a span long enough, with digits enough, and of
@@ -1856,6 +1857,8 @@ const MAX_HELD: usize = 1024;
 pub(crate) struct Scratch {
     spans: Vec<NumericSpan>,
     words: Vec<WordRun>,
+    /// The byte classes of a text (see [`Shape`]): 48 bytes for each 64 of the text.
+    blocks: Vec<byte_masks::Masks>,
     /// The most spans, and words, held per text ([`MAX_HELD`]; tests hold fewer, to compare
     /// the path of texts with more).
     hold: usize,
@@ -1865,13 +1868,17 @@ impl Scratch {
     /// The most entries a buffer holds room for.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.spans.capacity().max(self.words.capacity())
+        self.spans
+            .capacity()
+            .max(self.words.capacity())
+            .max(self.blocks.capacity())
     }
 
     /// Empties the buffers, freeing one that holds room for more than `most` entries.
     pub(crate) fn trim(&mut self, most: usize) {
         self.spans = emptied(std::mem::take(&mut self.spans), most);
         self.words = emptied(std::mem::take(&mut self.words), most);
+        self.blocks = emptied(std::mem::take(&mut self.blocks), most);
     }
 }
 
@@ -1891,6 +1898,7 @@ impl Default for Scratch {
         Scratch {
             spans: Vec::new(),
             words: Vec::new(),
+            blocks: Vec::new(),
             hold: MAX_HELD,
         }
     }
@@ -1900,6 +1908,7 @@ impl Default for Scratch {
 /// more than `hold` (or the text is too long for `u32` offsets).
 fn held_numeric_spans<'b>(
     text: &[u8],
+    blocks: &[byte_masks::Masks],
     buf: &'b mut Vec<NumericSpan>,
     hold: usize,
 ) -> Option<&'b mut [NumericSpan]> {
@@ -1908,7 +1917,7 @@ fn held_numeric_spans<'b>(
         return None;
     }
     let mut all = true;
-    byte_masks::numeric_spans(text, |start, end, digits| {
+    byte_masks::numeric_spans(blocks, text.len(), |start, end, digits| {
         all = buf.len() < hold;
         // In range: the text's length fits a u32.
         buf.push(NumericSpan {
@@ -2415,36 +2424,38 @@ fn count_digits(text: &[u8]) -> usize {
         .sum()
 }
 
-/// Cheap facts about a text: its counts of digits, of `:`, `-`, `.` and of capital ASCII
-/// letters, in one vectorised pass; the rest on demand.
-struct Shape {
+/// Cheap facts about a text, from its byte classes as bit masks made in one SIMD pass
+/// ([`byte_masks`]): its digit count, and on demand its counts of other classes, its numeric
+/// spans and its structural gates.
+struct Shape<'b> {
     digits: usize,
-    /// Counts of `:`, `-`, `.` and of capital ASCII letters.
-    counts: [usize; 4],
+    blocks: &'b [byte_masks::Masks],
 }
 
-impl Shape {
-    fn new(text: &[u8]) -> Shape {
-        // As `count_digits`: byte-wide sums over chunks (a chunk of 255 bytes cannot overflow
-        // one), without branches. One pass for all five: the counts were a second pass over
-        // most texts (a structural gate asks for them).
-        let (mut digits, mut c) = (0, [0; 4]);
-        for chunk in text.chunks(255) {
-            let (mut d, mut colons, mut dashes, mut dots, mut capitals) = (0u8, 0u8, 0u8, 0u8, 0u8);
-            for &b in chunk {
-                d += u8::from(b.wrapping_sub(b'0') < 10);
-                colons += u8::from(b == b':');
-                dashes += u8::from(b == b'-');
-                dots += u8::from(b == b'.');
-                capitals += u8::from(b.wrapping_sub(b'A') < 26);
-            }
-            digits += usize::from(d);
-            c[0] += usize::from(colons);
-            c[1] += usize::from(dashes);
-            c[2] += usize::from(dots);
-            c[3] += usize::from(capitals);
-        }
-        Shape { digits, counts: c }
+impl<'b> Shape<'b> {
+    fn new(text: &[u8], blocks: &'b mut Vec<byte_masks::Masks>) -> Shape<'b> {
+        byte_masks::fill(text, blocks);
+        let digits = blocks.iter().map(|m| m.digit.count_ones() as usize).sum();
+        Shape { digits, blocks }
+    }
+
+    /// How many bytes of the text are in `class`.
+    fn count(&self, class: impl Fn(&byte_masks::Masks) -> u64) -> usize {
+        self.blocks
+            .iter()
+            .map(|m| class(m).count_ones() as usize)
+            .sum()
+    }
+
+    /// Counts of `:`, `-`, `.` and of capital ASCII letters.
+    #[cfg(test)]
+    fn counts(&self) -> [usize; 4] {
+        [
+            self.count(|m| m.colon),
+            self.count(|m| m.dash),
+            self.count(|m| m.dot),
+            self.count(|m| m.upper),
+        ]
     }
 
     /// The longest chain of digits in "numeric" segments. Segments are split by spaces, `/`,
@@ -2471,7 +2482,7 @@ impl Shape {
         }
         let glued = |b: u8| b.is_ascii_alphabetic() || b == b'_';
         let mut best = 0;
-        byte_masks::numeric_spans(text, |s, e, digits| {
+        byte_masks::numeric_spans(self.blocks, text.len(), |s, e, digits| {
             if kept && spans.len() < hold {
                 // In range: the text's length fits a u32.
                 spans.push(NumericSpan {
@@ -2483,7 +2494,8 @@ impl Shape {
             } else {
                 kept = false;
             }
-            if e - s > best {
+            // A chain counts digits: a span with no more digits than the best has no longer one.
+            if digits > best {
                 let left = s > 0 && glued(text[s - 1]);
                 let right = text.get(e).is_some_and(|&b| glued(b));
                 best = best.max(span_run(&text[s..e], left, right));
@@ -2499,59 +2511,50 @@ impl Shape {
     }
 
     fn passes(&self, text: &[u8], gate: Gate) -> bool {
+        let blocks = self.blocks;
         match gate {
-            Gate::Ipv4 => self.counts[2] >= 3,
+            Gate::Ipv4 => self.count(|m| m.dot) >= 3,
             // Two capitals first: every IBAN starts with its country's.
-            Gate::Iban => self.counts[3] >= 2 && iban_start(text),
+            Gate::Iban => self.count(|m| m.upper) >= 2 && iban_start(blocks),
             Gate::Ipv6 => {
-                let [colons, ..] = self.counts;
-                colons >= 7 || (colons >= 2 && text.windows(2).any(|w| w == b"::"))
+                let colons = self.count(|m| m.colon);
+                colons >= 7
+                    || (colons >= 2
+                        && byte_masks::any_pair(blocks, |p| {
+                            p.at(|m| m.colon, 0) & p.at(|m| m.colon, 1)
+                        }))
             }
             // The separators' counts first: `mac_separators` needs two dots or five of `:`/`-`.
             Gate::Mac => {
                 text.len() >= 14 && {
-                    let [colons, dashes, dots, _] = self.counts;
-                    (dots >= 2 || colons + dashes >= 5) && mac_separators(text)
+                    let dots = self.count(|m| m.dot);
+                    (dots >= 2 || self.count(|m| m.colon | m.dash) >= 5) && mac_separators(blocks)
                 }
             }
         }
     }
 }
 
-/// Whether `text` has two upper-case letters then two digits (`DE89`), as every IBAN starts.
-fn iban_start(text: &[u8]) -> bool {
-    let upper = |b: u8| b.wrapping_sub(b'A') < 26;
-    let digit = |b: u8| b.wrapping_sub(b'0') < 10;
-    any_window::<4>(text, |w| {
-        upper(w[0]) & upper(w[1]) & digit(w[2]) & digit(w[3])
+/// Whether the text of `blocks` has two upper-case letters then two digits (`DE89`), as
+/// every IBAN starts.
+fn iban_start(blocks: &[byte_masks::Masks]) -> bool {
+    let upper = |m: &byte_masks::Masks| m.upper;
+    let digit = |m: &byte_masks::Masks| m.digit;
+    byte_masks::any_pair(blocks, |p| {
+        p.at(upper, 0) & p.at(upper, 1) & p.at(digit, 2) & p.at(digit, 3)
     })
 }
 
-/// Whether `text` has the separators of a MAC address where a MAC has them: five of `:`/`-`
-/// three bytes apart (`00:1a:2b:3c:4d:5e`), or two dots five bytes apart (`001a.2b3c.4d5e`).
-/// Counting them instead let most prose through (any text with two dots).
-fn mac_separators(text: &[u8]) -> bool {
-    let sep = |b: u8| (b == b':') | (b == b'-');
-    any_window::<6>(text, |w| (w[0] == b'.') & (w[5] == b'.'))
-        || any_window::<13>(text, |w| {
-            sep(w[0]) & sep(w[3]) & sep(w[6]) & sep(w[9]) & sep(w[12])
+/// Whether the text of `blocks` has the separators of a MAC address where a MAC has them:
+/// five of `:`/`-` three bytes apart (`00:1a:2b:3c:4d:5e`), or two dots five bytes apart
+/// (`001a.2b3c.4d5e`). Counting them instead let most prose through (any text with two dots).
+fn mac_separators(blocks: &[byte_masks::Masks]) -> bool {
+    let dot = |m: &byte_masks::Masks| m.dot;
+    let sep = |m: &byte_masks::Masks| m.colon | m.dash;
+    byte_masks::any_pair(blocks, |p| p.at(dot, 0) & p.at(dot, 5))
+        || byte_masks::any_pair(blocks, |p| {
+            p.at(sep, 0) & p.at(sep, 3) & p.at(sep, 6) & p.at(sep, 9) & p.at(sep, 12)
         })
-}
-
-/// Whether `test` holds for some `N` bytes in a row of `text`. Without an early exit inside a
-/// block of 64 windows, and with `&`, not `&&`, in the tests, the loop compiles to SIMD: a
-/// plain `windows(N).any(...)` took a branch for every byte.
-#[inline(always)]
-fn any_window<const N: usize>(text: &[u8], test: impl Fn(&[u8; N]) -> bool) -> bool {
-    let Some(windows) = (text.len() + 1).checked_sub(N) else {
-        return false;
-    };
-    (0..windows).step_by(64).any(|block| {
-        let end = windows.min(block + 64);
-        text[block..end + N - 1].windows(N).fold(false, |hit, w| {
-            hit | w.first_chunk::<N>().is_some_and(&test)
-        })
-    })
 }
 
 /// The longest chain (see [`Shape::max_run`]) in one numeric span; `glued_left`/`glued_right`:
@@ -2816,14 +2819,21 @@ pub(crate) mod tests {
                 t.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
             }
             t.truncate(want);
-            let shape = Shape::new(&t);
+            let mut blocks = Vec::new();
+            let shape = Shape::new(&t, &mut blocks);
             assert_eq!(shape.digits, old_digits(&t), "{t:?}");
-            assert_eq!(shape.counts, old_punct(&t), "{t:?}");
-            assert_eq!(mac_separators(&t), old_mac(&t), "{t:?}");
-            assert_eq!(iban_start(&t), old_iban(&t), "{t:?}");
+            assert_eq!(shape.counts(), old_punct(&t), "{t:?}");
+            assert_eq!(mac_separators(shape.blocks), old_mac(&t), "{t:?}");
+            assert_eq!(iban_start(shape.blocks), old_iban(&t), "{t:?}");
             // The gates, counts checked first, pass where the plain searches find.
-            let shape = Shape::new(&t);
             assert_eq!(shape.passes(&t, Gate::Iban), old_iban(&t), "{t:?}");
+            let colons = old_punct(&t)[0];
+            assert_eq!(
+                shape.passes(&t, Gate::Ipv6),
+                colons >= 7 || (colons >= 2 && t.windows(2).any(|w| w == b"::")),
+                "{t:?}"
+            );
+            assert_eq!(shape.passes(&t, Gate::Ipv4), old_punct(&t)[2] >= 3);
             assert_eq!(
                 shape.passes(&t, Gate::Mac),
                 t.len() >= 14 && old_mac(&t),
@@ -2839,8 +2849,16 @@ pub(crate) mod tests {
         );
         for n in [255, 256, 511, 100_000] {
             assert_eq!(count_digits(&vec![b'7'; n]), n);
-            assert_eq!(Shape::new(&vec![b'.'; n]).counts, [0, 0, n, 0]);
-            assert_eq!(Shape::new(&vec![b'Z'; n]).counts, [0, 0, 0, n]);
+            let mut blocks = Vec::new();
+            assert_eq!(
+                Shape::new(&vec![b'.'; n], &mut blocks).counts(),
+                [0, 0, n, 0]
+            );
+            assert_eq!(
+                Shape::new(&vec![b'Z'; n], &mut blocks).counts(),
+                [0, 0, 0, n]
+            );
+            assert_eq!(Shape::new(&vec![b'7'; n], &mut blocks).digits, n);
         }
     }
 
@@ -3368,6 +3386,13 @@ pub(crate) mod tests {
         best
     }
 
+    /// The byte classes of `text`, block by block.
+    fn masks_of(text: &[u8]) -> Vec<byte_masks::Masks> {
+        let mut blocks = Vec::new();
+        byte_masks::fill(text, &mut blocks);
+        blocks
+    }
+
     /// The byte-class table answers as the range comparisons it replaced, for every byte.
     #[test]
     fn the_byte_class_table_is_the_comparisons() {
@@ -3412,7 +3437,9 @@ pub(crate) mod tests {
             // Stop after the `stop`-th span (none when it is past the last).
             let stop = (next() % (want.len() as u64 + 2)) as usize;
             let mut got = Vec::new();
-            byte_masks::numeric_spans(&text, |s, e, d| {
+            let mut blocks = Vec::new();
+            byte_masks::fill(&text, &mut blocks);
+            byte_masks::numeric_spans(&blocks, text.len(), |s, e, d| {
                 got.push((s, e, d));
                 got.len() != stop
             });
@@ -3441,8 +3468,18 @@ pub(crate) mod tests {
                     *x = (next() % 256) as u8;
                 }
                 block[at] = b;
-                let got = byte_masks::masks(&block);
+                let got = byte_masks::masks(&block, 4);
                 assert_eq!(got, byte_masks::scalar_masks(&block), "{b} at {at}");
+                // Fewer chunks: the bytes after them are in no class.
+                let chunks = 1 + at / 16 + (next() % (4 - at as u64 / 16)) as usize;
+                let mut head = [0u8; 64];
+                head[..16 * chunks].copy_from_slice(&block[..16 * chunks]);
+                let fewer = byte_masks::masks(&block, chunks);
+                assert_eq!(
+                    fewer,
+                    byte_masks::scalar_masks(&head),
+                    "{b} at {at}, {chunks}"
+                );
                 assert_eq!(
                     got.numeric >> at & 1 == 1,
                     is_numeric_byte(b),
@@ -3464,7 +3501,8 @@ pub(crate) mod tests {
             let text: Vec<u8> = (0..len)
                 .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
                 .collect();
-            let shape = Shape::new(&text);
+            let mut blocks = Vec::new();
+            let shape = Shape::new(&text, &mut blocks);
             assert_eq!(
                 shape.max_run(&text),
                 max_run_reference(&text),
@@ -3475,7 +3513,7 @@ pub(crate) mod tests {
             let hold = (next() % 6) as usize;
             let (mut kept, mut held) = (Vec::new(), Vec::new());
             let (_, all) = shape.max_run_keeping(&text, &mut kept, hold);
-            let want = held_numeric_spans(&text, &mut held, hold);
+            let want = held_numeric_spans(&text, shape.blocks, &mut held, hold);
             assert_eq!(all, want.is_some(), "{text:?} {hold}");
             if let Some(want) = want {
                 let ends = |v: &[NumericSpan]| {
@@ -4266,7 +4304,7 @@ pub(crate) mod tests {
                 let at = (next() % (text.len() as u64 + 1)) as usize;
                 text.splice(at..at, mac);
             }
-            let passes = text.len() >= 14 && mac_separators(&text);
+            let passes = text.len() >= 14 && mac_separators(&masks_of(&text));
             if re.is_match(&text) {
                 matched += 1;
                 assert!(passes, "{:?}", String::from_utf8_lossy(&text));
@@ -4278,8 +4316,10 @@ pub(crate) mod tests {
             matched > 30_000 && gated_out > 10_000,
             "{matched} {gated_out}"
         );
-        assert!(mac_separators(b"mac 001a.2b3c.4d5e"));
-        assert!(!mac_separators(b"Version 1.2.3 - see docs. Thanks - bye."));
+        assert!(mac_separators(&masks_of(b"mac 001a.2b3c.4d5e")));
+        assert!(!mac_separators(&masks_of(
+            b"Version 1.2.3 - see docs. Thanks - bye."
+        )));
     }
 
     #[test]
