@@ -17,6 +17,8 @@ pub(crate) struct Masks {
     pub(super) dot: u64,
     /// `A` to `Z`.
     pub(super) upper: u64,
+    /// ASCII letters and digits, and `_`.
+    pub(super) word: u64,
 }
 
 /// The masks of every block of `text` in `blocks` (emptied first); bytes past the text's end
@@ -50,19 +52,71 @@ fn below(n: u32) -> u64 {
 pub(super) fn numeric_spans(
     blocks: &[Masks],
     n: usize,
+    f: impl FnMut(usize, usize, usize) -> bool,
+) {
+    runs(
+        blocks,
+        n,
+        |m| m.numeric,
+        |k| blocks[k].digit,
+        |m| m.digit,
+        f,
+    );
+}
+
+/// Calls `f(start, end)` for each maximal run of word bytes (ASCII letters and digits, `_`)
+/// of at least `len` bytes (`1..=64`) of the text of `n` bytes whose masks are `blocks`, in
+/// order, while it returns `true`; and for some shorter ones (those that reach a block's end).
+#[inline(always)]
+pub(super) fn words_of_at_least(
+    blocks: &[Masks],
+    n: usize,
+    len: u32,
+    mut f: impl FnMut(usize, usize) -> bool,
+) {
+    // A bit of each run of `len` bytes or more (and of some shorter ones): in block `k`, where
+    // `len` word bytes start inside the block (doubling shifts), and where the run that
+    // reaches the block's end starts, as it may go on into the next block. In 64-bit words
+    // only: Wasm has no 128-bit shifts.
+    let starts = |k: usize| {
+        let word = blocks[k].word;
+        let mut x = word;
+        let mut have = 1;
+        while have * 2 <= len {
+            x &= x >> have;
+            have *= 2;
+        }
+        if have < len {
+            x &= x >> (len - have);
+        }
+        let top = word.leading_ones();
+        x | if top == 0 { 0 } else { 1 << ((64 - top) % 64) }
+    };
+    runs(blocks, n, |m| m.word, starts, |_| 0, |s, e, _| f(s, e));
+}
+
+/// Calls `f(start, end, count)` for each maximal run of bytes in `class` that holds a bit of
+/// `seed` (bits of `class` only; `seed(k)` for block `k`), with its count of `counted` bytes,
+/// in order, while it returns `true`.
+#[inline(always)]
+fn runs(
+    blocks: &[Masks],
+    n: usize,
+    class: impl Fn(&Masks) -> u64,
+    seed: impl Fn(usize) -> u64,
+    counted: impl Fn(&Masks) -> u64,
     mut f: impl FnMut(usize, usize, usize) -> bool,
 ) {
-    let block_at = |base: usize| blocks[base / 64];
     let mut base = 0;
-    // Where the numeric run that reaches `base` from before it starts (`base` when none does).
-    // Such a run holds no digit before `base`: it would have been reported, and passed.
+    // Where the run that reaches `base` from before it starts (`base` when none does). Such a
+    // run holds no seed before `base`: it would have been reported, and passed.
     let mut lead = 0;
-    // The bits of the block at `base` that lie in spans already reported.
+    // The bits of the block at `base` that lie in runs already reported.
     let mut done = 0u64;
     'blocks: while base < n {
-        let m = block_at(base);
-        let non = !m.numeric;
-        let mut pending = m.digit & !done;
+        let m = &blocks[base / 64];
+        let non = !class(m);
+        let mut pending = seed(base / 64) & !done;
         while pending != 0 {
             let d = pending.trailing_zeros();
             let left = non & below(d);
@@ -71,40 +125,40 @@ pub(super) fn numeric_spans(
             } else {
                 lead
             };
-            // Byte `d` is numeric, so `non` has no bit `d`.
+            // Byte `d` is in the class, so `non` has no bit `d`.
             let right = non & !below(d);
             if right != 0 {
                 let e = right.trailing_zeros();
-                let digits = (m.digit & below(e) & !below(d)).count_ones() as usize;
-                if !f(start, base + e as usize, digits) {
+                let count = (counted(m) & below(e) & !below(d)).count_ones() as usize;
+                if !f(start, base + e as usize, count) {
                     return;
                 }
                 pending &= !below(e);
                 continue;
             }
-            // The span runs on past this block: follow it to its end, and go on from there.
-            let mut digits = (m.digit & !below(d)).count_ones() as usize;
+            // The run goes on past this block: follow it to its end, and go on from there.
+            let mut count = (counted(m) & !below(d)).count_ones() as usize;
             let mut at = base + 64;
             loop {
                 if at >= n {
-                    f(start, n, digits);
+                    f(start, n, count);
                     return;
                 }
-                let next = block_at(at);
-                let non = !next.numeric;
+                let next = &blocks[at / 64];
+                let non = !class(next);
                 if non != 0 {
                     let e = non.trailing_zeros();
-                    digits += (next.digit & below(e)).count_ones() as usize;
-                    if !f(start, at + e as usize, digits) {
+                    count += (counted(next) & below(e)).count_ones() as usize;
+                    if !f(start, at + e as usize, count) {
                         return;
                     }
-                    // Byte `e` of the block at `at` is not numeric: no span after it starts
-                    // before it, so `lead` is not read for that block.
+                    // Byte `e` of the block at `at` is not in the class: no run after it
+                    // starts before it, so `lead` is not read for that block.
                     base = at;
                     done = below(e);
                     continue 'blocks;
                 }
-                digits += next.digit.count_ones() as usize;
+                count += counted(next).count_ones() as usize;
                 at += 64;
             }
         }
@@ -140,15 +194,13 @@ pub(super) fn masks(block: &[u8; 64], chunks: usize) -> Masks {
                 _mm_andnot_si128(_mm_or_si128(eq(b'*'), eq(b',')), within(b'(', b'9')),
                 eq(b' '),
             );
-            [
-                numeric,
-                within(b'0', b'9'),
-                eq(b':'),
-                eq(b'-'),
-                eq(b'.'),
-                within(b'A', b'Z'),
-            ]
-            .map(|c| _mm_movemask_epi8(c) as u16)
+            let (digit, upper) = (within(b'0', b'9'), within(b'A', b'Z'));
+            let word = _mm_or_si128(
+                _mm_or_si128(digit, upper),
+                _mm_or_si128(within(b'a', b'z'), eq(b'_')),
+            );
+            [numeric, digit, eq(b':'), eq(b'-'), eq(b'.'), upper, word]
+                .map(|c| _mm_movemask_epi8(c) as u16)
         };
         m.or_chunk(i, bits);
     }
@@ -174,15 +226,10 @@ pub(super) fn masks(block: &[u8; 64], chunks: usize) -> Masks {
             v128_andnot(within(b'(', b'9'), v128_or(eq(b'*'), eq(b','))),
             eq(b' '),
         );
-        let bits = [
-            numeric,
-            within(b'0', b'9'),
-            eq(b':'),
-            eq(b'-'),
-            eq(b'.'),
-            within(b'A', b'Z'),
-        ]
-        .map(|c| u8x16_bitmask(c));
+        let (digit, upper) = (within(b'0', b'9'), within(b'A', b'Z'));
+        let word = v128_or(v128_or(digit, upper), v128_or(within(b'a', b'z'), eq(b'_')));
+        let bits =
+            [numeric, digit, eq(b':'), eq(b'-'), eq(b'.'), upper, word].map(|c| u8x16_bitmask(c));
         m.or_chunk(i, bits);
     }
     m
@@ -200,10 +247,9 @@ pub(super) fn masks(block: &[u8; 64], chunks: usize) -> Masks {
 }
 
 impl Masks {
-    /// Sets the bits of 16-byte chunk `i` from the bit masks of its six classes, in field
-    /// order.
+    /// Sets the bits of 16-byte chunk `i` from the bit masks of its classes, in field order.
     #[inline(always)]
-    fn or_chunk(&mut self, i: usize, [numeric, digit, colon, dash, dot, upper]: [u16; 6]) {
+    fn or_chunk(&mut self, i: usize, [numeric, digit, colon, dash, dot, upper, word]: [u16; 7]) {
         let at = |bits: u16| u64::from(bits) << (16 * i);
         self.numeric |= at(numeric);
         self.digit |= at(digit);
@@ -211,6 +257,7 @@ impl Masks {
         self.dash |= at(dash);
         self.dot |= at(dot);
         self.upper |= at(upper);
+        self.word |= at(word);
     }
 }
 
@@ -232,6 +279,7 @@ pub(super) fn scalar_masks(block: &[u8; 64]) -> Masks {
         m.dash |= bit(b == b'-');
         m.dot |= bit(b == b'.');
         m.upper |= bit(b.is_ascii_uppercase());
+        m.word |= bit(super::is_word(b));
     }
     m
 }

@@ -1273,6 +1273,7 @@ impl Detectors {
         let words = if passed.meets(self.wordy) {
             let held = held_words(
                 text,
+                shape.blocks,
                 (&self.word_fit, &self.word_first),
                 passed & self.wordy,
                 word_buf,
@@ -1857,7 +1858,8 @@ const MAX_HELD: usize = 1024;
 pub(crate) struct Scratch {
     spans: Vec<NumericSpan>,
     words: Vec<WordRun>,
-    /// The byte classes of a text (see [`Shape`]): 48 bytes for each 64 of the text.
+    /// The byte classes of a text (see [`Shape`]): 56 bytes for each 64 of the text, so as
+    /// large as the largest text less an eighth, until [`Scratch::trim`] frees it.
     blocks: Vec<byte_masks::Masks>,
     /// The most spans, and words, held per text ([`MAX_HELD`]; tests hold fewer, to compare
     /// the path of texts with more).
@@ -1944,10 +1946,11 @@ struct WordRun {
 /// `word_first` for its first byte, the tables of [`Detectors`]), or `None` when
 /// there are more than `hold` (or the text is too long for `u32` offsets).
 ///
-/// Words shorter than the shortest fit `l` are skipped unread: the byte `l - 1` past the last
-/// word's end is probed, and only a word byte there is walked out to its word.
+/// Words shorter than the shortest fit are skipped unread: only runs of word bytes that long
+/// are found, from the text's byte classes (`blocks`, see [`Shape`]) by bit operations.
 fn held_words<'b>(
     text: &[u8],
+    blocks: &[byte_masks::Masks],
     (word_fit, word_first): (&[DetectorMask], &[DetectorMask]),
     wanted: DetectorMask,
     buf: &'b mut Vec<WordRun>,
@@ -1961,24 +1964,10 @@ fn held_words<'b>(
         return Some(&buf[..0]);
     };
     let last = word_fit.len() - 1;
-    // Every word of `shortest` bytes or more that starts before `from` is held; `text[from - 1]`
-    // is not a word byte, so a word holding the probe starts at `from` or later.
-    let mut from = 0;
-    let mut probe = shortest.max(1) - 1;
-    while probe < text.len() {
-        if !is_word(text[probe]) {
-            from = probe + 1;
-            probe = from + shortest.max(1) - 1;
-            continue;
-        }
-        let mut start = probe;
-        while start > from && is_word(text[start - 1]) {
-            start -= 1;
-        }
-        let mut end = probe + 1;
-        while end < text.len() && is_word(text[end]) {
-            end += 1;
-        }
+    let mut all = true;
+    // In range: 1..=64.
+    let least = shortest.clamp(1, 64) as u32;
+    byte_masks::words_of_at_least(blocks, text.len(), least, |start, end| {
         let word = &text[start..end];
         let fit = if memchr::memchr(b'_', word).is_some() {
             DetectorMask::EMPTY
@@ -1987,7 +1976,8 @@ fn held_words<'b>(
         };
         if fit.any() {
             if buf.len() >= hold {
-                return None;
+                all = false;
+                return false;
             }
             // In range: the text's length fits a u32.
             buf.push(WordRun {
@@ -1996,10 +1986,9 @@ fn held_words<'b>(
                 fit,
             });
         }
-        from = end + 1;
-        probe = from + shortest.max(1) - 1;
-    }
-    Some(buf.as_slice())
+        true
+    });
+    all.then_some(buf.as_slice())
 }
 
 /// The bytes a match of `hir` can start with; `None` when there are too many to list (the
@@ -3067,7 +3056,8 @@ pub(crate) mod tests {
         let mut next = xorshift(0x0ddb_a11c_afe0);
         let alphabet = b"ab1Z3_ -.\xc3";
         for round in 0..20_000 {
-            let len = (next() % 120) as usize;
+            // Past two 64-byte blocks at times: words across a block's end.
+            let len = (next() % if round % 4 == 0 { 300 } else { 120 }) as usize;
             let text: Vec<u8> = (0..len)
                 .map(|_| {
                     // Long words most of the time: the fitting lengths start near 8.
@@ -3110,7 +3100,8 @@ pub(crate) mod tests {
             let mut buf = Vec::new();
             // Few held, so texts with more fitting words take the other branch.
             let tables = (fit.as_slice(), detectors.word_first.as_slice());
-            let got = held_words(&text, tables, wanted, &mut buf, 8).map(|w| {
+            let blocks = masks_of(&text);
+            let got = held_words(&text, &blocks, tables, wanted, &mut buf, 8).map(|w| {
                 w.iter()
                     .map(|w| (w.start, w.end, w.fit))
                     .collect::<Vec<_>>()
@@ -3182,8 +3173,10 @@ pub(crate) mod tests {
                     text.extend_from_slice(seps[(next() % seps.len() as u64) as usize]);
                 }
                 let mut buf = Vec::new();
+                let blocks = masks_of(&text);
                 let Some(words) = held_words(
                     &text,
+                    &blocks,
                     (&detectors.word_fit, &detectors.word_first),
                     DetectorMask::bit(i),
                     &mut buf,
@@ -3453,6 +3446,67 @@ pub(crate) mod tests {
                 expect,
                 "round {round}: {:?}",
                 String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    /// The runs of word bytes of at least a length, found from bit masks, are the maximal
+    /// runs a byte walk finds, for every length the masks take (1 to 64), in texts whose runs
+    /// cross 64-byte blocks (a shorter run may be reported too, never a part of one).
+    #[test]
+    fn word_runs_from_bit_masks_are_the_byte_walks() {
+        let mut next = xorshift(0x3c6e_f372_fe94_f82b);
+        for round in 0..50_000 {
+            let len = (next() % 300) as usize;
+            let mut text = Vec::with_capacity(len);
+            while text.len() < len {
+                let run = 1 + (next() % if next() & 3 == 0 { 140 } else { 12 }) as usize;
+                let b = match next() % 6 {
+                    0 => b'0' + (next() % 10) as u8,
+                    1 => b'a' + (next() % 26) as u8,
+                    2 => b"_AZ"[(next() % 3) as usize],
+                    3 => b" -.@"[(next() % 4) as usize],
+                    4 => 0x80 | (next() % 128) as u8,
+                    _ => (next() % 256) as u8,
+                };
+                text.extend(std::iter::repeat_n(b, run.min(len - text.len())));
+            }
+            let least = 1 + (next() % 64) as usize;
+            // Every maximal run; those of `least` bytes or more must be reported, and only
+            // maximal runs may be.
+            let mut every = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                let start = i;
+                while i < text.len() && is_word(text[i]) {
+                    i += 1;
+                }
+                if i > start {
+                    every.push((start, i));
+                }
+                i = i.max(start + 1);
+            }
+            let mut got = Vec::new();
+            byte_masks::words_of_at_least(&masks_of(&text), text.len(), least as u32, |s, e| {
+                got.push((s, e));
+                true
+            });
+            let shown = String::from_utf8_lossy(&text);
+            assert!(
+                got.iter().all(|r| every.contains(r)),
+                "{round}, {least}: {shown:?}"
+            );
+            assert!(got.windows(2).all(|w| w[0].1 < w[1].0), "{round}: in order");
+            let long = |v: &[(usize, usize)]| {
+                v.iter()
+                    .copied()
+                    .filter(|(s, e)| e - s >= least)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                long(&got),
+                long(&every),
+                "round {round}, {least}: {shown:?}"
             );
         }
     }
