@@ -74,6 +74,8 @@ pub(super) fn words_of_at_least(
     len: u32,
     mut f: impl FnMut(usize, usize) -> bool,
 ) {
+    // Past 64 the shifts below would reach a word's width.
+    let len = len.clamp(1, 64);
     // A bit of each run of `len` bytes or more (and of some shorter ones): in block `k`, where
     // `len` word bytes start inside the block (doubling shifts), and where the run that
     // reaches the block's end starts, as it may go on into the next block. In 64-bit words

@@ -172,15 +172,23 @@ class Proxy:
 def start_sidecar(filters, out, api, **env):
     """istio_equiv's files for `filters`, then Envoy on them with `env` added (as pilot-agent passes
     the istio-proxy container's env). Returns (sidecar, proxy); the proxy is stopped on failure."""
-    port, admin = cluster_mod.free_port(), cluster_mod.free_port()
-    sidecar = istio_equiv.Sidecar(filters, str(out), port, admin, api.port)
-    proxy = Proxy(sidecar, port, admin, dict(os.environ, **env), "envoy")
-    try:
-        proxy.wait_ready()
-    except BaseException:
-        proxy.stop()
-        raise
-    return sidecar, proxy
+    for attempt in range(3):
+        # A port free_port() saw free can be taken before Envoy binds it (another process on
+        # the machine): Envoy then exits at once, and fresh ports are tried.
+        port, admin = cluster_mod.free_port(), cluster_mod.free_port()
+        sidecar = istio_equiv.Sidecar(filters, str(out), port, admin, api.port)
+        proxy = Proxy(sidecar, port, admin, dict(os.environ, **env), "envoy")
+        try:
+            proxy.wait_ready()
+        except RuntimeError as e:
+            proxy.stop()
+            if "Address already in use" in str(e) and attempt < 2:
+                continue
+            raise
+        except BaseException:
+            proxy.stop()
+            raise
+        return sidecar, proxy
 
 
 @pytest.fixture(scope="module")
