@@ -3075,26 +3075,17 @@ pub(crate) mod tests {
                 detectors.wordy & random_mask(next())
             };
             let mut expected = Vec::new();
-            let mut i = 0;
-            while i < text.len() {
-                let start = i;
-                while i < text.len() && is_word(text[i]) {
-                    i += 1;
-                }
-                if i > start {
-                    let word = &text[start..i];
-                    let f = if word.contains(&b'_') {
-                        DetectorMask::EMPTY
-                    } else {
-                        fit[word.len().min(fit.len() - 1)]
-                            & wanted
-                            & detectors.word_first[usize::from(word[0])]
-                    };
-                    if f.any() {
-                        expected.push((start as u32, i as u32, f));
-                    }
+            for (start, end) in maximal_word_runs(&text) {
+                let word = &text[start..end];
+                let f = if word.contains(&b'_') {
+                    DetectorMask::EMPTY
                 } else {
-                    i += 1;
+                    fit[word.len().min(fit.len() - 1)]
+                        & wanted
+                        & detectors.word_first[usize::from(word[0])]
+                };
+                if f.any() {
+                    expected.push((start as u32, end as u32, f));
                 }
             }
             let mut buf = Vec::new();
@@ -3399,6 +3390,41 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every maximal run of word bytes of `text`, as `(start, end)`, by a plain byte split.
+    fn maximal_word_runs(text: &[u8]) -> Vec<(usize, usize)> {
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < text.len() {
+            let start = i;
+            while i < text.len() && is_word(text[i]) {
+                i += 1;
+            }
+            if i > start {
+                runs.push((start, i));
+            }
+            i = i.max(start + 1);
+        }
+        runs
+    }
+
+    /// A text of `len` bytes made of runs of one byte each, the byte `byte(kind, value)` of two
+    /// random numbers; one run in four is up to `long` bytes, the others up to `short`, so
+    /// runs cross 64-byte blocks.
+    fn text_of_runs(
+        next: &mut impl FnMut() -> u64,
+        len: usize,
+        (short, long): (u64, u64),
+        byte: impl Fn(u64, u64) -> u8,
+    ) -> Vec<u8> {
+        let mut text = Vec::with_capacity(len);
+        while text.len() < len {
+            let run = 1 + (next() % if next() & 3 == 0 { long } else { short }) as usize;
+            let b = byte(next(), next());
+            text.extend(std::iter::repeat_n(b, run.min(len - text.len())));
+        }
+        text
+    }
+
     /// The numeric spans found from bit masks are the byte walk's, with its digit counts, in
     /// texts long enough to cross 64-byte blocks: runs over a block's end, blocks that are
     /// digits throughout, a text that ends in a run, and a stop when the caller says so.
@@ -3408,19 +3434,14 @@ pub(crate) mod tests {
         for round in 0..100_000 {
             // Runs of one kind of byte, long ones often, so spans cross blocks.
             let len = (next() % 261) as usize;
-            let mut text = Vec::with_capacity(len);
-            while text.len() < len {
-                let run = 1 + (next() % if next() & 3 == 0 { 150 } else { 6 }) as usize;
-                let b = match next() % 8 {
-                    0..=2 => b'0' + (next() % 10) as u8,
-                    3 => b" -./()+"[(next() % 7) as usize],
-                    4 => b"*,:"[(next() % 3) as usize],
-                    5 => b'a' + (next() % 26) as u8,
-                    6 => 0x80 | (next() % 128) as u8,
-                    _ => (next() % 256) as u8,
-                };
-                text.extend(std::iter::repeat_n(b, run.min(len - text.len())));
-            }
+            let text = text_of_runs(&mut next, len, (6, 150), |kind, v| match kind % 8 {
+                0..=2 => b'0' + (v % 10) as u8,
+                3 => b" -./()+"[(v % 7) as usize],
+                4 => b"*,:"[(v % 3) as usize],
+                5 => b'a' + (v % 26) as u8,
+                6 => 0x80 | (v % 128) as u8,
+                _ => v as u8,
+            });
             let mut want = Vec::new();
             let mut from = 0;
             while let Some((s, e)) = next_numeric_span(&text, from) {
@@ -3458,34 +3479,18 @@ pub(crate) mod tests {
         let mut next = xorshift(0x3c6e_f372_fe94_f82b);
         for round in 0..50_000 {
             let len = (next() % 300) as usize;
-            let mut text = Vec::with_capacity(len);
-            while text.len() < len {
-                let run = 1 + (next() % if next() & 3 == 0 { 140 } else { 12 }) as usize;
-                let b = match next() % 6 {
-                    0 => b'0' + (next() % 10) as u8,
-                    1 => b'a' + (next() % 26) as u8,
-                    2 => b"_AZ"[(next() % 3) as usize],
-                    3 => b" -.@"[(next() % 4) as usize],
-                    4 => 0x80 | (next() % 128) as u8,
-                    _ => (next() % 256) as u8,
-                };
-                text.extend(std::iter::repeat_n(b, run.min(len - text.len())));
-            }
+            let text = text_of_runs(&mut next, len, (12, 140), |kind, v| match kind % 6 {
+                0 => b'0' + (v % 10) as u8,
+                1 => b'a' + (v % 26) as u8,
+                2 => b"_AZ"[(v % 3) as usize],
+                3 => b" -.@"[(v % 4) as usize],
+                4 => 0x80 | (v % 128) as u8,
+                _ => v as u8,
+            });
             let least = 1 + (next() % 64) as usize;
             // Every maximal run; those of `least` bytes or more must be reported, and only
             // maximal runs may be.
-            let mut every = Vec::new();
-            let mut i = 0;
-            while i < text.len() {
-                let start = i;
-                while i < text.len() && is_word(text[i]) {
-                    i += 1;
-                }
-                if i > start {
-                    every.push((start, i));
-                }
-                i = i.max(start + 1);
-            }
+            let every = maximal_word_runs(&text);
             let mut got = Vec::new();
             byte_masks::words_of_at_least(&masks_of(&text), text.len(), least as u32, |s, e| {
                 got.push((s, e));
