@@ -572,3 +572,39 @@ fn unicode_word_boundaries_beside_non_ascii_text_by_the_megabyte() {
         assert_redacted(&results[1], &["1990-04-12"], name);
     }
 }
+
+#[test]
+fn values_across_the_64_byte_blocks_of_the_byte_class_masks() {
+    // The per-text gates, numeric spans and held words come from bit masks made 64 bytes at a
+    // time (`src/detect/byte_masks.rs`): a value that straddles a block's end, or a text whose
+    // length is a multiple of 64, must be found as anywhere else. Each value at every offset
+    // from 40 to 140 (across the ends at 64 and 128), as free text and in a JSON string.
+    let values = [
+        "4111 1111 1111 1111",
+        "DE89 3704 0044 0532 0130 00",
+        "AKIAZ7QK3M2XW5RPLN4T",
+        "00:1a:2b:3c:4d:5e",
+        "fe80::1ff:fe23:4567:890a",
+    ];
+    let (_, policy) = policies().pop().expect("redact-all");
+    let route = policy.route("GET", "/", "api");
+    for v in values {
+        for at in 40..140 {
+            let pad = "x ".repeat(at / 2) + &" ".repeat(at % 2);
+            for (ct, body) in [
+                ("text/plain", format!("{pad}{v}")),
+                ("text/plain", format!("{pad}{v} tail")),
+                ("application/json", format!(r#"{{"s":"{pad}{v}"}}"#)),
+            ] {
+                let i = policy.inspect(&Exchange {
+                    route,
+                    direction: Direction::Response,
+                    content_type: Some(ct),
+                    scopes: &[],
+                    body: body.as_bytes(),
+                });
+                assert_redacted(&i, &[v], &format!("{v} at {at} in {ct}"));
+            }
+        }
+    }
+}
