@@ -28,8 +28,12 @@ use resolve::resolve_overlaps;
 use rewrite::{apply_edits, encode, Edit};
 use scan::{sniff, Candidate, Scanner, Site};
 
-/// The last redaction written: (action, class, site, levels) and its encoded text.
-type LastRedaction = (*const Action, ClassId, Site, u8, Rc<[u8]>);
+/// A redaction written: (action, class, site, levels) and its encoded text.
+type Redaction = (*const Action, ClassId, Site, u8, Rc<[u8]>);
+
+/// At most this many redactions are kept per body for reuse (a body's findings come in a few
+/// classes and sites; past this many the rest are made per value, as before).
+const KEPT_REDACTIONS: usize = 32;
 
 /// At most this many findings are reported per body. The values beyond are still acted on
 /// (redacted, blocked); [`Inspection::findings_truncated`] counts them. This bounds the finding
@@ -175,7 +179,9 @@ impl Policy {
         out.findings
             .reserve(candidates.len().min(MAX_REPORTED_FINDINGS));
         let mut keys_replaced = 0usize;
-        let mut last_redaction: Option<LastRedaction> = None;
+        // The redactions written so far: one does not depend on the value, and a body's
+        // findings alternate between a few classes (a card, then an email, then a card).
+        let mut redactions: Vec<Redaction> = Vec::new();
         for c in candidates {
             let mut out_of_scope = false;
             let action: &Action = if let Some(rule) =
@@ -235,21 +241,19 @@ impl Policy {
                     });
                 }
                 _ => {
-                    // A redaction does not depend on the value: reuse the last one, before
+                    // A redaction does not depend on the value: reuse one written before
                     // its text is made again.
                     let same = action.kind() == ActionKind::Redact && c.site != Site::JsonKey;
-                    let reused = match &last_redaction {
-                        Some((act, class, site, levels, t))
-                            if same
-                                && std::ptr::eq(*act, action)
+                    let reused = redactions
+                        .iter()
+                        .filter(|_| same)
+                        .find(|(act, class, site, levels, _)| {
+                            std::ptr::eq(*act, action)
                                 && *class == c.class
                                 && *site == c.site
-                                && *levels == c.levels =>
-                        {
-                            Some(t.clone())
-                        }
-                        _ => None,
-                    };
+                                && *levels == c.levels
+                        })
+                        .map(|r| r.4.clone());
                     let reusing = reused.is_some();
                     if let Some(text) = reused {
                         edits.push(Edit {
@@ -280,9 +284,8 @@ impl Policy {
                                 text = format!("{text}#{keys_replaced}");
                             }
                             let t: Rc<[u8]> = Rc::from(encode(&text, c.site, c.levels));
-                            if same {
-                                last_redaction =
-                                    Some((action, c.class, c.site, c.levels, t.clone()));
+                            if same && redactions.len() < KEPT_REDACTIONS {
+                                redactions.push((action, c.class, c.site, c.levels, t.clone()));
                             }
                             edits.push(Edit {
                                 start: c.start,

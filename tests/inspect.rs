@@ -1046,3 +1046,21 @@ fn a_keyword_glued_to_a_word_opens_the_gate_of_a_pattern_that_does_not_start_at_
     assert_eq!(classes(r#"{"a": "xEMP123456 EMQ123456"}"#), ["emp", "emq"]);
     assert_eq!(classes(r#"{"a": "id:EMQ123456"}"#), ["emq"]);
 }
+
+/// Redactions are made once per action, class, site and nesting and reused: findings that
+/// alternate between classes, between a JSON string and a whole JSON value, and between a
+/// document and one nested in a string each get their own text, escaped for where it goes.
+#[test]
+fn reused_redactions_keep_their_class_site_and_escaping() {
+    // A placeholder with a quote: escaped once in a string, twice in a nested document's.
+    let p = policy(
+        r#"{"defaultRoute": {"response": {"defaultAction": {"type": "redact", "placeholder": "<\"{class}\">"}}}}"#,
+    );
+    let body = r#"{"a":"ada@example.com","b":"card 4111 1111 1111 1111","c":"{\"e\":\"bob@example.org\"}","d":"grace@example.net","n":4111111111111111,"f":"4012888888881881 \"q\"","g":"{\"h\":\"5555 5555 5555 4444\"}"}"#;
+    let i = json(&p, body);
+    assert_eq!(
+        out(&i, body),
+        r#"{"a":"<\"email\">","b":"card <\"credit_card\">","c":"{\"e\":\"<\\\"email\\\">\"}","d":"<\"email\">","n":"<\"credit_card\">","f":"<\"credit_card\"> \"q\"","g":"{\"h\":\"<\\\"credit_card\\\">\"}"}"#
+    );
+    assert_eq!(i.findings.len(), 7, "{:?}", i.findings);
+}
