@@ -153,8 +153,10 @@ impl Policy {
         if records_limit.is_some() || kind == BodyKind::Ndjson {
             out.records = Some(scan.records);
         }
-        let candidates = resolve_overlaps(std::mem::take(&mut scan.candidates));
-        self.decide(plan, ex, kind, candidates, &mut out);
+        let mut candidates = resolve_overlaps(std::mem::take(&mut scan.candidates));
+        self.decide(plan, ex, kind, &mut candidates, &mut out);
+        // Emptied, its room kept for the next body (see `Scanner`'s spare buffers).
+        scan.candidates = candidates;
         if let Some((_, max)) = records_limit {
             if scan.records > *max && !matches!(out.decision, Decision::Block(_)) {
                 out.decision = Decision::Block(Block::new(Reason::TooManyRecords, ex.direction));
@@ -168,7 +170,7 @@ impl Policy {
         plan: &Plan,
         ex: &Exchange<'_>,
         kind: BodyKind,
-        candidates: Vec<Candidate>,
+        candidates: &mut Vec<Candidate>,
         out: &mut Inspection,
     ) {
         let classes = &self.inner.detectors.classes;
@@ -182,7 +184,7 @@ impl Policy {
         // The redactions written so far: one does not depend on the value, and a body's
         // findings alternate between a few classes (a card, then an email, then a card).
         let mut redactions: Vec<Redaction> = Vec::new();
-        for c in candidates {
+        for c in candidates.drain(..) {
             let mut out_of_scope = false;
             let action: &Action = if let Some(rule) =
                 c.rule_action
