@@ -11,6 +11,8 @@ near 4 KB, and corpus documents in a JSON array up to 64 KB. Every run is bounde
 requests/s, ratios, latency percentiles, Envoy RSS, and the issue's targets met or missed.
 
 BENCH_CONCURRENCY=2 (`make bench-envoy-2`) gives every Envoy two workers and wrk two threads.
+BENCH_BASE_WASM=<meshdlp_filter.wasm> adds "meshdlp base": that build of the filter (e.g. the
+previous commit's, from a worktree) in the same interleaved rounds, for a before/after.
 """
 
 import json
@@ -265,6 +267,11 @@ def main():
         ("meshdlp enforce", ["meshdlp", "router"], {"policy": policy, "auditLog": os.environ.get("BENCH_AUDIT", "1") != "0"}),
         ("lua redactor (peer)", ["lua", "router"], None),
     ]
+    # Another build of the filter beside this one, in the same interleaved rounds (e.g. the
+    # previous commit's, built in a worktree): a before/after that one run's noise hits alike.
+    base_wasm = os.environ.get("BENCH_BASE_WASM")
+    if base_wasm:
+        variants.insert(3, ("meshdlp base", ["meshdlp", "router"], variants[2][2]))
     only = os.environ.get("BENCH_VARIANTS")
     if only:
         variants = [v for v in variants if v[0].split()[0] in only.split(",")]
@@ -273,7 +280,11 @@ def main():
     try:
         wait_ready(up, up_admin, "upstream", 20)
         for name, filters, cfg in variants:
-            e = BenchEnvoy("bench-" + name.split()[0], up_port, filters, cfg)
+            this_wasm = harness.WASM
+            if name == "meshdlp base":
+                harness.WASM = base_wasm  # read when the Envoy's configuration is rendered
+            e = BenchEnvoy("bench-" + ("meshdlp-base" if name == "meshdlp base" else name.split()[0]), up_port, filters, cfg)
+            harness.WASM = this_wasm
             envoys.append((name, e))
             e.start()
         sanity(envoys, bodies, policy_file, policy_is_default)
@@ -325,6 +336,11 @@ def report(envoys, bodies, results, rss):
     for path, (label, _, _) in bodies.items():
         if (path, "meshdlp enforce") in results and (path, "lua redactor (peer)") in results:
             print("meshdlp / lua at %s: %.1fx" % (label, stat(path, "meshdlp enforce", 0) / stat(path, "lua redactor (peer)", 0)))
+    for path, (label, _, _) in bodies.items():
+        if (path, "meshdlp base") in results:
+            print("meshdlp / meshdlp base (BENCH_BASE_WASM) at %s: req/s %.2fx, p99 %+.2f ms" % (
+                label, stat(path, "meshdlp enforce", 0) / stat(path, "meshdlp base", 0),
+                stat(path, "meshdlp enforce", 2) - stat(path, "meshdlp base", 2)))
 
     # Issue 7's targets. A miss is reported, not raised: this is a measurement, not a test.
     print("\ntargets (issue 7), meshdlp enforce against no filter, --concurrency %d:" % CONCURRENCY)
