@@ -3083,13 +3083,13 @@ pub(crate) mod tests {
         let detectors = Detectors::compile(&[], 0.0).expect("compile");
         let wordy: Vec<usize> = detectors.wordy.ones().collect();
         assert!(wordy.len() > 3, "{wordy:?}");
-        let mut next = xorshift(0x5eed_0f_5407);
+        let mut next = xorshift(0x5eed_0f5e_5407);
         for _ in 0..5_000 {
             let mut wanted = DetectorMask::EMPTY;
             for _ in 0..next() % 6 {
                 wanted.insert((next() % detectors.list.len() as u64) as usize);
             }
-            if next() % 2 == 0 {
+            if next() & 1 == 0 {
                 wanted.insert(wordy[(next() % wordy.len() as u64) as usize]);
             }
             let want = detectors
