@@ -1064,3 +1064,30 @@ fn reused_redactions_keep_their_class_site_and_escaping() {
     );
     assert_eq!(i.findings.len(), 7, "{:?}", i.findings);
 }
+
+/// Past the redactions kept for reuse (32 per body): a hundred classes, each found twice in
+/// turn, each value gets its own class's text, never a kept one of another class.
+#[test]
+fn more_redaction_texts_than_are_kept_each_stay_their_own() {
+    let classes: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"name": "internal_{i}", "pattern": "INT{i:03}-[0-9]{{6}}"}}"#))
+        .collect();
+    let p = policy(&format!(
+        r#"{{"classes": [{}], "defaultRoute": {{"response": {{"detect": ["custom.*"]}}}}}}"#,
+        classes.join(",")
+    ));
+    let order: Vec<usize> = (0..100).chain((0..100).rev()).collect();
+    let body: Vec<String> = order
+        .iter()
+        .map(|i| format!(r#""INT{i:03}-123456""#))
+        .collect();
+    let body = format!("[{}]", body.join(","));
+    let want: Vec<String> = order
+        .iter()
+        .map(|i| format!(r#""[REDACTED:internal_{i}]""#))
+        .collect();
+    assert_eq!(
+        out(&json(&p, &body), &body),
+        format!("[{}]", want.join(","))
+    );
+}
