@@ -17,7 +17,7 @@ ENVOY_VERSION := 1.40.0
 
 .PHONY: help tools build wasm cli test test-unit test-wasm test-policies test-e2e fuzz-smoke fuzz \
         test-adversarial adversarial-tools soak soak-short soak-tools fuzz-decode fuzz-seeds \
-        demo demo-up demo-down bench bench-native bench-wasm bench-instructions bench-envoy bench-envoy-2 corpus-findings classes-doc crd profile-detectors fmt lint clean
+        demo demo-up demo-down bench bench-native bench-wasm bench-instructions bench-records bench-envoy bench-envoy-2 corpus-findings classes-doc crd profile-detectors fmt lint clean
 
 help:
 	@echo "make demo         build everything, start the sample API behind Envoy + meshdlp, show a tour, stop"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench        engine throughput vs a naive baseline (docs/BENCHMARKS.md)"
 	@echo "make bench-wasm   the engine benchmark built for wasm32-wasip1, run in V8 (Node's WASI)"
 	@echo "make bench-instructions  instructions per corpus pass, natively and in V8 (callgrind): compares builds on a noisy machine"
+	@echo "make bench-records  instructions per JSON record of one shape (callgrind): the fixed cost of a value"
 	@echo "make bench-envoy  wrk through Envoy: no filter, noop wasm, meshdlp, Lua peer; synthetic and corpus bodies"
 	@echo "make bench-envoy-2  the same with two Envoy workers and two wrk threads"
 	@echo "make fuzz         fuzz the body pipeline (FUZZ_SECONDS=60)"
@@ -169,6 +170,11 @@ bench-wasm: .tools/wasm-target
 # counts repeat to ~0.2% where timings vary by 35%; compare two checkouts with it.
 bench-instructions: .tools/wasm-target
 	tests/bench_instructions.sh
+
+# Instructions per JSON record of one shape (an enum, a timestamp, a UUID, words, an amount):
+# the fixed cost of a value on the scan path.
+bench-records:
+	tests/bench_records.sh
 
 # One Envoy worker, then (bench-envoy-2) two workers and two wrk threads: does it scale?
 bench-envoy: build $(ENVOY)
