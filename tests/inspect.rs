@@ -868,16 +868,23 @@ fn class_groups_select_classes() {
     );
 }
 
+/// `n` custom classes `internal_<i>`, each matching `INT<i, three digits>-<six digits>`, as
+/// the JSON list a manifest's `classes` holds (without its brackets).
+fn internal_classes(n: usize) -> String {
+    let classes: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name": "internal_{i}", "pattern": "INT{i:03}-[0-9]{{6}}"}}"#))
+        .collect();
+    classes.join(",")
+}
+
 #[test]
 fn a_policy_holds_a_hundred_custom_classes_and_each_one_finds_its_own() {
     // Detector sets were 128-bit masks and the built-in pack took 123 of them: a sixth custom
     // class made the policy fail to compile.
-    let classes: Vec<String> = (0..100)
-        .map(|i| format!(r#"{{"name": "internal_{i}", "pattern": "INT{i:03}-[0-9]{{6}}"}}"#))
-        .collect();
+    let classes = internal_classes(100);
     let p = policy(&format!(
         r#"{{"classes": [{}], "defaultRoute": {{"response": {{"detect": ["custom.*", "email"]}}}}}}"#,
-        classes.join(",")
+        classes
     ));
     let body: Vec<String> = (0..100).map(|i| format!(r#""INT{i:03}-123456""#)).collect();
     let insp = json(&p, &format!(r#"[{}, "ada@example.com"]"#, body.join(",")));
@@ -889,16 +896,12 @@ fn a_policy_holds_a_hundred_custom_classes_and_each_one_finds_its_own() {
     assert_eq!(found, want);
 
     // Past the limit: a clear error at `classes`, saying how many fit.
-    let classes: Vec<String> = (0..300)
-        .map(|i| format!(r#"{{"name": "internal_{i}", "pattern": "INT{i:03}-[0-9]{{6}}"}}"#))
-        .collect();
-    let err = meshdlp::parse_manifest_json(
-        format!(r#"{{"classes": [{}]}}"#, classes.join(",")).as_bytes(),
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|m| Policy::compile(&m).map_err(|e| e.to_string()))
-    .err()
-    .unwrap_or_default();
+    let classes = internal_classes(300);
+    let err = meshdlp::parse_manifest_json(format!(r#"{{"classes": [{}]}}"#, classes).as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|m| Policy::compile(&m).map_err(|e| e.to_string()))
+        .err()
+        .unwrap_or_default();
     assert!(
         err.starts_with("classes: too many custom classes (300; at most "),
         "{err}"
@@ -1069,12 +1072,10 @@ fn reused_redactions_keep_their_class_site_and_escaping() {
 /// turn, each value gets its own class's text, never a kept one of another class.
 #[test]
 fn more_redaction_texts_than_are_kept_each_stay_their_own() {
-    let classes: Vec<String> = (0..100)
-        .map(|i| format!(r#"{{"name": "internal_{i}", "pattern": "INT{i:03}-[0-9]{{6}}"}}"#))
-        .collect();
+    let classes = internal_classes(100);
     let p = policy(&format!(
         r#"{{"classes": [{}], "defaultRoute": {{"response": {{"detect": ["custom.*"]}}}}}}"#,
-        classes.join(",")
+        classes
     ));
     let order: Vec<usize> = (0..100).chain((0..100).rev()).collect();
     let body: Vec<String> = order

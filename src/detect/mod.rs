@@ -1300,11 +1300,12 @@ impl Detectors {
         }
     }
 
-    /// The shortest word a word-bounded detector of `wanted` matches: the first length
-    /// `word_fit` holds one of them at (from the detectors wanted, a few, rather than a search
-    /// of the table by length, 1% of the corpus's instructions).
+    /// The shortest word a word-bounded detector of `wanted` matches (the others have no
+    /// `word_len`): the first length `word_fit` holds one of them at (from the detectors
+    /// wanted, a few, rather than a search of the table by length, 1% of the corpus's
+    /// instructions).
     fn shortest_word(&self, wanted: DetectorMask) -> Option<usize> {
-        (wanted & self.wordy)
+        wanted
             .ones()
             .filter_map(|i| self.list[i].word_len)
             .map(|(least, _)| least)

@@ -426,6 +426,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
             }
             Kind::String { .. } | Kind::Number => self.json_scalar(doc, origin, p, v, has_rules),
             _ if has_rules => self.json_scalar(doc, origin, p, v, has_rules),
+            // A container or literal without field rules: nothing to do.
             _ => {}
         }
     }
