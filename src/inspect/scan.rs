@@ -159,6 +159,15 @@ impl<'a> Origin<'a> {
         }
     }
 
+    /// The body itself: no parent, no decoding, no enclosing string or field rule.
+    fn is_body(&self) -> bool {
+        self.parent.is_none()
+            && self.map.is_none()
+            && self.json_levels == 0
+            && self.layers == 0
+            && self.rule_action.is_none()
+    }
+
     fn decoded(&self) -> bool {
         self.map.is_some() || self.parent.is_some_and(Origin::decoded)
     }
@@ -424,11 +433,63 @@ impl<'p, 'b> Scanner<'p, 'b> {
                     self.json_key(doc, origin, p, v, escaped);
                 }
             }
+            Kind::String { escaped: false } if !has_rules && origin.is_body() => {
+                self.json_body_string(doc, origin, p, v)
+            }
             Kind::String { .. } | Kind::Number => self.json_scalar(doc, origin, p, v, has_rules),
             _ if has_rules => self.json_scalar(doc, origin, p, v, has_rules),
             // A container or literal without field rules: nothing to do.
             _ => {}
         }
+    }
+
+    /// A string of the body itself without escapes, when no field rule applies (most strings):
+    /// what `json_scalar`, `json_string` and `text_layers` do for it, without building the
+    /// origin, member span and path a finding needs until the detectors found one.
+    #[inline(never)]
+    fn json_body_string(&mut self, doc: &[u8], origin: &Origin<'_>, p: &mut PathStack, v: &Value) {
+        let (s, e) = v.inner();
+        let raw = &doc[s..e];
+        if looks_like_json(raw) {
+            // JSON inside: walked as a nested document.
+            return self.json_scalar(doc, origin, p, v, false);
+        }
+        let ctx = KeyCtx {
+            key: p.key(),
+            parent: p.parent_key(),
+        };
+        let keywords = self
+            .keywords
+            .within(origin.body_offset(s), origin.body_offset(e));
+        detect(
+            self.policy,
+            self.plan,
+            raw,
+            ctx,
+            Some(keywords),
+            &mut self.scratch,
+            &mut self.hits,
+        );
+        if self.hits.is_empty() && !crate::bytes::has3(b'\\', b'%', b'&', raw) {
+            return;
+        }
+        // The origin, member and path `json_scalar` and `json_string` would have built.
+        let member = Some((
+            origin.body_offset(v.member_start),
+            origin.body_offset(v.outer_end),
+            p.is_root(),
+        ));
+        let string_origin = Origin {
+            json_levels: origin.json_levels + 1,
+            ..*origin
+        };
+        let o = string_origin.child(s, None);
+        let mut lazy = LazyPath {
+            stack: Some((&*p, doc)),
+            prefix: origin.prefix,
+            rendered: None,
+        };
+        self.after_detect(raw, &o, ctx, &mut lazy, Site::JsonString, member);
     }
 
     /// A value with something to do: a string or number to scan, or any value when field rules
@@ -697,9 +758,24 @@ impl<'p, 'b> Scanner<'p, 'b> {
             &mut self.scratch,
             &mut self.hits,
         );
+        self.after_detect(text, origin, ctx, lazy, site, member);
+    }
+
+    /// What [`Scanner::text_layers`] does after the detectors ran over `text` (their hits in
+    /// `self.hits`): candidates from the hits, then the encodings the text may hide.
+    fn after_detect(
+        &mut self,
+        text: &[u8],
+        origin: &Origin<'_>,
+        ctx: KeyCtx<'_>,
+        lazy: &mut LazyPath<'_>,
+        site: Site,
+        member: Option<(usize, usize, bool)>,
+    ) {
         if !self.hits.is_empty() {
             self.push_hits(text, origin, lazy, site, member);
         }
+        let deeper = origin.layers < MAX_LAYERS;
         // One pass for the three encodings below; most texts hold none of their marks.
         if !deeper || !crate::bytes::has3(b'\\', b'%', b'&', text) {
             return;
