@@ -125,15 +125,10 @@ class BenchEnvoy(harness.Envoy):
     """harness.Envoy with BENCH_CONCURRENCY workers (the harness always starts one)."""
 
     def start(self, timeout=20):
-        env = dict(os.environ, MESHDLP_KEY=harness.TOKEN_KEY)
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [harness.ENVOY, "-c", self.config_path, "--use-dynamic-base-id", "--concurrency", str(CONCURRENCY),
-             "--log-level", "warn", "--component-log-level", "wasm:info"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True)
-        wait_ready(self.proc, self.admin, self.name, timeout, self.read_log)
-        return self
+        try:
+            return super().start(timeout=timeout, concurrency=CONCURRENCY)
+        except RuntimeError as e:
+            raise BenchFailure(str(e)) from e
 
 
 def wait_ready(proc, admin, name, timeout, read_log=lambda: ""):

@@ -82,10 +82,19 @@ class Envoy:
                  port=None, admin=None):
         os.makedirs(WORK, exist_ok=True)
         self.name = name
+        # Ports picked here (not passed in) are picked again if another process takes one
+        # between free_port() and Envoy's bind (see start).
+        self.fixed_ports = (port, admin)
         self.port = port or free_port()
         self.admin = admin or free_port()
         self.config_path = os.path.join(WORK, name + ".yaml")
         self.log_path = os.path.join(WORK, name + ".log")
+        self.render_args = (upstream_port, filters, plugin_config, hold_headers, buffer_limit)
+        self.render()
+        self.proc = None
+
+    def render(self):
+        upstream_port, filters, plugin_config, hold_headers, buffer_limit = self.render_args
         values = {
             "LISTEN_PORT": self.port, "ADMIN_PORT": self.admin, "UPSTREAM_PORT": upstream_port,
             "WASM": WASM, "NOOP_WASM": NOOP_WASM, "JWKS_JSON": jwks(),
@@ -94,18 +103,39 @@ class Envoy:
         }
         with open(self.config_path, "w") as f:
             f.write(render.render(filters, values))
-        self.proc = None
 
-    def start(self, expect_ready=True, timeout=20):
+    def spawn(self, concurrency=1):
         env = dict(os.environ, MESHDLP_KEY=TOKEN_KEY)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [ENVOY, "-c", self.config_path, "--use-dynamic-base-id", "--concurrency", "1",
+            [ENVOY, "-c", self.config_path, "--use-dynamic-base-id", "--concurrency", str(concurrency),
              "--log-level", "warn", "--component-log-level", "wasm:info"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
-        if not expect_ready:
-            return self
+
+    def start(self, expect_ready=True, timeout=20, concurrency=1):
+        # A port free_port() saw free can be taken by another process on the machine before
+        # Envoy binds it; Envoy then exits at once, and the ports picked here are picked again
+        # (make test failed on "Address already in use" in the k8s chain tests, session 28).
+        for attempt in range(3):
+            self.spawn(concurrency)
+            if not expect_ready:
+                return self
+            try:
+                return self.wait_ready(timeout)
+            except RuntimeError as e:
+                picked = [i for i, p in enumerate(self.fixed_ports) if p is None]
+                if "Address already in use" not in str(e) or not picked or attempt == 2:
+                    raise
+                self.stop()
+                if 0 in picked:
+                    self.port = free_port()
+                if 1 in picked:
+                    self.admin = free_port()
+                self.render()
+        raise AssertionError("unreachable")
+
+    def wait_ready(self, timeout):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,54 @@
+"""The harness itself: an Envoy whose port another process took between free_port() and the
+bind is started again on fresh ports, so a busy shared machine does not fail the suite."""
+
+import socket
+
+import pytest
+
+import harness
+
+FILTERS = ["meshdlp", "router"]
+
+
+@pytest.fixture
+def busy_port():
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    yield held.getsockname()[1]
+    held.close()
+
+
+@pytest.fixture(scope="module")
+def api():
+    up = harness.Upstream()
+    yield up
+    up.stop()
+
+
+def test_a_picked_port_taken_before_the_bind_is_picked_again(monkeypatch, busy_port, api):
+    real = harness.free_port
+    picks = []
+
+    def first_busy():
+        picks.append(1)
+        return busy_port if len(picks) == 1 else real()
+
+    monkeypatch.setattr(harness, "free_port", first_busy)
+    e = harness.Envoy("harness-retry", api.port, FILTERS, None)
+    assert e.port == busy_port
+    try:
+        e.start()
+        assert e.port != busy_port
+        assert e.get("/clean")[0] == 200
+    finally:
+        e.stop()
+
+
+def test_a_busy_port_passed_in_is_an_error(busy_port, api):
+    e = harness.Envoy("harness-fixed", api.port, FILTERS, None, port=busy_port)
+    try:
+        with pytest.raises(RuntimeError, match="Address already in use"):
+            e.start()
+    finally:
+        e.stop()
