@@ -28,8 +28,15 @@ use resolve::resolve_overlaps;
 use rewrite::{apply_edits, encode, Edit};
 use scan::{sniff, Candidate, Scanner, Site};
 
-/// A redaction written: (action, class, site, levels) and its encoded text.
-type Redaction = (*const Action, ClassId, Site, u8, Rc<[u8]>);
+/// A redaction written, kept for the body's other values alike: the same action (by address:
+/// every action lives through `decide`), class, site and nesting get the same bytes.
+struct Redaction {
+    action: *const Action,
+    class: ClassId,
+    site: Site,
+    levels: u8,
+    text: Rc<[u8]>,
+}
 
 /// At most this many redactions are kept per body for reuse (a body's findings come in a few
 /// classes and sites; past this many the rest are made per value, as before).
@@ -249,13 +256,13 @@ impl Policy {
                     let reused = redactions
                         .iter()
                         .filter(|_| same)
-                        .find(|(act, class, site, levels, _)| {
-                            std::ptr::eq(*act, action)
-                                && *class == c.class
-                                && *site == c.site
-                                && *levels == c.levels
+                        .find(|r| {
+                            std::ptr::eq(r.action, action)
+                                && r.class == c.class
+                                && r.site == c.site
+                                && r.levels == c.levels
                         })
-                        .map(|r| r.4.clone());
+                        .map(|r| r.text.clone());
                     let reusing = reused.is_some();
                     if let Some(text) = reused {
                         edits.push(Edit {
@@ -287,7 +294,13 @@ impl Policy {
                             }
                             let t: Rc<[u8]> = Rc::from(encode(&text, c.site, c.levels));
                             if same && redactions.len() < KEPT_REDACTIONS {
-                                redactions.push((action, c.class, c.site, c.levels, t.clone()));
+                                redactions.push(Redaction {
+                                    action,
+                                    class: c.class,
+                                    site: c.site,
+                                    levels: c.levels,
+                                    text: t.clone(),
+                                });
                             }
                             edits.push(Edit {
                                 start: c.start,
