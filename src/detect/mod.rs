@@ -223,6 +223,19 @@ pub(crate) struct KeyCtx<'a> {
     pub(crate) parent: Option<&'a str>,
 }
 
+/// What a text's normalized key is a hint for (see [`Detectors::key_masks`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyMasks {
+    /// Value detectors: the key's whole value is checked (`scan_value`).
+    value: DetectorMask,
+    /// `support_gated` detectors the key opens as a context word would.
+    support: DetectorMask,
+    /// Detectors whose confidence it raises (`key_hints`).
+    hint: DetectorMask,
+    /// Detectors whose confidence it lowers (`negative_key_hints`).
+    negative: DetectorMask,
+}
+
 /// A detector match in a scanned text (offsets into that text).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Hit {
@@ -332,12 +345,12 @@ pub(crate) struct Detectors {
     /// every match starts with a keyword after a word boundary
     /// ([`keyword_starts_every_match`]).
     word_start: DetectorMask,
-    /// Normalized key -> the `support_gated` detectors it is a hint for.
-    support_hints: HashMap<String, DetectorMask, FxBuild>,
     pattern_detectors: DetectorMask,
-    /// Normalized key name -> value detectors hinted by it.
-    value_hints: HashMap<String, DetectorMask, FxBuild>,
-    /// Longest hinted key: longer keys need no lookup.
+    /// Normalized key -> the detectors it is a hint of each kind for: one lookup per text
+    /// answers every question a text's key is asked (it was one per question, and two more
+    /// per candidate `accept` checked).
+    key_masks: HashMap<String, KeyMasks, FxBuild>,
+    /// Longest key of `key_masks`: longer keys need no lookup.
     longest_hint: usize,
     /// Every normalized key any detector takes as a hint (value or confidence).
     hinted_keys: HashSet<String, FxBuild>,
@@ -912,7 +925,22 @@ impl Detectors {
             word_start,
         )
         .map_err(|m| PolicyError::new("classes", m))?;
-        let longest_hint = value_hints.keys().map(String::len).max().unwrap_or(0);
+        let mut key_masks: HashMap<String, KeyMasks, FxBuild> = HashMap::default();
+        for (k, m) in value_hints {
+            key_masks.entry(k).or_default().value |= m;
+        }
+        for (k, m) in support_hints {
+            key_masks.entry(k).or_default().support |= m;
+        }
+        for (i, d) in list.iter().enumerate() {
+            for k in &d.key_hints {
+                key_masks.entry(k.clone()).or_default().hint.insert(i);
+            }
+            for k in &d.negative_key_hints {
+                key_masks.entry(k.clone()).or_default().negative.insert(i);
+            }
+        }
+        let longest_hint = key_masks.keys().map(String::len).max().unwrap_or(0);
         let digit_free = list
             .iter()
             .enumerate()
@@ -974,9 +1002,8 @@ impl Detectors {
             keyword_escapes,
             support_gated,
             word_start,
-            support_hints,
             pattern_detectors,
-            value_hints,
+            key_masks,
             longest_hint,
             hinted_keys,
             digit_free,
@@ -1168,13 +1195,15 @@ impl Detectors {
         if text.is_empty() {
             return;
         }
-        if let Some(key) = ctx.key.filter(|k| k.len() <= self.longest_hint) {
-            if let Some(mask) = self.value_hints.get(key) {
-                let m = *mask & enabled;
-                if m.any() {
-                    self.scan_value(text, ctx, m, min_confidence, out);
-                }
-            }
+        let km = ctx
+            .key
+            .filter(|k| k.len() <= self.longest_hint)
+            .and_then(|k| self.key_masks.get(k))
+            .copied()
+            .unwrap_or_default();
+        let m = km.value & enabled;
+        if m.any() {
+            self.scan_value(text, ctx, m, min_confidence, out);
         }
         let candidates = enabled & self.pattern_detectors;
         if candidates.is_empty() {
@@ -1197,12 +1226,7 @@ impl Detectors {
             & !(self.keyword_gated & !triggered)
             & !needing_more(&self.need_len, text.len());
         if m.meets(self.support_gated) {
-            let hinted = ctx
-                .key
-                .and_then(|k| self.support_hints.get(k))
-                .copied()
-                .unwrap_or(DetectorMask::EMPTY);
-            m &= !(self.support_gated & !(triggered | hinted));
+            m &= !(self.support_gated & !(triggered | km.support));
         }
         if shape.digits == 0 {
             m &= self.digit_free;
@@ -1294,7 +1318,7 @@ impl Detectors {
             let d = &self.list[i];
             #[cfg(feature = "profile")]
             let (started, before) = (profile::start(), out.len());
-            self.run_pattern(i, d, text, spans, words, ctx, min_confidence, out);
+            self.run_pattern(i, d, text, spans, words, &km, min_confidence, out);
             #[cfg(feature = "profile")]
             profile::record(i, started, out.len() - before);
         }
@@ -1320,12 +1344,12 @@ impl Detectors {
         text: &[u8],
         spans: Option<&[NumericSpan]>,
         words: Option<&[WordRun]>,
-        ctx: KeyCtx<'_>,
+        km: &KeyMasks,
         min_confidence: f32,
         out: &mut Vec<Hit>,
     ) {
         if let Some(finder) = d.finder {
-            self.run_finder(index, d, finder, text, ctx, min_confidence, out);
+            self.run_finder(index, d, finder, text, km, min_confidence, out);
             return;
         }
         if d.regex.is_none() {
@@ -1472,7 +1496,7 @@ impl Detectors {
                 break;
             };
             let mut accepted = if vend > vstart {
-                self.accept(d, text, vstart, vend, ctx)
+                self.accept(index, d, text, vstart, vend, km)
             } else {
                 None
             };
@@ -1485,7 +1509,7 @@ impl Detectors {
                     .rev()
                     .filter(|&p| matches!(text[p], b' ' | b'-'));
                 for p in seps {
-                    if let Some(c) = self.accept(d, text, vstart, p, ctx) {
+                    if let Some(c) = self.accept(index, d, text, vstart, p, km) {
                         accepted = Some(c);
                         vend = p;
                         mend = p;
@@ -1528,14 +1552,14 @@ impl Detectors {
         d: &Detector,
         finder: Finder,
         text: &[u8],
-        ctx: KeyCtx<'_>,
+        km: &KeyMasks,
         min_confidence: f32,
         out: &mut Vec<Hit>,
     ) {
         match finder {
             Finder::NamePairs => {
                 names::name_candidates(text, |s, e, run_start, run_end| {
-                    match self.accept(d, text, s, e, ctx) {
+                    match self.accept(index, d, text, s, e, km) {
                         Some(confidence) if confidence >= min_confidence => {
                             out.push(Hit {
                                 detector: index as u16,
@@ -1556,11 +1580,12 @@ impl Detectors {
     /// Checks a candidate match; returns its confidence when it is a finding.
     fn accept(
         &self,
+        index: usize,
         d: &Detector,
         text: &[u8],
         s: usize,
         e: usize,
-        ctx: KeyCtx<'_>,
+        km: &KeyMasks,
     ) -> Option<f32> {
         if !boundary_ok(text, s, e, d.boundary, &d.joiners) {
             return None;
@@ -1596,13 +1621,11 @@ impl Detectors {
             return None;
         }
         let mut confidence = d.confidence;
-        if let Some(key) = ctx.key {
-            if d.key_hints.contains(key) {
-                confidence += d.hint_boost;
-            }
-            if d.negative_key_hints.contains(key) {
-                confidence -= 0.5;
-            }
+        if km.hint.has(index) {
+            confidence += d.hint_boost;
+        }
+        if km.negative.has(index) {
+            confidence -= 0.5;
         }
         if !d.context.is_empty() {
             let from = s.saturating_sub(d.context_window);
@@ -3230,10 +3253,10 @@ pub(crate) mod tests {
                 ) else {
                     continue;
                 };
-                let ctx = KeyCtx::default();
+                let km = KeyMasks::default();
                 let (mut whole, mut worded) = (Vec::new(), Vec::new());
-                detectors.run_pattern(i, d, &text, None, None, ctx, 0.0, &mut whole);
-                detectors.run_pattern(i, d, &text, None, Some(words), ctx, 0.0, &mut worded);
+                detectors.run_pattern(i, d, &text, None, None, &km, 0.0, &mut whole);
+                detectors.run_pattern(i, d, &text, None, Some(words), &km, 0.0, &mut worded);
                 let key = |h: &Hit| (h.start, h.end, h.confidence.to_bits());
                 assert_eq!(
                     whole.iter().map(key).collect::<Vec<_>>(),
