@@ -328,7 +328,10 @@ impl ByteDfa {
     fn check_rows(&self) -> Result<(), String> {
         let row = |s: u32| {
             let s = s as usize;
-            s.checked_rem(self.stride) == Some(0) && s + self.stride <= self.next.len()
+            // `s < len` first: the sum below cannot wrap (a 32-bit usize in Wasm).
+            s < self.next.len()
+                && s.checked_rem(self.stride) == Some(0)
+                && self.next.len() - s >= self.stride
         };
         let classes_fit = self.classes.iter().all(|&c| usize::from(c) < self.stride);
         if classes_fit && row(self.start) && self.next.iter().all(|&s| row(s)) {
@@ -543,7 +546,7 @@ mod tests {
         assert_eq!(dfa.check_rows(), Ok(()));
         let good = dfa.next.clone();
         let len = dfa.next.len() as u32;
-        for bad in [len, len - 1, dfa.stride as u32 + 1] {
+        for bad in [len, len - 1, dfa.stride as u32 + 1, u32::MAX - 1] {
             dfa.next = good.clone();
             dfa.next[3] = bad;
             assert!(dfa.check_rows().is_err(), "entry {bad}");

@@ -7,6 +7,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -89,15 +90,17 @@ class Envoy:
         self.admin = admin or free_port()
         self.config_path = os.path.join(WORK, name + ".yaml")
         self.log_path = os.path.join(WORK, name + ".log")
-        self.render_args = (upstream_port, filters, plugin_config, hold_headers, buffer_limit)
+        # The modules as they are now: a caller may point WASM elsewhere for one Envoy only (the
+        # bench's "meshdlp base"), and a retry renders the configuration again.
+        self.render_args = (upstream_port, filters, plugin_config, hold_headers, buffer_limit, WASM, NOOP_WASM)
         self.render()
         self.proc = None
 
     def render(self):
-        upstream_port, filters, plugin_config, hold_headers, buffer_limit = self.render_args
+        upstream_port, filters, plugin_config, hold_headers, buffer_limit, wasm, noop_wasm = self.render_args
         values = {
             "LISTEN_PORT": self.port, "ADMIN_PORT": self.admin, "UPSTREAM_PORT": upstream_port,
-            "WASM": WASM, "NOOP_WASM": NOOP_WASM, "JWKS_JSON": jwks(),
+            "WASM": wasm, "NOOP_WASM": noop_wasm, "JWKS_JSON": jwks(),
             "HOLD_HEADERS": "true" if hold_headers else "false", "BUFFER_LIMIT": buffer_limit,
             "PLUGIN_CONFIG": json.dumps(plugin_config) if plugin_config is not None else "",
         }
@@ -124,14 +127,20 @@ class Envoy:
             try:
                 return self.wait_ready(timeout)
             except RuntimeError as e:
-                picked = [i for i, p in enumerate(self.fixed_ports) if p is None]
-                if "Address already in use" not in str(e) or not picked or attempt == 2:
+                if "Address already in use" not in str(e) or attempt == 2:
+                    raise
+                # The ports Envoy could not bind (all of them when the log does not say).
+                busy = {int(p) for p in re.findall(r"cannot bind '127\.0\.0\.1:(\d+)'", str(e))}
+                ours = [(i, p) for i, p in enumerate((self.port, self.admin))
+                        if self.fixed_ports[i] is None and (not busy or p in busy)]
+                if not ours:
                     raise
                 self.stop()
-                if 0 in picked:
-                    self.port = free_port()
-                if 1 in picked:
-                    self.admin = free_port()
+                for i, _ in ours:
+                    if i == 0:
+                        self.port = free_port()
+                    else:
+                        self.admin = free_port()
                 self.render()
         raise AssertionError("unreachable")
 

@@ -52,3 +52,15 @@ def test_a_busy_port_passed_in_is_an_error(busy_port, api):
             e.start()
     finally:
         e.stop()
+
+
+def test_a_retry_renders_the_module_the_envoy_was_made_with(monkeypatch, api):
+    # The bench points WASM at a base build for one Envoy only; a retry must not swap it.
+    monkeypatch.setattr(harness, "WASM", "/base/meshdlp_filter.wasm")
+    e = harness.Envoy("harness-module", api.port, FILTERS, None)
+    monkeypatch.setattr(harness, "WASM", "/current/meshdlp_filter.wasm")
+    e.render()
+    with open(e.config_path) as f:
+        config = f.read()
+    assert "/base/meshdlp_filter.wasm" in config
+    assert "/current/" not in config
