@@ -51,7 +51,7 @@ const BUILTIN_PACK_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/builtin.
 
 /// The built-in pack, as its types.
 pub(crate) fn builtin_pack() -> Result<PackFile, PolicyError> {
-    serde_json::from_str(BUILTIN_PACK_JSON)
+    serde_json::from_slice(BUILTIN_PACK_JSON.as_bytes())
         .map_err(|e| PolicyError::new("<builtin pack>", e.to_string()))
 }
 

@@ -194,7 +194,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     let (what, value) = match raw.policy {
         None => (
             "builtin policy",
-            serde_json::from_str(meshdlp::BUILTIN_DEFAULT_POLICY)
+            serde_json::from_slice(meshdlp::BUILTIN_DEFAULT_POLICY.as_bytes())
                 .map_err(|e| ConfigError(format!("builtin policy: {e}")))?,
         ),
         Some(v) => ("policy", v),
