@@ -256,7 +256,12 @@ impl ByteDfa {
         let mut order = vec![start];
         let mut index = vec![usize::MAX; start.as_usize() + 1];
         index[start.as_usize()] = 0;
-        let mut raw = Vec::new();
+        // The table, built in place: first each state's row of the states it goes to (as
+        // places in `order`), in `order`; then the rows moved to their final places and the
+        // entries turned into row offsets. One table-sized buffer during the build, not two:
+        // the table is most of a policy compile's peak memory, and Wasm memory, once grown,
+        // stays grown for the VM's life (BENCHMARKS, session 31).
+        let mut next: Vec<u32> = Vec::new();
         let mut i = 0;
         while i < order.len() {
             // Checked as the states are found, before their rows are held.
@@ -277,7 +282,8 @@ impl ByteDfa {
                     index[to.as_usize()] = order.len();
                     order.push(to);
                 }
-                raw.push(index[to.as_usize()]);
+                // Below `MAX_TABLE_ENTRIES` (checked above), so it fits.
+                next.push(index[to.as_usize()] as u32);
             }
             i += 1;
         }
@@ -288,13 +294,11 @@ impl ByteDfa {
         for (new, &old) in plain.iter().chain(&matching).enumerate() {
             renumber[old] = new as u32;
         }
-        let mut next = vec![0u32; order.len() * n_classes];
-        for old in 0..order.len() {
-            let row = renumber[old] as usize * n_classes;
-            for c in 0..n_classes {
-                next[row + c] = renumber[raw[old * n_classes + c]] * n_classes as u32;
-            }
+        permute_rows(&mut next, n_classes, &renumber);
+        for x in &mut next {
+            *x = renumber[*x as usize] * n_classes as u32;
         }
+        next.shrink_to_fit();
         let mut match_at = Vec::with_capacity(matching.len());
         let mut ends = Vec::new();
         for &old in &matching {
@@ -452,6 +456,28 @@ impl ByteDfa {
     }
 }
 
+/// Moves row `r` of `table` (rows of `stride` entries) to row `to[r]`, in place: `to` is a
+/// permutation of the rows. Each cycle of it is followed once, carrying one row.
+fn permute_rows(table: &mut [u32], stride: usize, to: &[u32]) {
+    let mut moved = vec![false; to.len()];
+    let mut carry = vec![0u32; stride];
+    for first in 0..to.len() {
+        if moved[first] {
+            continue;
+        }
+        // A row not yet written over holds its own old row: `carry` takes row `first`, and
+        // each step puts the carried row in its place and picks up the one that was there.
+        carry.copy_from_slice(&table[first * stride..][..stride]);
+        let mut at = first;
+        while !moved[at] {
+            moved[at] = true;
+            let dest = to[at] as usize;
+            table[dest * stride..][..stride].swap_with_slice(&mut carry);
+            at = dest;
+        }
+    }
+}
+
 /// Drops every keyword that contains another one of the list (`passport` beside `pass`), its
 /// detectors now triggered by the shorter: wherever the longer occurs, the shorter does, in the
 /// same text. Only keywords whose detectors are all in `absorbable` (the built-in ones: each
@@ -557,6 +583,58 @@ mod tests {
         dfa.start = 0;
         dfa.classes[usize::from(b'x')] = dfa.stride as u8;
         assert!(dfa.check_rows().is_err());
+    }
+
+    #[test]
+    fn rows_move_where_the_permutation_sends_them() {
+        // Every permutation of up to 6 rows, and random ones of up to 300: row `r` ends at
+        // `to[r]`, as a copy into a second table puts it.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut perms: Vec<Vec<u32>> = Vec::new();
+        fn all(prefix: &mut Vec<u32>, n: u32, out: &mut Vec<Vec<u32>>) {
+            if prefix.len() == n as usize {
+                out.push(prefix.clone());
+                return;
+            }
+            for v in 0..n {
+                if !prefix.contains(&v) {
+                    prefix.push(v);
+                    all(prefix, n, out);
+                    prefix.pop();
+                }
+            }
+        }
+        for n in 1..=6 {
+            all(&mut Vec::new(), n, &mut perms);
+        }
+        for _ in 0..200 {
+            let n = 1 + rand(300);
+            let mut p: Vec<u32> = (0..n as u32).collect();
+            for i in (1..n).rev() {
+                p.swap(i, rand(i + 1));
+            }
+            perms.push(p);
+        }
+        for to in &perms {
+            for stride in [1, 3, 7] {
+                let table: Vec<u32> = (0..(to.len() * stride) as u32).collect();
+                let mut expected = vec![0u32; table.len()];
+                for (r, &d) in to.iter().enumerate() {
+                    let d = d as usize;
+                    expected[d * stride..][..stride]
+                        .copy_from_slice(&table[r * stride..][..stride]);
+                }
+                let mut moved = table.clone();
+                permute_rows(&mut moved, stride, to);
+                assert_eq!(moved, expected, "{to:?} stride {stride}");
+            }
+        }
     }
 
     #[test]
