@@ -42,7 +42,8 @@ pub use error::PolicyError;
 pub use inspect::{Block, Decision, Exchange, Finding, Inspection, Reason, MAX_REPORTED_FINDINGS};
 pub use manifest::{ActionKind, BodyKind, Manifest, Mode};
 pub use policy::{
-    deserialize_located, parse_manifest_json, Direction, Policy, RouteId, BUILTIN_DEFAULT_POLICY,
+    deserialize_located, json_value, parse_manifest_json, Direction, Policy, RouteId,
+    BUILTIN_DEFAULT_POLICY,
 };
 pub use stream::{StreamInspector, StreamLimits, StreamVerdict};
 pub use transform::{Detokenizer, TransformError, Warning};

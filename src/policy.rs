@@ -117,10 +117,93 @@ impl Direction {
     }
 }
 
-/// Deserializes a manifest from JSON, with the location of any error.
+/// Deserializes a manifest from JSON, with the location of any error. Bytes after the
+/// document (`{...} xyz`, a second document) are an error, as they are to every other reader
+/// of a configuration.
 pub fn parse_manifest_json(bytes: &[u8]) -> Result<Manifest, PolicyError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    deserialize_located(&mut de)
+    let manifest = deserialize_located(&mut de)?;
+    de.end().map_err(|e| PolicyError::new("", e.to_string()))?;
+    Ok(manifest)
+}
+
+/// JSON read into a `serde_json::Value` (for [`deserialize_located`]), refusing an object
+/// that holds a key twice, with its line and column: a `Value` keeps the last of them
+/// without a word, where a manifest deserialized from the bytes refuses the repeated field.
+/// So `{"auditLog": true, "auditLog": false}` is an error wherever a configuration is read,
+/// not a configuration that means whatever its last copy says.
+pub fn json_value(bytes: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_slice::<UniqueKeys>(bytes).map(|v| v.0)
+}
+
+/// A JSON value whose objects hold each key once (see [`json_value`]).
+struct UniqueKeys(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // Finite: the JSON reader refuses numbers out of range.
+        Ok(v.into())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{key}`"
+                )));
+            }
+            let UniqueKeys(v) = map.next_value()?;
+            object.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
 }
 
 /// Deserializes with `serde_path_to_error`, turning its path into the error location.

@@ -184,8 +184,10 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     } else {
         // Through a `Value`, as the policy is: the configuration's types are deserialized
         // from one kind of input in the module (less code for V8 to compile in every sidecar).
-        let value: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| ConfigError(format!("configuration: {e}")))?;
+        // A key given twice is refused (`json_value`), as it is where the policy is checked
+        // offline (`meshdlp compile`).
+        let value =
+            meshdlp::json_value(bytes).map_err(|e| ConfigError(format!("configuration: {e}")))?;
         meshdlp::deserialize_located(value).map_err(|e| located("configuration", e))?
     };
     // The built-in default is read as a configured policy is, from a `serde_json::Value`:
@@ -194,7 +196,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     let (what, value) = match raw.policy {
         None => (
             "builtin policy",
-            serde_json::from_slice(meshdlp::BUILTIN_DEFAULT_POLICY.as_bytes())
+            meshdlp::json_value(meshdlp::BUILTIN_DEFAULT_POLICY.as_bytes())
                 .map_err(|e| ConfigError(format!("builtin policy: {e}")))?,
         ),
         Some(v) => ("policy", v),
@@ -433,6 +435,37 @@ mod tests {
             e.0.starts_with("configuration.scopes.header: invalid type"),
             "{e}"
         );
+    }
+
+    /// A key given twice is an error with its line and column, at the top, in `scopes` and
+    /// inside the policy (a `Value` would keep the last copy: `auditLog` off without a word);
+    /// bytes after the document are an error too.
+    #[test]
+    fn a_key_given_twice_or_bytes_after_the_document_are_refused() {
+        for (config, key) in [
+            (&br#"{"auditLog": true, "auditLog": false}"#[..], "auditLog"),
+            (br#"{"scopes": {"header": "x-a", "header": "x-b"}}"#, "header"),
+            (
+                br#"{"policy": {"defaultRoute": {"response": {"detect": ["email"], "detect": []}}}}"#,
+                "detect",
+            ),
+        ] {
+            let e = parse(config).unwrap_err();
+            assert!(
+                e.0.starts_with(&format!("configuration: duplicate key `{key}` at line 1 column")),
+                "{e}"
+            );
+        }
+        // The same key in two objects is two keys.
+        let two =
+            br#"{"policy": {"routes": [{"name": "a", "match": {}}, {"name": "b", "match": {}}]}}"#;
+        assert!(parse(two).is_ok());
+        for config in [&br#"{"auditLog": true} xyz"#[..], br#"{} {}"#] {
+            let e = parse(config).unwrap_err();
+            assert!(e.0.contains("trailing characters at line 1"), "{e}");
+        }
+        let e = meshdlp::parse_manifest_json(br#"{"defaultRoute": {}} {}"#).unwrap_err();
+        assert!(e.to_string().contains("trailing characters"), "{e}");
     }
 
     /// The built-in default is deserialized as a configured policy is (from a `Value`): the
