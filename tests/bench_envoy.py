@@ -131,6 +131,40 @@ class BenchEnvoy(harness.Envoy):
             raise BenchFailure(str(e)) from e
 
 
+def start_upstream(work, files, attempts=3):
+    """The upstream Envoy, ready: (process, port, admin port). Its ports are picked free and
+    bound a moment later; another process may take one in between (Envoy then exits at once),
+    so an upstream that exits before it is ready starts again on fresh ports, as the harness's
+    Envoys do (tests/e2e/test_harness.py). Its log says why the last attempt failed."""
+    cfg = os.path.join(work, "upstream.yaml")
+    log = os.path.join(work, "upstream.log")
+    for attempt in range(attempts):
+        port, admin = harness.free_port(), harness.free_port()
+        with open(cfg, "w") as f:
+            f.write(upstream_config(port, admin, files))
+        # As many upstream workers as front workers, so the upstream does not cap the no-filter run.
+        with open(log, "wb") as out:
+            up = subprocess.Popen([harness.ENVOY, "-c", cfg, "--use-dynamic-base-id", "--concurrency", str(CONCURRENCY),
+                                   "--log-level", "error"],
+                                  stdout=subprocess.DEVNULL, stderr=out, start_new_session=True)
+
+        def read_log():
+            with open(log, errors="replace") as f:
+                return f.read()
+        try:
+            wait_ready(up, admin, "upstream", 20, read_log)
+            return up, port, admin
+        except BaseException as e:
+            exited = up.poll() is not None
+            if not exited:  # never ready, or interrupted: not left running in its own session
+                up.kill()
+                up.wait()
+            # Only an exit before ready may be the port race; the last attempt's log says why.
+            if not (exited and isinstance(e, BenchFailure)) or attempt == attempts - 1:
+                raise
+    raise BenchFailure("unreachable")
+
+
 def wait_ready(proc, admin, name, timeout, read_log=lambda: ""):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -243,14 +277,7 @@ def main():
         files[path] = os.path.join(work, path.strip("/") + ".json")
         with open(files[path], "wb") as f:
             f.write(data)
-    up_port, up_admin = harness.free_port(), harness.free_port()
-    up_cfg = os.path.join(work, "upstream.yaml")
-    with open(up_cfg, "w") as f:
-        f.write(upstream_config(up_port, up_admin, files))
-    # As many upstream workers as front workers, so the upstream does not cap the no-filter run.
-    up = subprocess.Popen([harness.ENVOY, "-c", up_cfg, "--use-dynamic-base-id", "--concurrency", str(CONCURRENCY),
-                           "--log-level", "error"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    up = up_port = up_admin = None
     policy_is_default = "BENCH_POLICY" not in os.environ
     policy = json.loads(os.environ.get("BENCH_POLICY", '{"defaultRoute": {"response": {"detect": ["*"], "defaultAction": "redact"}}}'))
     policy_file = os.path.join(work, "policy.json")
@@ -273,7 +300,7 @@ def main():
     results = {}
     envoys = []
     try:
-        wait_ready(up, up_admin, "upstream", 20)
+        up, up_port, up_admin = start_upstream(work, files)
         for name, filters, cfg in variants:
             this_wasm = harness.WASM
             if name == "meshdlp base":
@@ -298,9 +325,10 @@ def main():
     finally:
         for _, e in envoys:
             e.stop()
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGTERM)
-        up.wait(timeout=10)
+        if up is not None:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGTERM)
+            up.wait(timeout=10)
     report(envoys, bodies, results, rss)
 
 

@@ -64,3 +64,32 @@ def test_a_retry_renders_the_module_the_envoy_was_made_with(monkeypatch, api):
         config = f.read()
     assert "/base/meshdlp_filter.wasm" in config
     assert "/current/" not in config
+
+
+def test_the_bench_upstream_whose_port_is_taken_starts_again(monkeypatch, busy_port, tmp_path):
+    # `make bench-envoy`'s upstream Envoy picks its ports the same way.
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_envoy", os.path.join(harness.ROOT, "tests", "bench_envoy.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    real = harness.free_port
+    picks = []
+
+    def first_busy():
+        picks.append(1)
+        return busy_port if len(picks) == 1 else real()
+
+    monkeypatch.setattr(harness, "free_port", first_busy)
+    body = tmp_path / "clean.json"
+    body.write_bytes(b'{"ok": true}')
+    up, port, admin = bench.start_upstream(str(tmp_path), {"/clean": str(body)})
+    try:
+        assert port != busy_port and len(picks) >= 4
+        status, _, data = harness.request("127.0.0.1", port, "GET", "/clean")
+        assert (status, data) == (200, b'{"ok": true}')
+    finally:
+        up.kill()
+        up.wait()
