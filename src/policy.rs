@@ -117,10 +117,12 @@ impl Direction {
     }
 }
 
-/// Deserializes a manifest from JSON, with the location of any error. Bytes after the
-/// document (`{...} xyz`, a second document) are an error, as they are to every other reader
-/// of a configuration.
+/// Deserializes a manifest from JSON, with the location of any error. A key given twice
+/// anywhere (a repeated field, and a repeated key of a map such as `actions` or `grants`,
+/// which deserializing alone would let the last copy win) and bytes after the document
+/// (`{...} xyz`, a second document) are errors, as they are to the filter ([`json_value`]).
 pub fn parse_manifest_json(bytes: &[u8]) -> Result<Manifest, PolicyError> {
+    json_value(bytes).map_err(|e| PolicyError::new("", e.to_string()))?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let manifest = deserialize_located(&mut de)?;
     de.end().map_err(|e| PolicyError::new("", e.to_string()))?;

@@ -63,6 +63,24 @@ fn check_accepts_the_example_and_rejects_with_a_location() {
         "{}",
         text(&out.stderr)
     );
+    // A map's key given twice is refused in YAML and JSON: read into the manifest alone, the
+    // last copy would win (`email: allow` undoing `email: mask`).
+    for (name, policy, want) in [
+        (
+            "dup.yaml",
+            "defaultRoute:\n  response:\n    actions:\n      email: mask\n      email: allow\n",
+            "duplicate entry with key \"email\" at line 4",
+        ),
+        (
+            "dup.json",
+            r#"{"defaultRoute": {"response": {"actions": {"email": "mask", "email": "allow"}}}}"#,
+            "duplicate key `email` at line 1",
+        ),
+    ] {
+        let out = meshdlp(&["check", &temp_file(name, policy)], b"", &[]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(text(&out.stderr).contains(want), "{}", text(&out.stderr));
+    }
 }
 
 #[test]

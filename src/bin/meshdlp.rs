@@ -461,6 +461,11 @@ fn parse_manifest(text: &str, path: &Path) -> Result<Manifest, PolicyError> {
     if is_json {
         meshdlp::parse_manifest_json(text.as_bytes())
     } else {
+        // A key given twice is refused here as in JSON (YAML's own reader refuses it in a
+        // `Value`'s mappings, not in the manifest's maps, where the last copy would win).
+        meshdlp::deserialize_located::<_, serde_yaml_ng::Value>(
+            serde_yaml_ng::Deserializer::from_str(text),
+        )?;
         meshdlp::deserialize_located(serde_yaml_ng::Deserializer::from_str(text))
     }
 }

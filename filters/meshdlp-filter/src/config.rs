@@ -466,6 +466,24 @@ mod tests {
         }
         let e = meshdlp::parse_manifest_json(br#"{"defaultRoute": {}} {}"#).unwrap_err();
         assert!(e.to_string().contains("trailing characters"), "{e}");
+        // A map's key given twice: deserialized alone, the last copy would win.
+        let actions = br#"{"defaultRoute": {"actions": {"email": "mask", "email": "allow"}}}"#;
+        for e in [
+            parse(
+                format!(
+                    r#"{{"policy": {}}}"#,
+                    std::str::from_utf8(actions).unwrap_or("")
+                )
+                .as_bytes(),
+            )
+            .unwrap_err()
+            .0,
+            meshdlp::parse_manifest_json(actions)
+                .unwrap_err()
+                .to_string(),
+        ] {
+            assert!(e.contains("duplicate key `email` at line 1 column"), "{e}");
+        }
     }
 
     /// The built-in default is deserialized as a configured policy is (from a `Value`): the
