@@ -122,11 +122,10 @@ impl Direction {
 /// which deserializing alone would let the last copy win) and bytes after the document
 /// (`{...} xyz`, a second document) are errors, as they are to the filter ([`json_value`]).
 pub fn parse_manifest_json(bytes: &[u8]) -> Result<Manifest, PolicyError> {
+    // Read twice (offline only: the filter deserializes the `Value`): the check, then the
+    // manifest from the bytes, whose errors keep their line and column.
     json_value(bytes).map_err(|e| PolicyError::new("", e.to_string()))?;
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let manifest = deserialize_located(&mut de)?;
-    de.end().map_err(|e| PolicyError::new("", e.to_string()))?;
-    Ok(manifest)
+    deserialize_located(&mut serde_json::Deserializer::from_slice(bytes))
 }
 
 /// JSON read into a `serde_json::Value` (for [`deserialize_located`]), refusing an object

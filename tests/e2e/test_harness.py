@@ -19,14 +19,9 @@ def busy_port():
     held.close()
 
 
-@pytest.fixture(scope="module")
-def api():
-    up = harness.Upstream()
-    yield up
-    up.stop()
-
-
-def test_a_picked_port_taken_before_the_bind_is_picked_again(monkeypatch, busy_port, api):
+@pytest.fixture
+def first_pick_busy(monkeypatch, busy_port):
+    """harness.free_port() hands out the busy port first, then free ones; the picks made."""
     real = harness.free_port
     picks = []
 
@@ -35,6 +30,17 @@ def test_a_picked_port_taken_before_the_bind_is_picked_again(monkeypatch, busy_p
         return busy_port if len(picks) == 1 else real()
 
     monkeypatch.setattr(harness, "free_port", first_busy)
+    return picks
+
+
+@pytest.fixture(scope="module")
+def api():
+    up = harness.Upstream()
+    yield up
+    up.stop()
+
+
+def test_a_picked_port_taken_before_the_bind_is_picked_again(first_pick_busy, busy_port, api):
     e = harness.Envoy("harness-retry", api.port, FILTERS, None)
     assert e.port == busy_port
     try:
@@ -66,7 +72,7 @@ def test_a_retry_renders_the_module_the_envoy_was_made_with(monkeypatch, api):
     assert "/current/" not in config
 
 
-def test_the_bench_upstream_whose_port_is_taken_starts_again(monkeypatch, busy_port, tmp_path):
+def test_the_bench_upstream_whose_port_is_taken_starts_again(first_pick_busy, busy_port, tmp_path):
     # `make bench-envoy`'s upstream Envoy picks its ports the same way.
     import importlib.util
     import os
@@ -75,19 +81,11 @@ def test_the_bench_upstream_whose_port_is_taken_starts_again(monkeypatch, busy_p
         "bench_envoy", os.path.join(harness.ROOT, "tests", "bench_envoy.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    real = harness.free_port
-    picks = []
-
-    def first_busy():
-        picks.append(1)
-        return busy_port if len(picks) == 1 else real()
-
-    monkeypatch.setattr(harness, "free_port", first_busy)
     body = tmp_path / "clean.json"
     body.write_bytes(b'{"ok": true}')
     up, port, admin = bench.start_upstream(str(tmp_path), {"/clean": str(body)})
     try:
-        assert port != busy_port and len(picks) >= 4
+        assert port != busy_port and len(first_pick_busy) >= 4
         status, _, data = harness.request("127.0.0.1", port, "GET", "/clean")
         assert (status, data) == (200, b'{"ok": true}')
     finally:

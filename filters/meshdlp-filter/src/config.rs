@@ -467,7 +467,10 @@ mod tests {
         let e = meshdlp::parse_manifest_json(br#"{"defaultRoute": {}} {}"#).unwrap_err();
         assert!(e.to_string().contains("trailing characters"), "{e}");
         // A map's key given twice: deserialized alone, the last copy would win.
-        let actions = br#"{"defaultRoute": {"actions": {"email": "mask", "email": "allow"}}}"#;
+        let actions =
+            br#"{"defaultRoute": {"response": {"actions": {"email": "mask", "email": "allow"}}}}"#;
+        let once = br#"{"defaultRoute": {"response": {"actions": {"email": "mask"}}}}"#;
+        assert!(meshdlp::parse_manifest_json(once).is_ok());
         for e in [
             parse(
                 format!(
@@ -483,6 +486,17 @@ mod tests {
                 .to_string(),
         ] {
             assert!(e.contains("duplicate key `email` at line 1 column"), "{e}");
+        }
+    }
+
+    /// A configuration nested past the JSON reader's depth limit is an error, not a stack
+    /// overflow (a trap in the VM): the duplicate-refusing reader recurses as the plain one.
+    #[test]
+    fn a_configuration_nested_too_deep_is_refused() {
+        for open in ["[", "{\"a\":"] {
+            let deep = format!("{{\"policy\": {}", open.repeat(100_000));
+            let e = parse(deep.as_bytes()).unwrap_err();
+            assert!(e.0.contains("recursion limit exceeded"), "{e}");
         }
     }
 
