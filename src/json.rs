@@ -121,6 +121,26 @@ impl Rendered {
 }
 
 impl PathStack {
+    /// Whether this stack is small enough to keep for the next document ([`PathStack::reset`]):
+    /// at most `segments` levels and `bytes` of kept rendering.
+    pub(crate) fn keepable(&self, segments: usize, bytes: usize) -> bool {
+        self.segments.len() <= segments
+            && self
+                .segments
+                .iter()
+                .all(|s| s.normalized.capacity() <= bytes)
+            && self.rendered.borrow().text.capacity() <= bytes
+    }
+
+    /// Empty again, for another document, keeping what it allocated: the segments and their
+    /// key buffers (every field of a segment is set again when it is pushed).
+    pub(crate) fn reset(&mut self) {
+        self.depth = 0;
+        let r = self.rendered.get_mut();
+        r.text.clear();
+        r.ends.clear();
+    }
+
     fn push_key(&mut self, body: &[u8], start: usize, end: usize, escaped: bool) {
         self.rendered.get_mut().forget_from(self.depth);
         if self.depth == self.segments.len() {

@@ -239,6 +239,9 @@ pub(super) struct Scanner<'p, 'b> {
     elided: Option<Arc<str>>,
     /// Where paths are rendered before they are shared (one buffer for the body).
     path_buf: String,
+    /// Path stacks for the documents walked (one per level of JSON nested in a string),
+    /// reused: a stack grows its segments and their key buffers once, not once a body.
+    paths: Vec<PathStack>,
 }
 
 /// A scan's working buffers, kept per thread (a Wasm VM has one) when the scan ends and
@@ -252,6 +255,7 @@ struct Spare {
     scratch: Scratch,
     keyword_hits: Vec<KeywordHit>,
     path_buf: String,
+    paths: Vec<PathStack>,
 }
 
 /// The most entries a kept buffer may hold room for (~225 KiB in all: the text byte classes,
@@ -262,6 +266,12 @@ const KEPT_CAPACITY: usize = 1024;
 /// bytes): most bodies have fewer findings, and each grew its list from nothing (0.5% of the
 /// corpus's instructions).
 const KEPT_CANDIDATES: usize = 256;
+
+/// The most path stacks kept (documents nested in strings in documents, a few levels deep),
+/// and the most levels a kept one may have: a body nested thousands deep does not leave its
+/// stack behind.
+const KEPT_PATHS: usize = 4;
+const KEPT_PATH_DEPTH: usize = 64;
 
 thread_local! {
     static SPARE: Cell<Option<Spare>> = const { Cell::new(None) };
@@ -281,6 +291,7 @@ impl Drop for Scanner<'_, '_> {
             keyword_hits: emptied(keyword_hits, KEPT_CAPACITY),
             // Empty: valid UTF-8.
             path_buf: String::from_utf8(path_buf).unwrap_or_default(),
+            paths: std::mem::take(&mut self.paths),
         };
         spare.scratch.trim(KEPT_CAPACITY);
         SPARE.with(|s| s.set(Some(spare)));
@@ -323,6 +334,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
             paths_rendered: 0,
             elided: None,
             path_buf: spare.path_buf,
+            paths: spare.paths,
         }
     }
 
@@ -377,7 +389,8 @@ impl<'p, 'b> Scanner<'p, 'b> {
     /// a string.
     fn json_doc(&mut self, doc: &[u8], origin: &Origin<'_>) -> Result<(), json::SyntaxError> {
         let plan = self.plan;
-        let mut path = PathStack::default();
+        let mut path = self.paths.pop().unwrap_or_default();
+        path.reset();
         let top = origin.json_levels == 0;
         let has_rules = top && !plan.fields.is_empty();
         let records_path = plan
@@ -405,6 +418,9 @@ impl<'p, 'b> Scanner<'p, 'b> {
         self.records += records;
         if nested {
             self.nested_keywords = outer_keywords;
+        }
+        if self.paths.len() < KEPT_PATHS && path.keepable(KEPT_PATH_DEPTH, KEPT_CAPACITY) {
+            self.paths.push(path);
         }
         result
     }
@@ -1359,6 +1375,19 @@ mod tests {
             br#"{"status": "active"}"#.to_vec(),
             large,
             br#"{"text": "{\"inner\": \"ada@example.com\"}"}"#.to_vec(),
+            // Paths: keys that are values, escaped and beyond ASCII, JSON in JSON in JSON, and
+            // a document nested deeper than a kept path stack may be.
+            br#"{"ada@example.com": {"card": "4111 1111 1111 1111"}, "k\u00e9y": "bob@example.com"}"#
+                .to_vec(),
+            r#"{"Clé_Été": [{"e-mail": "x@example.com"}], "a": {"b": [[{"ssn": "078-05-1120"}]]}}"#
+                .as_bytes()
+                .to_vec(),
+            br#"{"t": "{\"u\": \"{\\\"v\\\": \\\"ada@example.com\\\"}\"}"}"#.to_vec(),
+            format!("{}\"mail\": \"ada@example.com\"{}", "{\"a\": ".repeat(80), "}".repeat(80))
+                .into_bytes(),
+            // Malformed: the walk stops three levels down, and the next body starts at the top.
+            br#"{"a": {"b": [{"c": "ada@example.com", "d": "#.to_vec(),
+            br#"{"status": "active", "mail": "grace@example.org"}"#.to_vec(),
         ];
         let fresh: Vec<String> = bodies
             .iter()
@@ -1379,6 +1408,11 @@ mod tests {
                 assert!(kept.keyword_hits.capacity() <= KEPT_CAPACITY);
                 assert!(kept.path_buf.capacity() <= KEPT_CAPACITY);
                 assert!(kept.scratch.capacity() <= KEPT_CAPACITY);
+                assert!(kept.paths.len() <= KEPT_PATHS);
+                assert!(kept
+                    .paths
+                    .iter()
+                    .all(|p| p.keepable(KEPT_PATH_DEPTH, KEPT_CAPACITY)));
                 SPARE.with(|s| s.set(Some(kept)));
             }
         }
