@@ -69,8 +69,8 @@ struct Segment {
     key_end: usize,
     /// The decoded key when it contains escapes.
     decoded: Option<String>,
-    /// The key normalized for hint lookups.
-    normalized: String,
+    /// The key normalized for hint lookups (UTF-8).
+    normalized: Vec<u8>,
     /// Index of the nearest key segment below this one (its parent member), if any.
     parent: Option<usize>,
     /// Shown instead of the key in rendered paths (the key is itself a value).
@@ -206,13 +206,13 @@ impl PathStack {
     }
 
     /// The normalized key of the current value, if it is an object member.
-    pub(crate) fn key(&self) -> Option<&str> {
+    pub(crate) fn key(&self) -> Option<&[u8]> {
         let seg = &self.segments[..self.depth].last()?;
-        seg.is_key.then_some(seg.normalized.as_str())
+        seg.is_key.then_some(seg.normalized.as_slice())
     }
 
     /// The normalized key of the nearest enclosing member above the current value.
-    pub(crate) fn parent_key(&self) -> Option<&str> {
+    pub(crate) fn parent_key(&self) -> Option<&[u8]> {
         let last = self.segments[..self.depth].last()?;
         let parent = if last.is_key {
             last.parent
@@ -221,7 +221,7 @@ impl PathStack {
                 .iter()
                 .rposition(|s| s.is_key)
         };
-        parent.map(|p| self.segments[p].normalized.as_str())
+        parent.map(|p| self.segments[p].normalized.as_slice())
     }
 
     /// Renders the key of the current value as `[<label>]` in paths: the key is a value.

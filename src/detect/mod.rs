@@ -192,11 +192,11 @@ pub(crate) struct Detector {
     confidence: f32,
     hint_boost: f32,
     context_boost: f32,
-    key_hints: HashSet<String, FxBuild>,
-    negative_key_hints: HashSet<String, FxBuild>,
+    key_hints: HashSet<Vec<u8>, FxBuild>,
+    negative_key_hints: HashSet<Vec<u8>, FxBuild>,
     context: Vec<Vec<u8>>,
     value_regex: Option<Matcher>,
-    parent_hints: HashSet<String, FxBuild>,
+    parent_hints: HashSet<Vec<u8>, FxBuild>,
     /// Values that are not findings, lower case (compared with the match in ASCII lower case).
     allow: HashSet<Vec<u8>, FxBuild>,
     /// The longest of `allow`: a longer match is not in it.
@@ -219,8 +219,9 @@ pub(crate) struct Detector {
 /// Where a text sits: the normalized JSON/form key and the key of its parent object.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct KeyCtx<'a> {
-    pub(crate) key: Option<&'a str>,
-    pub(crate) parent: Option<&'a str>,
+    /// Normalized ([`normalize_key`]), UTF-8.
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) parent: Option<&'a [u8]>,
 }
 
 /// What a text's normalized key is a hint for (see [`Detectors::key_masks`]).
@@ -349,11 +350,11 @@ pub(crate) struct Detectors {
     /// Normalized key -> the detectors it is a hint of each kind for: one lookup per text
     /// answers every question a text's key is asked (it was one per question, and two more
     /// per candidate `accept` checked).
-    key_masks: HashMap<String, KeyMasks, FxBuild>,
+    key_masks: HashMap<Vec<u8>, KeyMasks, FxBuild>,
     /// Longest key of `key_masks`: longer keys need no lookup.
     longest_hint: usize,
     /// Every normalized key any detector takes as a hint (value or confidence).
-    hinted_keys: HashSet<String, FxBuild>,
+    hinted_keys: HashSet<Vec<u8>, FxBuild>,
     /// Pattern detectors that need no digits.
     digit_free: DetectorMask,
     /// Detectors whose patterns match inside numeric spans only (`numeric_min_len`).
@@ -618,8 +619,8 @@ fn case_variants(word: &str) -> Vec<String> {
     forms
 }
 
-fn normalized(key: &str) -> String {
-    let mut s = String::new();
+fn normalized(key: &str) -> Vec<u8> {
+    let mut s = Vec::new();
     normalize_key(key, &mut s);
     s
 }
@@ -699,15 +700,15 @@ impl Detectors {
         let mut list = Vec::with_capacity(specs.len());
         // Keywords, the detectors each triggers, and whether it matches in any ASCII case.
         let mut keyword_table: (Vec<String>, Vec<DetectorMask>, Vec<bool>) = Default::default();
-        let mut hinted_keys: HashSet<String, FxBuild> = HashSet::default();
+        let mut hinted_keys: HashSet<Vec<u8>, FxBuild> = HashSet::default();
         let mut keyword_gated = DetectorMask::EMPTY;
         let mut support_gated = DetectorMask::EMPTY;
         // See `Detectors::word_first`.
         let mut word_first = vec![DetectorMask::ALL; 256];
         let mut word_start = DetectorMask::EMPTY;
-        let mut support_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
+        let mut support_hints: HashMap<Vec<u8>, DetectorMask, FxBuild> = HashMap::default();
         let mut pattern_detectors = DetectorMask::EMPTY;
-        let mut value_hints: HashMap<String, DetectorMask, FxBuild> = HashMap::default();
+        let mut value_hints: HashMap<Vec<u8>, DetectorMask, FxBuild> = HashMap::default();
         for (i, (loc, d)) in specs.into_iter().enumerate() {
             let bit = DetectorMask::bit(i);
             let class = classes.id(&d.class).unwrap_or_default();
@@ -875,7 +876,7 @@ impl Detectors {
                     .iter()
                     .map(|h| {
                         if h == "$root" {
-                            h.clone()
+                            h.clone().into_bytes()
                         } else {
                             normalized(h)
                         }
@@ -925,7 +926,7 @@ impl Detectors {
             word_start,
         )
         .map_err(|m| PolicyError::new("classes", m))?;
-        let mut key_masks: HashMap<String, KeyMasks, FxBuild> = HashMap::default();
+        let mut key_masks: HashMap<Vec<u8>, KeyMasks, FxBuild> = HashMap::default();
         for (k, m) in value_hints {
             key_masks.entry(k).or_default().value |= m;
         }
@@ -940,7 +941,7 @@ impl Detectors {
                 key_masks.entry(k.clone()).or_default().negative.insert(i);
             }
         }
-        let longest_hint = key_masks.keys().map(String::len).max().unwrap_or(0);
+        let longest_hint = key_masks.keys().map(Vec::len).max().unwrap_or(0);
         let digit_free = list
             .iter()
             .enumerate()
@@ -1092,7 +1093,7 @@ impl Detectors {
     }
 
     /// Whether a normalized key is a hint for some detector (`dob`, `email`, `password`, ...).
-    pub(crate) fn is_hinted_key(&self, key: &str) -> bool {
+    pub(crate) fn is_hinted_key(&self, key: &[u8]) -> bool {
         key.len() <= 64 && self.hinted_keys.contains(key)
     }
 
@@ -1668,7 +1669,8 @@ impl Detectors {
         let value = &text[start..end];
         for i in mask.ones() {
             let d = &self.list[i];
-            if !d.parent_hints.is_empty() && !d.parent_hints.contains(ctx.parent.unwrap_or("$root"))
+            if !d.parent_hints.is_empty()
+                && !d.parent_hints.contains(ctx.parent.unwrap_or(b"$root"))
             {
                 continue;
             }

@@ -912,7 +912,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
     }
 
     fn text_pairs(&mut self, text: &[u8], origin: &Origin<'_>) {
-        let mut key = String::new();
+        let mut key = Vec::new();
         let mut last_value_end = 0;
         for sep in memchr::memchr3_iter(b':', b'=', b'>', text) {
             if sep < last_value_end {
@@ -936,7 +936,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
         origin: &Origin<'_>,
         k: &[u8],
         value: std::ops::Range<usize>,
-        key: &mut String,
+        key: &mut Vec<u8>,
         last_value_end: &mut usize,
     ) {
         let detectors = &self.policy.inner.detectors;
@@ -949,7 +949,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                 return;
             }
             let ctx = KeyCtx {
-                key: Some(key.as_str()),
+                key: Some(key.as_slice()),
                 parent: None,
             };
             detect(
@@ -973,7 +973,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
     pub(super) fn form(&mut self) {
         let body = self.body;
         let mut start = 0;
-        let mut key_norm = String::new();
+        let mut key_norm = Vec::new();
         let mut buf = Vec::new();
         let mut map = Vec::new();
         while start <= body.len() {
@@ -1037,7 +1037,7 @@ impl<'p, 'b> Scanner<'p, 'b> {
                         None
                     };
                     let ctx = KeyCtx {
-                        key: Some(key_norm.as_str()),
+                        key: Some(key_norm.as_slice()),
                         parent: None,
                     };
                     let body_origin = Origin::body(0);
