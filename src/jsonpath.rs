@@ -241,8 +241,11 @@ pub(crate) fn push_index(s: &mut String, i: usize) {
             break;
         }
     }
+    // A char at a time: a `from_utf8` of the digits cost more than the pushes.
     s.push('[');
-    s.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    for &d in &digits[at..] {
+        s.push(char::from(d));
+    }
     s.push(']');
 }
 

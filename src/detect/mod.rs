@@ -29,6 +29,7 @@ mod vat;
 
 use keywords::KeywordSearch;
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
@@ -501,6 +502,10 @@ pub(crate) struct KeywordHits {
     saturated: DetectorMask,
     /// The detectors a glued occurrence does not trigger (the support-gated ones).
     word_start: DetectorMask,
+    /// Where the last [`KeywordHits::within`] stopped (the first hit at or past its end):
+    /// the texts of a body are asked in order, so the next one's hits start there (checked,
+    /// else searched for).
+    cursor: Cell<usize>,
 }
 
 impl KeywordHits {
@@ -511,6 +516,7 @@ impl KeywordHits {
             hits: buf,
             saturated: DetectorMask::EMPTY,
             word_start: DetectorMask::EMPTY,
+            cursor: Cell::new(0),
         }
     }
 
@@ -521,12 +527,29 @@ impl KeywordHits {
 
     /// The detectors triggered by keywords lying wholly inside `start..end`.
     pub(crate) fn within(&self, start: usize, end: usize) -> DetectorMask {
-        let first = self.hits.partition_point(|h| h.0 < start);
-        self.hits[first..]
-            .iter()
-            .take_while(|h| h.0 < end)
-            .filter(|h| h.1 <= end)
-            .fold(self.saturated, |m, h| m | self.triggered(h.2, h.3))
+        // The partition point of `start`, where the last call left it when it is that.
+        let c = self.cursor.get();
+        let first = if c <= self.hits.len()
+            && (c == 0 || self.hits[c - 1].0 < start)
+            && self.hits.get(c).is_none_or(|h| h.0 >= start)
+        {
+            c
+        } else {
+            self.hits.partition_point(|h| h.0 < start)
+        };
+        let mut past = first;
+        let mut mask = self.saturated;
+        for h in &self.hits[first..] {
+            if h.0 >= end {
+                break;
+            }
+            past += 1;
+            if h.1 <= end {
+                mask |= self.triggered(h.2, h.3);
+            }
+        }
+        self.cursor.set(past);
+        mask
     }
 
     /// What an occurrence owned by `owner` triggers, `glued` to a word before it or not.
@@ -1147,6 +1170,7 @@ impl Detectors {
             hits,
             saturated,
             word_start: self.word_start,
+            cursor: Cell::new(0),
         }
     }
 
@@ -4198,6 +4222,50 @@ pub(crate) mod tests {
                 &mut out,
             );
             assert_eq!(out.len(), found, "{text}");
+        }
+    }
+
+    /// The keywords within a range are those of the plain search whatever ranges were asked
+    /// before (the search starts where the last one stopped only when that is its start):
+    /// ranges in order, backwards, overlapping, empty, past the end, and repeated.
+    #[test]
+    fn keywords_within_a_range_do_not_depend_on_the_ranges_asked_before() {
+        let d = Detectors::compile(&[], 0.5).expect("compile");
+        let all = DetectorMask::first(d.list.len());
+        let body = "dear Jan, iban DE89 or +44 20 ssn: name: x0x1 email ada@example.com from: \
+                    passport vat: dear Ana, to: 0xab iban iban";
+        let hits = d.keyword_hits(body.as_bytes(), all);
+        assert!(hits.hits.len() > 10, "{}", hits.hits.len());
+        let reference = |start: usize, end: usize| {
+            hits.hits
+                .iter()
+                .filter(|h| h.0 >= start && h.0 < end && h.1 <= end)
+                .fold(hits.saturated, |m, h| m | hits.triggered(h.2, h.3))
+        };
+        let n = body.len();
+        let mut ranges: Vec<(usize, usize)> =
+            (0..n).step_by(3).map(|s| (s, (s + 7).min(n))).collect();
+        ranges.extend((0..n).rev().step_by(5).map(|s| (s, (s + 11).min(n + 4))));
+        ranges.extend([
+            (0, n),
+            (5, 5),
+            (n, n),
+            (n + 3, n + 9),
+            (0, 0),
+            (0, n),
+            (12, 40),
+            (12, 40),
+        ]);
+        let mut state = 7u64;
+        for _ in 0..300 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let s = (state >> 33) as usize % (n + 2);
+            ranges.push((s, s + (state >> 20) as usize % 30));
+        }
+        for (s, e) in ranges {
+            assert_eq!(hits.within(s, e), reference(s, e), "{s}..{e}");
         }
     }
 
