@@ -1,7 +1,6 @@
 //! Finding detector keywords in a whole body: one pass, the same on every target.
 //!
-//! - Single-byte keywords (`@`, `+`) use `memchr`; two-byte keywords that match in one case
-//!   only (`SK`, `Mr`) use `memmem`, which looks for both bytes at once.
+//! - Single-byte keywords (`@`, `+`) use `memchr`.
 //! - Every other keyword is in one Aho-Corasick DFA that matches in any ASCII case and reports
 //!   every occurrence of every keyword (overlapping ones too). Keywords of
 //!   detectors whose patterns ignore case (`apiKey`, `X-Api-Key`, `DoB`) match in any case
@@ -16,6 +15,9 @@
 //! byte. The DFA is our own table over the crate's automaton ([`ByteDfa`]): the crate's DFA
 //! walks one byte at a time, each step waiting for the table load before; ours walks four
 //! segments of a long body at once (session 12: the pass 21.6 -> 7.3 ms per corpus pass).
+//! Two-byte keywords of one case (`SK`, `0x`, `2A`) are in the DFA too, compared again where
+//! it matched: a `memmem` pass over the body for each cost more than the DFA's extra reports
+//! (session 33: 1% of a corpus pass).
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::noncontiguous;
@@ -25,8 +27,6 @@ use super::DetectorMask;
 
 pub(crate) struct KeywordSearch {
     bytes: Vec<(u8, DetectorMask)>,
-    /// Two-byte keywords of one case (`SK`).
-    pairs: Vec<(memchr::memmem::Finder<'static>, DetectorMask)>,
     /// The other keywords, matched in any ASCII case; `None` when there are none.
     dfa: Option<ByteDfa>,
     /// Per DFA pattern: its detectors, and the bytes to compare when it matches in one case
@@ -40,7 +40,6 @@ impl std::fmt::Debug for KeywordSearch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeywordSearch")
             .field("bytes", &self.bytes.len())
-            .field("pairs", &self.pairs.len())
             .field("patterns", &self.patterns.len())
             .finish_non_exhaustive()
     }
@@ -101,19 +100,11 @@ impl KeywordSearch {
         }
         absorb_superstrings(&mut folded, &mut folded_owner, absorbable, word_start);
         absorb_superstrings(&mut exact, &mut exact_owner, absorbable, word_start);
-        let mut pairs = Vec::new();
         let mut dfa_keywords: Vec<&str> = Vec::new();
         let mut patterns = Vec::new();
         for (k, &owner) in exact.iter().zip(&exact_owner) {
-            if k.len() == 2 {
-                pairs.push((
-                    memchr::memmem::Finder::new(k.as_bytes()).into_owned(),
-                    owner,
-                ));
-            } else {
-                dfa_keywords.push(k);
-                patterns.push((owner, Some(k.as_bytes().into())));
-            }
+            dfa_keywords.push(k);
+            patterns.push((owner, Some(k.as_bytes().into())));
         }
         for (k, &owner) in folded.iter().zip(&folded_owner) {
             dfa_keywords.push(k);
@@ -129,7 +120,6 @@ impl KeywordSearch {
             .fold(DetectorMask::EMPTY, |m, (o, _)| m | *o);
         Ok(KeywordSearch {
             bytes,
-            pairs,
             dfa,
             patterns,
             dfa_owners,
@@ -158,23 +148,6 @@ impl KeywordSearch {
                 if !f(p, p + 1, owner) {
                     return;
                 }
-            }
-        }
-        for (finder, owner) in &self.pairs {
-            if !owner.meets(wanted) {
-                continue;
-            }
-            // Every occurrence, overlapping ones too (`find_iter` skips the second `ff` of
-            // `fff`), as the other searches report them: a JSON string's keywords are taken
-            // from these, less the ones that start inside an escape (`\fff`: see
-            // `KeywordHits::within_escaped`).
-            let mut at = 0;
-            while let Some(q) = text.get(at..).and_then(|t| finder.find(t)) {
-                let p = at + q;
-                if !f(p, p + 2, *owner) {
-                    return;
-                }
-                at = p + 1;
             }
         }
         let Some(dfa) = self.dfa.as_ref().filter(|_| self.dfa_owners.meets(wanted)) else {
@@ -771,6 +744,10 @@ mod tests {
             "dob",
             "ob:",
             "Ms",
+            // Two bytes of one case that overlap themselves, or each other.
+            "ff",
+            "0x",
+            "x0",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -785,7 +762,8 @@ mod tests {
         long.extend_from_slice(b"SeCrEt apiKEY");
         long.extend(vec![b'y'; 5000]);
         long.extend_from_slice(b"DOB");
-        let texts: [&[u8]; 10] = [
+        let texts: [&[u8]; 11] = [
+            br#""\fff0x0X0x0xfFfff", "FF ff 0X0x""#,
             br#""my secret","secret_access_key is AKIAXXXX","mail a@b.io""#,
             br#""X-ApiKey: 1","apiKey=2","APIKEY","DoB: 12/03/1985","SECRET Secret sEcReT""#,
             br#""akia is not AKIA","eyj is not eyJ","dr is not Dr","ms, MS, Ms""#,
