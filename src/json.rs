@@ -132,10 +132,30 @@ impl PathStack {
             && self.rendered.borrow().text.capacity() <= bytes
     }
 
+    /// Whether [`PathStack::reset`] left nothing of a document in it.
+    #[cfg(test)]
+    pub(crate) fn holds_nothing(&self) -> bool {
+        let r = self.rendered.borrow();
+        self.depth == 0
+            && r.text.is_empty()
+            && r.ends.is_empty()
+            && self
+                .segments
+                .iter()
+                .all(|s| s.normalized.is_empty() && s.decoded.is_none() && s.label.is_none())
+    }
+
     /// Empty again, for another document, keeping what it allocated: the segments and their
-    /// key buffers (every field of a segment is set again when it is pushed).
+    /// key buffers. Nothing of the last document is left in them (a key may be a value: a map
+    /// keyed by email addresses), though every field of a segment is set again when it is
+    /// pushed.
     pub(crate) fn reset(&mut self) {
         self.depth = 0;
+        for s in &mut self.segments {
+            s.normalized.clear();
+            s.decoded = None;
+            s.label = None;
+        }
         let r = self.rendered.get_mut();
         r.text.clear();
         r.ends.clear();

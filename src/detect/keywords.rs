@@ -762,6 +762,10 @@ mod tests {
         long.extend_from_slice(b"SeCrEt apiKEY");
         long.extend(vec![b'y'; 5000]);
         long.extend_from_slice(b"DOB");
+        // Two-byte keywords all along, across the four lanes' seams too.
+        for at in (1..long.len()).step_by(997).rev() {
+            long.splice(at..at, b"x0ff0X0x".iter().copied());
+        }
         let texts: [&[u8]; 11] = [
             br#""\fff0x0X0x0xfFfff", "FF ff 0X0x""#,
             br#""my secret","secret_access_key is AKIAXXXX","mail a@b.io""#,

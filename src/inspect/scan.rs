@@ -420,6 +420,8 @@ impl<'p, 'b> Scanner<'p, 'b> {
             self.nested_keywords = outer_keywords;
         }
         if self.paths.len() < KEPT_PATHS && path.keepable(KEPT_PATH_DEPTH, KEPT_CAPACITY) {
+            // Emptied when kept, as the other kept buffers are (and again before use).
+            path.reset();
             self.paths.push(path);
         }
         result
@@ -1412,7 +1414,7 @@ mod tests {
                 assert!(kept
                     .paths
                     .iter()
-                    .all(|p| p.keepable(KEPT_PATH_DEPTH, KEPT_CAPACITY)));
+                    .all(|p| p.keepable(KEPT_PATH_DEPTH, KEPT_CAPACITY) && p.holds_nothing()));
                 SPARE.with(|s| s.set(Some(kept)));
             }
         }
