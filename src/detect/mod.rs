@@ -4256,13 +4256,10 @@ pub(crate) mod tests {
             (12, 40),
             (12, 40),
         ]);
-        let mut state = 7u64;
+        let mut next = xorshift(7);
         for _ in 0..300 {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let s = (state >> 33) as usize % (n + 2);
-            ranges.push((s, s + (state >> 20) as usize % 30));
+            let s = next() as usize % (n + 2);
+            ranges.push((s, s + next() as usize % 30));
         }
         for (s, e) in ranges {
             assert_eq!(hits.within(s, e), reference(s, e), "{s}..{e}");
