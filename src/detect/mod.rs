@@ -1583,7 +1583,8 @@ impl Detectors {
     ) {
         match finder {
             Finder::NamePairs => {
-                names::name_candidates(text, |s, e, run_start, run_end| {
+                let given_surname_only = d.validator == Some(Validator::GivenSurname);
+                names::name_candidates(text, given_surname_only, |s, e, run_start, run_end| {
                     match self.accept(index, d, text, s, e, km) {
                         Some(confidence) if confidence >= min_confidence => {
                             out.push(Hit {

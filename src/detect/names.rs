@@ -901,15 +901,45 @@ const MAX_RUN: usize = 5;
 /// each candidate reported as itself; a word glued to an address or identifier ends a run. One pass over the text; words and their boundaries are Unicode letters, so
 /// quotes, dashes and marks around a name do not hide it. A text where no first word can end
 /// before a separator ([`may_hold_pair`]) has no run, and is not walked.
-pub(crate) fn name_candidates(text: &[u8], found: impl FnMut(usize, usize, usize, usize) -> bool) {
+///
+/// `given_surname_only`: `found` accepts only what [`given_surname`] does, so a candidate is
+/// asked only when its first word is a given name and its last a surname (each word looked up
+/// once a run), and a run where no candidate is both is passed over without the place check.
+pub(crate) fn name_candidates(
+    text: &[u8],
+    given_surname_only: bool,
+    found: impl FnMut(usize, usize, usize, usize) -> bool,
+) {
     if may_hold_pair(text) {
-        every_run(text, found);
+        every_run(text, given_surname_only, found);
+    }
+}
+
+/// Per word of a run: whether it is a given name and a surname, looked up on first use.
+#[derive(Clone, Copy, Default)]
+struct Listed {
+    given: Option<bool>,
+    surname: Option<bool>,
+}
+
+impl Listed {
+    fn given(&mut self, word: &str) -> bool {
+        *self.given.get_or_insert_with(|| is_given(word))
+    }
+
+    fn surname(&mut self, word: &str) -> bool {
+        *self.surname.get_or_insert_with(|| is_surname(word))
     }
 }
 
 /// [`name_candidates`] without its first check.
 #[allow(clippy::needless_range_loop)] // `starts` and `ends` are read in pairs
-fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> bool) {
+fn every_run(
+    text: &[u8],
+    given_surname_only: bool,
+    mut found: impl FnMut(usize, usize, usize, usize) -> bool,
+) {
+    let word_at = |s: usize, e: usize| std::str::from_utf8(&text[s..e]).unwrap_or("");
     let name_word = |s: usize, e: usize| {
         e > s
             && !glued(text, e)
@@ -985,17 +1015,32 @@ fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> b
             i = run_end;
             continue;
         }
+        // A candidate's first and last words are words of the run (`words` splits it at
+        // the same separators): `given_surname` looks up these.
+        let mut listed = [Listed::default(); MAX_RUN + 1];
         if n > MAX_RUN {
             // Longer than a name: names listed one after another, or a name padded with
             // capitalised words to hide it. Candidates of two to four words from the first
             // word, each reported as itself; then on from the next word.
-            let accepted = (1..4).rev().find(|&z| found(i, ends[z], i, ends[z]));
+            let accepted = (1..4).rev().find(|&z| {
+                (!given_surname_only
+                    || (listed[0].given(word_at(starts[0], ends[0]))
+                        && listed[z].surname(word_at(starts[z], ends[z]))))
+                    && found(i, ends[z], i, ends[z])
+            });
             i = accepted.map_or(ends[0], |z| ends[z]);
             continue;
         }
         let mut run = [""; MAX_RUN];
         for (k, w) in run.iter_mut().enumerate().take(n) {
-            *w = std::str::from_utf8(&text[starts[k]..ends[k]]).unwrap_or("");
+            *w = word_at(starts[k], ends[k]);
+        }
+        let pair = |listed: &mut [Listed], a: usize, z: usize| {
+            !given_surname_only || (listed[a].given(run[a]) && listed[z].surname(run[z]))
+        };
+        if given_surname_only && !(0..n - 1).any(|a| (a + 1..n).any(|z| pair(&mut listed, a, z))) {
+            i = run_end;
+            continue;
         }
         let (before, after) = neighbours(text, i, run_end);
         if place_run(&run[..n], before, after) {
@@ -1004,7 +1049,7 @@ fn every_run(text: &[u8], mut found: impl FnMut(usize, usize, usize, usize) -> b
         }
         'found: for a in 0..n - 1 {
             for z in (a + 1..n).rev() {
-                if found(starts[a], ends[z], i, run_end) {
+                if pair(&mut listed, a, z) && found(starts[a], ends[z], i, run_end) {
                     break 'found;
                 }
             }
@@ -1472,11 +1517,98 @@ mod tests {
 
     fn candidates(text: &str) -> Vec<&str> {
         let mut all = Vec::new();
-        name_candidates(text.as_bytes(), |s, e, _, _| {
+        name_candidates(text.as_bytes(), false, |s, e, _, _| {
             all.push(&text[s..e]);
             false
         });
         all
+    }
+
+    /// With `given_surname_only`, a candidate is asked only when its first word is a given
+    /// name and its last a surname: what `given_surname` accepts is the same, candidate for
+    /// candidate, as when every candidate is asked. Random texts of listed and unlisted words,
+    /// places, title words, particles, initials, separators and glue, runs longer than
+    /// `MAX_RUN` among them.
+    #[test]
+    fn asking_only_given_name_and_surname_pairs_accepts_the_same_candidates() {
+        const PIECES: &[&str] = &[
+            "Maria",
+            "Garcia",
+            "Anna",
+            "Schmidt",
+            "Hans",
+            "Peter",
+            "Stiebitz",
+            "José",
+            "Müller",
+            "O'Brien",
+            "Hans-Peter",
+            "Jenkins",
+            "Zoë",
+            "Rose",
+            "Gold",
+            "May",
+            "Update",
+            "Victor",
+            "Hugo",
+            "Street",
+            "Rue",
+            "San",
+            "Customer",
+            "Service",
+            "Team",
+            "Nnamdi",
+            "James",
+            "Smith",
+            "de",
+            "van",
+            "D.",
+            "API",
+            "the",
+            " ",
+            " ",
+            " ",
+            " ",
+            "\u{a0}",
+            ",",
+            ".",
+            "@",
+            "7",
+            "_",
+            "-",
+        ];
+        let mut next = crate::detect::tests::xorshift(0x6769_7665_6e5f_736e);
+        let (mut asked, mut accepted) = (0, 0);
+        for _ in 0..50_000 {
+            let n = (next() % 12) as usize;
+            let text: String = (0..n)
+                .map(|_| {
+                    let piece = PIECES[(next() % PIECES.len() as u64) as usize];
+                    if next().checked_rem(3) != Some(0) {
+                        format!("{piece} ")
+                    } else {
+                        piece.to_string()
+                    }
+                })
+                .collect();
+            let t = text.as_bytes();
+            let run = |only: bool| {
+                let mut found = Vec::new();
+                name_candidates(t, only, |s, e, rs, re| {
+                    let ok = given_surname(t, s, e);
+                    if ok {
+                        found.push((s, e, rs, re));
+                    }
+                    ok
+                });
+                found
+            };
+            let all = run(false);
+            assert_eq!(run(true), all, "{text:?}");
+            asked += 1;
+            accepted += usize::from(!all.is_empty());
+        }
+        assert!(accepted > 2_000, "{accepted} of {asked}");
     }
 
     /// A text that fails `may_hold_pair` has no candidate: random texts of name words, particles,
@@ -1536,7 +1668,7 @@ mod tests {
                 })
                 .collect();
             let mut any = false;
-            every_run(text.as_bytes(), |_, _, _, _| {
+            every_run(text.as_bytes(), false, |_, _, _, _| {
                 any = true;
                 false
             });
@@ -1580,14 +1712,14 @@ mod tests {
         assert_eq!(candidates("A B Cd Ef"), vec!["Cd Ef"]);
         // An accepted candidate is skipped whole.
         let mut seen = Vec::new();
-        name_candidates(b"Anna Maria Schmidt", |s, e, _, _| {
+        name_candidates(b"Anna Maria Schmidt", false, |s, e, _, _| {
             seen.push((s, e));
             true
         });
         assert_eq!(seen, vec![(0, 18)]);
         // A shorter name reports the whole run.
         let mut seen = Vec::new();
-        name_candidates(b"Hans Peter Stiebitz", |s, e, _, run| {
+        name_candidates(b"Hans Peter Stiebitz", false, |s, e, _, run| {
             seen.push((s, e, run));
             e == 10
         });
@@ -1596,7 +1728,7 @@ mod tests {
         // or fewer, is then a run of its own and its finding).
         let text = "Xx Yy Maria Garcia Zz Ww Vv";
         let mut seen = Vec::new();
-        name_candidates(text.as_bytes(), |s, e, rs, re| {
+        name_candidates(text.as_bytes(), false, |s, e, rs, re| {
             let hit = &text[s..e] == "Maria Garcia";
             if hit {
                 seen.push((&text[s..e], &text[rs..re]));
