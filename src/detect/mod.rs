@@ -1246,13 +1246,18 @@ impl Detectors {
             blocks,
             hold,
         } = scratch;
-        let shape = Shape::new(text, blocks);
         let mut m = candidates
             & !(self.keyword_gated & !triggered)
             & !needing_more(&self.need_len, text.len());
         if m.meets(self.support_gated) {
             m &= !(self.support_gated & !(triggered | km.support));
         }
+        // Nothing left (a narrow policy's keyword-gated detectors, a short text): the text's
+        // byte classes are not worked out.
+        if m.is_empty() {
+            return;
+        }
+        let shape = Shape::new(text, blocks);
         if shape.digits == 0 {
             m &= self.digit_free;
         }
