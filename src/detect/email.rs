@@ -174,7 +174,11 @@ mod tests {
     #[test]
     fn the_builtin_email_detector_uses_this_pattern() {
         let d = crate::detect::Detectors::compile(&[], 0.5).expect("compile");
-        let email: Vec<_> = d.list.iter().filter(|d| d.hand_email).collect();
+        let email: Vec<_> = d
+            .list
+            .iter()
+            .filter(|d| d.hand == Some(crate::detect::Hand::Email))
+            .collect();
         assert_eq!(email.len(), 1);
         assert_eq!(&*email[0].id, "email");
     }

@@ -16,6 +16,7 @@ pub(crate) mod catalog;
 mod dfa_build;
 mod email;
 mod eth;
+mod jwt;
 mod keywords;
 mod mask;
 mod names;
@@ -166,9 +167,8 @@ pub(crate) struct Detector {
     /// shortest and longest match (`usize::MAX`: unbounded). A match it accepts is then a whole
     /// alphanumeric word of the text of that length, so it runs on such words only ([`WordRun`]).
     word_len: Option<(usize, usize)>,
-    /// The pattern is the built-in email pattern, searched by [`email::find`] rather than by
-    /// its regex.
-    hand_email: bool,
+    /// The pattern is a built-in one searched by code written for it rather than by its regex.
+    hand: Option<Hand>,
     /// For a numeric detector: the fewest digits a numeric span must hold to contain a match
     /// this detector accepts (from the pattern, `match_digits` and the validator). Spans with
     /// fewer are not searched: most numeric spans are dates, times, versions and counts.
@@ -929,7 +929,7 @@ impl Detectors {
                 min_run: d.min_run,
                 gate: d.gate,
                 finder: d.finder,
-                hand_email: d.pattern.as_deref() == Some(email::PATTERN) && d.group == 0,
+                hand: Hand::of(d.pattern.as_deref()).filter(|_| d.group == 0),
                 glued_suffix: d.glued_suffix.into_iter().map(String::into_bytes).collect(),
                 not_after_number: d.not_after_number,
                 context_window: d.context_window.unwrap_or(48),
@@ -1395,8 +1395,8 @@ impl Detectors {
         // can only matter to a pattern that looks around, which numeric ones do not).
         let search = |at: usize, end: usize| {
             let hay = &text[..end];
-            if d.hand_email {
-                return email::find(hay, at).map(|(s, e)| (s, e, s, e));
+            if let Some(hand) = d.hand {
+                return hand.find(hay, at).map(|(s, e)| (s, e, s, e));
             }
             if let Some(dfa) = d.dfa.get() {
                 let input = regex_automata::Input::new(hay).range(at..);
@@ -1736,13 +1736,42 @@ impl Detector {
         allowed(&self.allow, self.allow_longest, value)
     }
 
-    /// Whether the searches of this detector never reach its regex: it is the email detector
-    /// ([`email::find`]), or its pattern has forward and reverse DFAs ([`SmallDfa::Regex`]),
+    /// Whether the searches of this detector never reach its regex: its pattern is searched by
+    /// code written for it ([`Hand`]), or its pattern has forward and reverse DFAs ([`SmallDfa::Regex`]),
     /// which find the leftmost-first match the regex would, and the detector reports the whole
     /// match (no capture group). The regex is then built only if a DFA search fails, which
     /// these DFAs (no quit bytes, no Unicode word boundary) do not.
     fn searches_skip_the_regex(&self) -> bool {
-        self.hand_email || (self.group == 0 && matches!(self.dfa.get(), Some(SmallDfa::Regex(_))))
+        self.hand.is_some()
+            || (self.group == 0 && matches!(self.dfa.get(), Some(SmallDfa::Regex(_))))
+    }
+}
+
+/// A built-in pattern searched by code written for it: the leftmost-first match its regex
+/// finds (each module's tests compare the two), without the regex's engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hand {
+    /// [`email::PATTERN`]: from each `@` out.
+    Email,
+    /// [`jwt::PATTERN`]: one pass over each token.
+    Jwt,
+}
+
+impl Hand {
+    /// The search written for `pattern`, if there is one.
+    fn of(pattern: Option<&str>) -> Option<Hand> {
+        match pattern? {
+            email::PATTERN => Some(Hand::Email),
+            jwt::PATTERN => Some(Hand::Jwt),
+            _ => None,
+        }
+    }
+
+    fn find(self, hay: &[u8], at: usize) -> Option<(usize, usize)> {
+        match self {
+            Hand::Email => email::find(hay, at),
+            Hand::Jwt => jwt::find(hay, at),
+        }
     }
 }
 
