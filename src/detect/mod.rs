@@ -21,6 +21,7 @@ mod keywords;
 mod mask;
 mod names;
 mod national;
+mod pem;
 mod phone;
 #[cfg(feature = "profile")]
 pub(crate) mod profile;
@@ -1755,6 +1756,8 @@ pub(crate) enum Hand {
     Email,
     /// [`jwt::PATTERN`]: one pass over each token.
     Jwt,
+    /// [`pem::PATTERN`]: a PEM block's header, its footer, one UTF-8 check between.
+    Pem,
 }
 
 impl Hand {
@@ -1763,6 +1766,7 @@ impl Hand {
         match pattern? {
             email::PATTERN => Some(Hand::Email),
             jwt::PATTERN => Some(Hand::Jwt),
+            pem::PATTERN => Some(Hand::Pem),
             _ => None,
         }
     }
@@ -1771,6 +1775,7 @@ impl Hand {
         match self {
             Hand::Email => email::find(hay, at),
             Hand::Jwt => jwt::find(hay, at),
+            Hand::Pem => pem::find(hay, at),
         }
     }
 }
