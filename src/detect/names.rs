@@ -904,7 +904,8 @@ const MAX_RUN: usize = 5;
 ///
 /// `given_surname_only`: `found` accepts only what [`given_surname`] does, so a candidate is
 /// asked only when its first word is a given name and its last a surname (each word looked up
-/// once a run), and a run where no candidate is both is passed over without the place check.
+/// once a run, or once a window of a longer run), and a run where no candidate is both is
+/// passed over without the place check.
 pub(crate) fn name_candidates(
     text: &[u8],
     given_surname_only: bool,
@@ -1577,13 +1578,26 @@ mod tests {
             "_",
             "-",
         ];
+        // And any listed name, capitalised (accents, hyphens, apostrophes as listed).
+        let capital = |w: &str| -> String {
+            let mut cs = w.chars();
+            cs.next()
+                .map(|c| c.to_uppercase().chain(cs).collect())
+                .unwrap_or_default()
+        };
+        let given: Vec<String> = GIVEN.lines().map(capital).collect();
+        let surnames: Vec<String> = SURNAMES.lines().map(capital).collect();
         let mut next = crate::detect::tests::xorshift(0x6769_7665_6e5f_736e);
         let (mut asked, mut accepted) = (0, 0);
         for _ in 0..50_000 {
             let n = (next() % 12) as usize;
             let text: String = (0..n)
                 .map(|_| {
-                    let piece = PIECES[(next() % PIECES.len() as u64) as usize];
+                    let piece = match next() % 4 {
+                        0 => &given[(next() % given.len() as u64) as usize],
+                        1 => &surnames[(next() % surnames.len() as u64) as usize],
+                        _ => PIECES[(next() % PIECES.len() as u64) as usize],
+                    };
                     if next().checked_rem(3) != Some(0) {
                         format!("{piece} ")
                     } else {

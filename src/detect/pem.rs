@@ -50,9 +50,8 @@ fn label_end(hay: &[u8], mut i: usize) -> Option<usize> {
 pub(crate) fn find(hay: &[u8], at: usize) -> Option<(usize, usize)> {
     let begin = memmem::Finder::new(BEGIN);
     let end = memmem::Finder::new(END);
-    // The first footer that parses at or after `footer_from`: (start, end).
+    // The first footer that parses after the end of the last header that did: (start, end).
     let mut footer: Option<(usize, usize)> = None;
-    let mut footer_from = 0;
     let mut from = at;
     while let Some(p) = begin.find(hay.get(from..)?) {
         let s = from + p;
@@ -60,25 +59,27 @@ pub(crate) fn find(hay: &[u8], at: usize) -> Option<(usize, usize)> {
         let Some(h) = label_end(hay, s + BEGIN.len()) else {
             continue;
         };
-        if footer.is_none_or(|(q, _)| q < h) {
-            footer = None;
-            let mut q = h.max(footer_from);
-            while let Some(k) = end.find(hay.get(q..)?) {
-                let f = q + k;
-                if let Some(e) = label_end(hay, f + END.len()) {
-                    footer = Some((f, e));
-                    break;
-                }
-                q = f + 1;
-            }
-            let Some((f, _)) = footer else {
+        let (f, e) = match footer {
+            Some((f, e)) if f >= h => (f, e),
+            _ => {
                 // No footer after this header: none after a later one.
-                return None;
-            };
-            footer_from = f;
-        }
-        let (f, e) = footer?;
-        match std::str::from_utf8(&hay[h..f]) {
+                let found = first_footer(hay, &end, h)?;
+                footer = Some(found);
+                found
+            }
+        };
+        let checked = std::str::from_utf8(&hay[h..f]);
+        // The check stops at the first byte that is not UTF-8.
+        #[cfg(test)]
+        tests::WALKED.with(|w| {
+            w.set(
+                w.get()
+                    + checked
+                        .as_ref()
+                        .map_or_else(|bad| bad.valid_up_to() + 1, |_| f - h),
+            )
+        });
+        match checked {
             Ok(_) => return Some((s, e)),
             // A later header ending before the bad bytes meets them too.
             Err(bad) => from = from.max(h + bad.valid_up_to() + 1),
@@ -87,10 +88,29 @@ pub(crate) fn find(hay: &[u8], at: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// The first footer at or after `q` that parses: (start, end).
+fn first_footer(hay: &[u8], end: &memmem::Finder<'_>, mut q: usize) -> Option<(usize, usize)> {
+    while let Some(k) = end.find(hay.get(q..)?) {
+        let f = q + k;
+        #[cfg(test)]
+        tests::WALKED.with(|w| w.set(w.get() + (f + 1 - q)));
+        if let Some(e) = label_end(hay, f + END.len()) {
+            return Some((f, e));
+        }
+        q = f + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detect::tests::xorshift;
+
+    thread_local! {
+        /// Bytes searched for footers and checked as UTF-8 by this thread's searches.
+        pub(super) static WALKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     fn regex() -> regex::bytes::Regex {
         regex::bytes::Regex::new(PATTERN).expect("pattern")
@@ -178,16 +198,25 @@ mod tests {
         check(&re, &bad);
         check(&re, &[&bad[..], key.as_bytes()].concat());
         check(&re, &[key.as_bytes(), &[0xff], key.as_bytes()].concat());
-        // 20,000 headers and one footer at the end after a byte that is not UTF-8, and
-        // 20,000 headers without a footer: found as the regex does, in one pass each (a
-        // search from each header again would be ~10^10 steps).
+        // 20,000 headers and one footer at the end after a byte that is not UTF-8, 20,000
+        // headers without a footer, 20,000 headers each before a bad byte: found as the regex does, each byte searched or
+        // checked at most twice (a search from each header again would take ~10^10 steps).
         let h = "-----BEGIN PRIVATE KEY-----".repeat(20_000);
         for hay in [
             [h.as_bytes(), b"\xff-----END PRIVATE KEY-----"].concat(),
             h.as_bytes().to_vec(),
+            // A bad byte after each header: every header fails, each against the one footer.
+            [
+                &b"-----BEGIN PRIVATE KEY-----\xff".repeat(20_000)[..],
+                b"-----END PRIVATE KEY-----",
+            ]
+            .concat(),
             [h.as_bytes(), b"-----END PRIVATE KEY-----"].concat(),
         ] {
+            WALKED.with(|w| w.set(0));
             assert_eq!(find(&hay, 0), re.find(&hay).map(|m| (m.start(), m.end())));
+            let walked = WALKED.with(|w| w.get());
+            assert!(walked <= 2 * hay.len(), "{walked} for {}", hay.len());
         }
     }
 
