@@ -93,22 +93,10 @@ fn label_end(hay: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::tests::xorshift;
+    use crate::detect::tests::{xorshift, Oracle};
 
-    fn regex() -> regex::bytes::Regex {
-        regex::bytes::Regex::new(PATTERN).expect("pattern")
-    }
-
-    fn check(re: &regex::bytes::Regex, hay: &[u8]) {
-        for at in 0..=hay.len() {
-            let want = re.find_at(hay, at).map(|m| (m.start(), m.end()));
-            assert_eq!(
-                find(hay, at),
-                want,
-                "{:?} at {at}",
-                String::from_utf8_lossy(hay)
-            );
-        }
+    fn regex() -> Oracle {
+        Oracle::new(PATTERN, find)
     }
 
     #[test]
@@ -142,7 +130,7 @@ mod tests {
             for _ in 0..rng() % 14 {
                 hay.extend_from_slice(parts[(rng() % parts.len() as u64) as usize]);
             }
-            check(&re, &hay);
+            re.check(&hay);
         }
     }
 
@@ -166,20 +154,8 @@ mod tests {
                 [&b"a@".repeat(n)[..], b"b.cd"].concat(),
                 [&b"a@b.".repeat(n)[..], b"c"].concat(),
             ] {
-                check(&re, &hay);
+                re.check(&hay);
             }
         }
-    }
-
-    #[test]
-    fn the_builtin_email_detector_uses_this_pattern() {
-        let d = crate::detect::Detectors::compile(&[], 0.5).expect("compile");
-        let email: Vec<_> = d
-            .list
-            .iter()
-            .filter(|d| d.hand == Some(crate::detect::Hand::Email))
-            .collect();
-        assert_eq!(email.len(), 1);
-        assert_eq!(&*email[0].id, "email");
     }
 }

@@ -3351,6 +3351,57 @@ pub(crate) mod tests {
             .fold(DetectorMask::EMPTY, |m, b| m | DetectorMask::bit(b))
     }
 
+    /// A search's signature: the leftmost-first match at or after an offset.
+    type Search = fn(&[u8], usize) -> Option<(usize, usize)>;
+
+    /// A search written for a built-in pattern ([`Hand`]) and the `regex` crate's search of the
+    /// pattern: the comparison of its module's tests.
+    pub(crate) struct Oracle {
+        pub(crate) re: regex::bytes::Regex,
+        find: Search,
+    }
+
+    impl Oracle {
+        pub(crate) fn new(pattern: &str, find: Search) -> Oracle {
+            Oracle {
+                re: regex::bytes::Regex::new(pattern).expect("pattern"),
+                find,
+            }
+        }
+
+        /// The same leftmost-first match from every offset of `hay`.
+        pub(crate) fn check(&self, hay: &[u8]) {
+            for at in 0..=hay.len() {
+                let want = self.re.find_at(hay, at).map(|m| (m.start(), m.end()));
+                assert_eq!(
+                    (self.find)(hay, at),
+                    want,
+                    "{:?} at {at}",
+                    String::from_utf8_lossy(hay)
+                );
+            }
+        }
+    }
+
+    /// Each search written for a built-in pattern serves the detector of that pattern.
+    #[test]
+    fn each_hand_written_search_serves_its_builtin_detector() {
+        let d = Detectors::compile(&[], 0.5).expect("compile");
+        let hands: Vec<(Hand, &str)> = d
+            .list
+            .iter()
+            .filter_map(|d| d.hand.map(|h| (h, &*d.id)))
+            .collect();
+        assert_eq!(
+            hands,
+            [
+                (Hand::Email, "email"),
+                (Hand::Jwt, "jwt"),
+                (Hand::Pem, "private_key")
+            ]
+        );
+    }
+
     /// A deterministic xorshift64 stream for the differential tests (of `detect` and its
     /// modules).
     pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {

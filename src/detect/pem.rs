@@ -105,27 +105,15 @@ fn first_footer(hay: &[u8], end: &memmem::Finder<'_>, mut q: usize) -> Option<(u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::tests::xorshift;
+    use crate::detect::tests::{xorshift, Oracle};
 
     thread_local! {
         /// Bytes searched for footers and checked as UTF-8 by this thread's searches.
         pub(super) static WALKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    fn regex() -> regex::bytes::Regex {
-        regex::bytes::Regex::new(PATTERN).expect("pattern")
-    }
-
-    fn check(re: &regex::bytes::Regex, hay: &[u8]) {
-        for at in 0..=hay.len() {
-            let want = re.find_at(hay, at).map(|m| (m.start(), m.end()));
-            assert_eq!(
-                find(hay, at),
-                want,
-                "{:?} at {at}",
-                String::from_utf8_lossy(hay)
-            );
-        }
+    fn regex() -> Oracle {
+        Oracle::new(PATTERN, find)
     }
 
     #[test]
@@ -164,8 +152,8 @@ mod tests {
             for _ in 0..rng() % 14 {
                 hay.extend_from_slice(parts[(rng() % parts.len() as u64) as usize]);
             }
-            check(&re, &hay);
-            matched += usize::from(re.is_match(&hay));
+            re.check(&hay);
+            matched += usize::from(re.re.is_match(&hay));
         }
         // Texts with a block were made, many times.
         assert!(matched > 1_000, "{matched}");
@@ -191,13 +179,13 @@ mod tests {
                 "-----BEGIN PRIVATE KEY-----".repeat(20)
             ),
         ] {
-            check(&re, hay.as_bytes());
+            re.check(hay.as_bytes());
         }
         let mut bad = key.as_bytes().to_vec();
         bad.insert(40, 0xff);
-        check(&re, &bad);
-        check(&re, &[&bad[..], key.as_bytes()].concat());
-        check(&re, &[key.as_bytes(), &[0xff], key.as_bytes()].concat());
+        re.check(&bad);
+        re.check(&[&bad[..], key.as_bytes()].concat());
+        re.check(&[key.as_bytes(), &[0xff], key.as_bytes()].concat());
         // 20,000 headers and one footer at the end after a byte that is not UTF-8, 20,000
         // headers without a footer, 20,000 headers each before a bad byte: found as the regex does, each byte searched or
         // checked at most twice (a search from each header again would take ~10^10 steps).
@@ -214,21 +202,12 @@ mod tests {
             [h.as_bytes(), b"-----END PRIVATE KEY-----"].concat(),
         ] {
             WALKED.with(|w| w.set(0));
-            assert_eq!(find(&hay, 0), re.find(&hay).map(|m| (m.start(), m.end())));
+            assert_eq!(
+                find(&hay, 0),
+                re.re.find(&hay).map(|m| (m.start(), m.end()))
+            );
             let walked = WALKED.with(|w| w.get());
             assert!(walked <= 2 * hay.len(), "{walked} for {}", hay.len());
         }
-    }
-
-    #[test]
-    fn the_builtin_private_key_detector_uses_this_pattern() {
-        let d = crate::detect::Detectors::compile(&[], 0.5).expect("compile");
-        let pem: Vec<_> = d
-            .list
-            .iter()
-            .filter(|d| d.hand == Some(crate::detect::Hand::Pem))
-            .collect();
-        assert_eq!(pem.len(), 1);
-        assert_eq!(&*pem[0].id, "private_key");
     }
 }
